@@ -1,0 +1,29 @@
+#ifndef MICRO_CLIBUV_SHIM_H
+#define MICRO_CLIBUV_SHIM_H
+#include <uv.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <pthread.h>
+
+/// Ignores SIGPIPE process-wide; libuv does not do it on Linux.
+static inline void micro_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+/// The process's soft fd limit (RLIMIT_NOFILE).
+#include <sys/resource.h>
+static inline long micro_fd_soft_limit(void) {
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0) return -1;
+    return (long)r.rlim_cur;
+}
+static inline int micro_set_fd_soft_limit(long n) {
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0) return -1;
+    r.rlim_cur = (rlim_t)n;
+    return setrlimit(RLIMIT_NOFILE, &r);
+}
+#endif

@@ -1,0 +1,343 @@
+internal import CLibUV
+
+/// Receives the events of one ``TCPConnection``. Every method is called on the connection's loop.
+public protocol TCPConnectionDelegate: AnyObject {
+    /// Bytes arrived. They live in a buffer shared by the loop and are valid only during the call:
+    /// copy what must outlive it. Output written during the call leaves in one write when it returns.
+    func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer)
+    /// The connection is closed; `error` is nil for an orderly close by either side. Called exactly once.
+    func connectionDidClose(_ connection: TCPConnection, error: UVError?)
+    /// Outbound data crossed the high watermark (`false`) or fell back below the low one (`true`).
+    func connectionWritabilityDidChange(_ connection: TCPConnection, isWritable: Bool)
+    /// Where the next read should go, when the delegate wants to read straight into its own buffer
+    /// (e.g. the rest of a large frame). Nil (the default) means the loop's shared read buffer.
+    func connectionReadBuffer(_ connection: TCPConnection) -> UnsafeMutableRawBufferPointer?
+    /// Bytes were read straight into the buffer returned by ``connectionReadBuffer(_:)``.
+    func connectionDidReadDirect(_ connection: TCPConnection, count: Int)
+}
+
+extension TCPConnectionDelegate {
+    public func connectionWritabilityDidChange(_ connection: TCPConnection, isWritable: Bool) {}
+    public func connectionReadBuffer(_ connection: TCPConnection) -> UnsafeMutableRawBufferPointer? { nil }
+    public func connectionDidReadDirect(_ connection: TCPConnection, count: Int) {}
+}
+
+/// A TCP connection on one event loop: reads into the loop's shared buffer, batches writes, and reports
+/// writability against watermarks.
+///
+/// Loop-confined: every method must be called on ``loop``'s thread (the type is `Sendable` only so that a
+/// reference can be carried to the loop). Outbound bytes are gathered in a buffer borrowed from the loop's
+/// pool and written once per loop turn (or at the end of a read callback): first with `uv_try_write`, and only
+/// what the socket did not take goes into a `uv_write_t`, which then owns the buffer (no copy).
+/// An idle connection holds neither a read nor a write buffer.
+///
+/// Not promised: delivery of bytes still queued when the connection is closed with ``close(error:)``
+/// (use ``closeAfterFlush()`` for that).
+public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendable {
+    enum State { case open, shuttingDown, closing, closed }
+
+    public unowned let loop: EventLoop
+    let handle: UnsafeMutablePointer<uv_tcp_t>
+    /// The delegate, held strongly until the connection closes. Loop-confined.
+    public var delegate: (any TCPConnectionDelegate)?
+
+    // Loop-confined state.
+    private var state: State = .open
+    private var out: UnsafeMutableRawBufferPointer?
+    private var outCount = 0
+    private var flushScheduled = false
+    private var reading = false
+    private var inReadCallback = false
+    private var closeError: UVError?
+    /// Bytes handed to libuv and not yet written.
+    private var queuedBytes = 0
+    public private(set) var isWritable = true
+    /// Output above this many bytes (buffered plus queued) makes the connection unwritable.
+    public var highWatermark = 1 << 22
+    /// Output at or below this many bytes makes it writable again.
+    public var lowWatermark = 1 << 20
+
+    init(loop: EventLoop) {
+        self.loop = loop
+        handle = .allocate(capacity: 1)
+        uv_tcp_init(loop.uvLoop, handle)
+        uv_handle_set_data(UVHandle.cast(handle), Unmanaged.passRetained(self).toOpaque())
+        loop.register(self)
+    }
+
+    @inline(__always)
+    static func from<H>(_ h: UnsafeMutablePointer<H>) -> TCPConnection {
+        Unmanaged<TCPConnection>.fromOpaque(uv_handle_get_data(UVHandle.cast(h))!).takeUnretainedValue()
+    }
+
+    private var stream: UnsafeMutablePointer<uv_stream_t> { UVHandle.stream(handle) }
+
+    /// Whether the connection is open (not closing or closed).
+    public var isOpen: Bool { state == .open }
+
+    /// The peer's address, if known.
+    public var remoteAddress: SocketAddress? {
+        var storage = sockaddr_storage()
+        var len = Int32(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_getpeername(handle, $0, &len) }
+        }
+        return rc == 0 ? SocketAddress.from(&storage) : nil
+    }
+
+    /// The local address, if known.
+    public var localAddress: SocketAddress? {
+        var storage = sockaddr_storage()
+        var len = Int32(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_getsockname(handle, $0, &len) }
+        }
+        return rc == 0 ? SocketAddress.from(&storage) : nil
+    }
+
+    // MARK: reading
+
+    /// Starts delivering reads to the delegate.
+    public func startReading() {
+        guard state == .open || state == .shuttingDown, !reading else { return }
+        reading = true
+        let rc = uv_read_start(stream, { h, suggested, buf in
+            let c = TCPConnection.from(h!)
+            if let direct = c.delegate?.connectionReadBuffer(c) {
+                buf!.pointee = uv_buf_init(direct.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(direct.count))
+            } else {
+                let shared = c.loop.readBuffer
+                buf!.pointee = uv_buf_init(shared.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(shared.count))
+            }
+        }, { s, nread, buf in
+            TCPConnection.from(s!).didRead(nread, base: buf!.pointee.base)
+        })
+        if rc < 0 { close(error: UVError(code: rc, operation: "read")) }
+    }
+
+    /// Stops reading (backpressure): the kernel's buffers fill and the peer's writes stall.
+    public func stopReading() {
+        guard reading else { return }
+        reading = false
+        if state == .open || state == .shuttingDown { uv_read_stop(stream) }
+    }
+
+    /// Whether reads are being delivered.
+    public var isReading: Bool { reading }
+
+    private func didRead(_ nread: Int, base: UnsafeMutablePointer<CChar>?) {
+        if nread < 0 {
+            if nread == Int(UV_EOF.rawValue) {
+                close(error: nil)
+            } else {
+                close(error: UVError(code: Int32(nread), operation: "read"))
+            }
+            return
+        }
+        guard nread > 0, let delegate, let base else { return }
+        inReadCallback = true
+        if UnsafeMutableRawPointer(base) == loop.readBuffer.baseAddress {
+            delegate.connectionDidRead(self, UnsafeRawBufferPointer(start: base, count: nread))
+        } else {
+            delegate.connectionDidReadDirect(self, count: nread)
+        }
+        inReadCallback = false
+        if outCount > 0 { flushNow() }
+    }
+
+    // MARK: writing
+
+    /// Number of bytes buffered or queued for writing.
+    public var pendingOutboundBytes: Int { outCount + queuedBytes }
+
+    /// Appends `bytes` to the outbound buffer. They leave at the end of this loop turn, batched with
+    /// everything else written in the same turn. Ignored once the connection is closing.
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        withOutbound(reserving: bytes.count) { p in
+            p.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            return bytes.count
+        }
+    }
+
+    /// Appends `bytes` (an array or other contiguous collection) to the outbound buffer.
+    public func write<C: Collection<UInt8>>(contentsOf bytes: C) {
+        let n = bytes.count
+        guard n > 0 else { return }
+        withOutbound(reserving: n) { p in
+            let raw = UnsafeMutableRawBufferPointer(start: p, count: n)
+            _ = raw.initializeMemory(as: UInt8.self, from: bytes)
+            return n
+        }
+    }
+
+    /// Lets `body` encode straight into the outbound buffer: it gets room for `reserving` bytes and returns
+    /// how many it wrote (at most `reserving`). No copy, no allocation once the loop's pool is warm.
+    @inline(__always)
+    public func withOutbound(reserving count: Int, _ body: (UnsafeMutableRawPointer) -> Int) {
+        guard state == .open else { return }
+        if out == nil || outCount + count > out!.count { grow(to: outCount + count) }
+        let written = body(out!.baseAddress! + outCount)
+        assert(written <= count)
+        outCount += written
+        if !flushScheduled && !inReadCallback {
+            flushScheduled = true
+            loop.scheduleFlush(self)
+        }
+        if isWritable && outCount + queuedBytes > highWatermark { setWritable(false) }
+    }
+
+    private func grow(to needed: Int) {
+        if let old = out {
+            let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: max(needed, old.count * 2), alignment: 16)
+            bigger.baseAddress!.copyMemory(from: old.baseAddress!, byteCount: outCount)
+            loop.returnBuffer(old)
+            out = bigger
+        } else {
+            out = loop.takeBuffer(minimumCapacity: needed)
+        }
+    }
+
+    /// Writes the outbound buffer now (normally this happens by itself once per loop turn).
+    public func flush() { flushNow() }
+
+    func flushNow() {
+        flushScheduled = false
+        guard outCount > 0, let buffer = out else { return }
+        guard state == .open || state == .shuttingDown else { return }
+        var written = 0
+        if queuedBytes == 0 {
+            var b = uv_buf_init(buffer.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(outCount))
+            let rc = uv_try_write(stream, &b, 1)
+            if rc > 0 {
+                written = Int(rc)
+            } else if rc < 0 && rc != Int32(UV_EAGAIN.rawValue) {
+                close(error: UVError(code: rc, operation: "write"))
+                return
+            }
+        }
+        if written == outCount {
+            outCount = 0
+            out = nil
+            loop.returnBuffer(buffer)
+            if !isWritable && queuedBytes <= lowWatermark { setWritable(true) }
+            return
+        }
+        // The socket is full: the rest goes into a write request that owns the buffer.
+        let rest = outCount - written
+        let req = WriteRequest.allocate(buffer: buffer, loop: loop)
+        out = nil
+        outCount = 0
+        var b = uv_buf_init((buffer.baseAddress! + written).assumingMemoryBound(to: CChar.self), UInt32(rest))
+        let rc = uv_write(req, stream, &b, 1) { req, status in
+            let (buffer, loop) = WriteRequest.release(req!)
+            let c = TCPConnection.from(req!.pointee.handle!)
+            loop.returnBuffer(buffer)
+            c.didWrite(status: status)
+        }
+        if rc < 0 {
+            let (buffer, _) = WriteRequest.release(req)
+            loop.returnBuffer(buffer)
+            close(error: UVError(code: rc, operation: "write"))
+            return
+        }
+        queuedBytes = uv_stream_get_write_queue_size(stream)
+        if isWritable && queuedBytes > highWatermark { setWritable(false) }
+    }
+
+    private func didWrite(status: Int32) {
+        if status < 0 {
+            if status != Int32(UV_ECANCELED.rawValue) { close(error: UVError(code: status, operation: "write")) }
+            return
+        }
+        queuedBytes = uv_stream_get_write_queue_size(stream)
+        if !isWritable && outCount + queuedBytes <= lowWatermark { setWritable(true) }
+    }
+
+    private func setWritable(_ writable: Bool) {
+        isWritable = writable
+        delegate?.connectionWritabilityDidChange(self, isWritable: writable)
+    }
+
+    // MARK: closing
+
+    /// Closes at once. Buffered and queued output is dropped. The delegate hears `connectionDidClose`
+    /// from the close callback, on a later loop turn. Idempotent.
+    public func close(error: UVError? = nil) {
+        guard state == .open || state == .shuttingDown else { return }
+        state = .closing
+        closeError = error
+        uv_close(UVHandle.cast(handle)) { h in
+            TCPConnection.from(h!).didClose()
+        }
+    }
+
+    /// Closes with a TCP reset (RST) instead of FIN, so the peer sees ECONNRESET.
+    public func reset() {
+        guard state == .open || state == .shuttingDown else { return }
+        state = .closing
+        closeError = nil
+        uv_tcp_close_reset(handle) { h in TCPConnection.from(h!).didClose() }
+    }
+
+    /// Writes what is buffered, then shuts the write side down and closes once the peer has it all
+    /// (or on any error).
+    public func closeAfterFlush() {
+        guard state == .open else { return }
+        flushNow()
+        guard state == .open else { return }
+        state = .shuttingDown
+        let req = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
+        let rc = uv_shutdown(req, stream) { req, _ in
+            let c = TCPConnection.from(req!.pointee.handle!)
+            req!.deallocate()
+            c.state = .open
+            c.close(error: nil)
+        }
+        if rc < 0 {
+            req.deallocate()
+            state = .open
+            close(error: nil)
+        }
+    }
+
+    private func didClose() {
+        state = .closed
+        if let buffer = out {
+            loop.returnBuffer(buffer)
+            out = nil
+            outCount = 0
+        }
+        loop.unregister(self)
+        let d = delegate
+        delegate = nil
+        d?.connectionDidClose(self, error: closeError)
+        handle.deallocate()
+        Unmanaged.passUnretained(self).release()
+    }
+
+    func closeForShutdown() { close(error: UVError(code: Int32(UV_ECANCELED.rawValue), operation: "event loop shutdown")) }
+}
+
+/// A `uv_write_t` followed by the buffer it owns, in one allocation.
+enum WriteRequest {
+    struct Tail {
+        var buffer: UnsafeMutableRawBufferPointer
+        var loop: Unmanaged<EventLoop>
+    }
+    static let tailOffset = (MemoryLayout<uv_write_t>.size + 15) & ~15
+    static let size = tailOffset + MemoryLayout<Tail>.size
+
+    static func allocate(buffer: UnsafeMutableRawBufferPointer, loop: EventLoop) -> UnsafeMutablePointer<uv_write_t> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        (raw + tailOffset).initializeMemory(as: Tail.self, repeating: Tail(buffer: buffer, loop: .passUnretained(loop)), count: 1)
+        return raw.bindMemory(to: uv_write_t.self, capacity: 1)
+    }
+
+    static func release(_ req: UnsafeMutablePointer<uv_write_t>) -> (UnsafeMutableRawBufferPointer, EventLoop) {
+        let raw = UnsafeMutableRawPointer(req)
+        let tail = (raw + tailOffset).load(as: Tail.self)
+        raw.deallocate()
+        return (tail.buffer, tail.loop.takeUnretainedValue())
+    }
+}

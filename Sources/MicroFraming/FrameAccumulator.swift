@@ -1,0 +1,140 @@
+/// Splits a byte stream into length-prefixed frames, decoding in place.
+///
+/// Every frame starts with a 4-byte big-endian payload length followed by `headerSize - 4` more header
+/// bytes: 10 in all for the multiplexed protocol (``FrameHeader``), 4 for the plain length-prefixed mode.
+/// Complete frames are handed out straight from the caller's buffer; only the tail of a frame that is still
+/// incomplete is copied, into a buffer that exists only while that frame is incomplete (so an idle
+/// connection holds none). For a large frame the rest can be read straight into that buffer
+/// (``directReadBuffer(minimum:)``), so its bytes are copied once at most.
+///
+/// A frame whose payload length exceeds ``maxPayload`` is a connection error: ``feed(_:_:)`` throws and
+/// the accumulator must not be fed again.
+public struct FrameAccumulator: ~Copyable {
+    /// Bytes of header in front of each payload (4 or more; the first 4 are the payload length).
+    public let headerSize: Int
+    /// The largest payload accepted.
+    public var maxPayload: Int
+
+    private var pending: UnsafeMutableRawPointer?
+    private var pendingCount = 0
+    private var pendingCapacity = 0
+
+    public init(headerSize: Int = FrameHeader.size, maxPayload: Int) {
+        precondition(headerSize >= 4)
+        self.headerSize = headerSize
+        self.maxPayload = maxPayload
+    }
+
+    deinit { pending?.deallocate() }
+
+    /// Bytes held for an incomplete frame.
+    public var bufferedByteCount: Int { pendingCount }
+
+    /// Bytes still missing from the incomplete frame, if its header is complete.
+    private func missingBytes() -> Int? {
+        guard pendingCount >= headerSize, let pending else { return nil }
+        let length = Int(UInt32(bigEndian: pending.loadUnaligned(as: UInt32.self)))
+        return headerSize + length - pendingCount
+    }
+
+    /// Feeds bytes read from the stream. `onFrame` gets each complete frame, header included; the bytes are
+    /// valid only during the call. It returns `false` to stop: the remaining input is then dropped (the
+    /// caller is closing the connection).
+    public mutating func feed(
+        _ input: UnsafeRawBufferPointer,
+        _ onFrame: (UnsafeRawBufferPointer) -> Bool
+    ) throws(FramingError) {
+        guard var p = input.baseAddress, input.count > 0 else { return }
+        var left = input.count
+        if pendingCount > 0 {
+            // Complete the pending frame first.
+            if pendingCount < headerSize {
+                let take = min(headerSize - pendingCount, left)
+                append(p, take)
+                p += take
+                left -= take
+                if pendingCount < headerSize { return }
+            }
+            let need = try frameSize(pending!)
+            reserve(need)
+            let take = min(need - pendingCount, left)
+            append(p, take)
+            p += take
+            left -= take
+            if pendingCount < need { return }
+            let keepGoing = onFrame(UnsafeRawBufferPointer(start: pending, count: need))
+            releasePending()
+            if !keepGoing { return }
+        }
+        // Hand out every complete frame in place.
+        while left >= headerSize {
+            let size = try frameSize(UnsafeRawPointer(p))
+            if size > left { break }
+            if !onFrame(UnsafeRawBufferPointer(start: p, count: size)) { return }
+            p += size
+            left -= size
+        }
+        if left > 0 {
+            if left >= headerSize {
+                reserve(try frameSize(UnsafeRawPointer(p)))
+            }
+            append(p, left)
+        }
+    }
+
+    /// When the incomplete frame still misses at least `minimum` bytes, the region of the pending buffer where
+    /// they go: the caller may read straight into it and then call ``commitDirectRead(_:_:)``.
+    public mutating func directReadBuffer(minimum: Int = 16 * 1024) -> UnsafeMutableRawBufferPointer? {
+        guard let missing = missingBytes(), missing >= minimum, let pending else { return nil }
+        return UnsafeMutableRawBufferPointer(start: pending + pendingCount, count: missing)
+    }
+
+    /// Accounts for `count` bytes read into the region given by ``directReadBuffer(minimum:)``.
+    public mutating func commitDirectRead(_ count: Int, _ onFrame: (UnsafeRawBufferPointer) -> Bool) {
+        guard let pending, let missing = missingBytes() else { return }
+        precondition(count <= missing)
+        pendingCount += count
+        if count == missing {
+            _ = onFrame(UnsafeRawBufferPointer(start: pending, count: pendingCount))
+            releasePending()
+        }
+    }
+
+    @inline(__always)
+    private func frameSize(_ p: UnsafeRawPointer) throws(FramingError) -> Int {
+        let length = Int(UInt32(bigEndian: p.loadUnaligned(as: UInt32.self)))
+        if length > maxPayload {
+            throw FramingError(.frameSizeError, "frame payload of \(length) bytes exceeds the limit of \(maxPayload)")
+        }
+        return headerSize + length
+    }
+
+    private mutating func reserve(_ capacity: Int) {
+        if pendingCapacity >= capacity { return }
+        let newCapacity = max(capacity, 256)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        if let pending {
+            buffer.copyMemory(from: pending, byteCount: pendingCount)
+            pending.deallocate()
+        }
+        pending = buffer
+        pendingCapacity = newCapacity
+    }
+
+    private mutating func append(_ p: UnsafeRawPointer, _ n: Int) {
+        guard n > 0 else { return }
+        if pendingCount + n > pendingCapacity {
+            // While the header is incomplete, reserve just enough for it; once it is known, the whole frame.
+            reserve(max(pendingCount + n, headerSize))
+        }
+        (pending! + pendingCount).copyMemory(from: p, byteCount: n)
+        pendingCount += n
+    }
+
+    private mutating func releasePending() {
+        pending?.deallocate()
+        pending = nil
+        pendingCount = 0
+        pendingCapacity = 0
+    }
+}

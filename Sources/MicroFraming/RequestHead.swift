@@ -1,0 +1,120 @@
+/// What a REQUEST frame says about the call it opens (docs/PROTOCOL.md §6.2).
+public struct RequestHead: Equatable, Sendable {
+    public var service: String
+    public var endpoint: String
+    public var contentType: String
+    /// The caller's remaining budget in microseconds when the frame was sent; 0 means no deadline.
+    /// Always relative: clocks of the two hosts are never compared.
+    public var timeoutMicroseconds: UInt64
+    /// 1 for the first attempt, 2 for the first retry, ...
+    public var attempt: UInt16
+    public var metadata: Metadata
+
+    public init(service: String, endpoint: String, contentType: String = "application/octet-stream",
+                timeoutMicroseconds: UInt64 = 0, attempt: UInt16 = 1, metadata: Metadata = [:]) {
+        self.service = service
+        self.endpoint = endpoint
+        self.contentType = contentType
+        self.timeoutMicroseconds = timeoutMicroseconds
+        self.attempt = attempt
+        self.metadata = metadata
+    }
+
+    public var encodedSize: Int {
+        ByteWriter.size16(service) + ByteWriter.size16(endpoint) + ByteWriter.size16(contentType) + 8 + 2 + metadata.encodedSize
+    }
+
+    public func encode(_ w: inout ByteWriter) {
+        w.string16(service)
+        w.string16(endpoint)
+        w.string16(contentType)
+        w.u64(timeoutMicroseconds)
+        w.u16(attempt)
+        metadata.encode(&w)
+    }
+
+    public static func decode(_ r: inout ByteReader) throws(FramingError) -> RequestHead {
+        let service = try r.string16("service")
+        let endpoint = try r.string16("endpoint")
+        let contentType = try r.string16("content type")
+        let timeout = try r.u64("deadline")
+        let attempt = try r.u16("attempt")
+        let metadata = try Metadata.decode(&r)
+        return RequestHead(service: service, endpoint: endpoint, contentType: contentType,
+                           timeoutMicroseconds: timeout, attempt: attempt, metadata: metadata)
+    }
+}
+
+/// The outcome a server reports in RESPONSE and END frames (docs/PROTOCOL.md §6.3).
+public enum Status: Equatable, Sendable {
+    /// The call succeeded.
+    case ok
+    /// The call ran (or may have run) and failed with an application code and message.
+    case error(code: UInt32, message: String)
+    /// The server did not start the work. `restartable`: a retry (on another node) is safe.
+    case nack(restartable: Bool, code: UInt32, message: String)
+
+    var kind: UInt8 {
+        switch self {
+        case .ok: 0
+        case .error: 1
+        case .nack(let restartable, _, _): restartable ? 2 : 3
+        }
+    }
+
+    public var encodedSize: Int {
+        switch self {
+        case .ok: 1 + 4 + 2
+        case .error(_, let m), .nack(_, _, let m): 1 + 4 + ByteWriter.size16(m)
+        }
+    }
+
+    public func encode(_ w: inout ByteWriter) {
+        w.u8(kind)
+        switch self {
+        case .ok:
+            w.u32(0)
+            w.u16(0)
+        case .error(let code, let m), .nack(_, let code, let m):
+            w.u32(code)
+            w.string16(m)
+        }
+    }
+
+    public static func decode(_ r: inout ByteReader) throws(FramingError) -> Status {
+        let kind = try r.u8("status")
+        let code = try r.u32("status code")
+        let message = try r.string16("status message")
+        switch kind {
+        case 0: return .ok
+        case 1: return .error(code: code, message: message)
+        case 2: return .nack(restartable: true, code: code, message: message)
+        case 3: return .nack(restartable: false, code: code, message: message)
+        default: throw FramingError(.protocolError, "unknown status kind \(kind)")
+        }
+    }
+}
+
+/// What a RESPONSE or a server's END frame says: status and metadata (docs/PROTOCOL.md §6.3).
+public struct ResponseHead: Equatable, Sendable {
+    public var status: Status
+    public var metadata: Metadata
+
+    public init(status: Status = .ok, metadata: Metadata = [:]) {
+        self.status = status
+        self.metadata = metadata
+    }
+
+    public var encodedSize: Int { status.encodedSize + metadata.encodedSize }
+
+    public func encode(_ w: inout ByteWriter) {
+        status.encode(&w)
+        metadata.encode(&w)
+    }
+
+    public static func decode(_ r: inout ByteReader) throws(FramingError) -> ResponseHead {
+        let status = try Status.decode(&r)
+        let metadata = try Metadata.decode(&r)
+        return ResponseHead(status: status, metadata: metadata)
+    }
+}
