@@ -1,5 +1,5 @@
 public import MicroEventLoop
-public import MicroFraming
+internal import MicroFraming
 
 /// Plain length-prefixed mode (4-byte big-endian length + payload, no multiplexing): echoes every complete
 /// frame back unchanged and in order. The reference workload of the transport benchmarks, and a template for

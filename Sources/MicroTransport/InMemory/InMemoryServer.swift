@@ -1,0 +1,106 @@
+internal import MicroFraming
+import Synchronization
+
+/// An in-memory ``ServerTransport`` bound to a name on an ``InMemoryNetwork``. Same stream semantics as the
+/// libuv transport (flow control, cancellation, drain), without sockets: for tests of the layers above.
+public final class InMemoryServer: ServerTransport {
+    struct State: ~Copyable {
+        var handler: (@Sendable (ServerStream) async -> Void)?
+        var draining = false
+        var inFlight: [UInt64: InMemoryStreamShared] = [:]
+        var nextID: UInt64 = 0
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    public let address: String
+    public let network: InMemoryNetwork
+    /// Per-stream credit, in message bytes, for each direction.
+    public let initialWindow: Int
+    private let state = Mutex(State())
+
+    public init(network: InMemoryNetwork, address: String, initialWindow: Int = 1 << 20) {
+        self.network = network
+        self.address = address
+        self.initialWindow = initialWindow
+    }
+
+    public func serve(_ handler: @escaping @Sendable (ServerStream) async -> Void) async throws {
+        try network.register(self, at: address)
+        state.withLock { $0.handler = handler }
+    }
+
+    public func drain(gracePeriod: Duration) async {
+        state.withLock { $0.draining = true }
+        network.unregister(address)
+        let deadline = ContinuousClock.now + gracePeriod
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitIdle() }
+            group.addTask { try? await Task.sleep(until: deadline) }
+            await group.next()
+            group.cancelAll()
+        }
+        let left = state.withLock { s in
+            defer { s.inFlight.removeAll() }
+            return Array(s.inFlight.values)
+        }
+        for stream in left { stream.cancel(reason: "server stopped after its grace period", fromClient: false) }
+        wakeIdleWaiters()
+    }
+
+    /// Streams being handled now.
+    public var inFlightCount: Int { state.withLock { $0.inFlight.count } }
+
+    private func waitIdle() async {
+        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+            let idle = state.withLock { s in
+                if s.inFlight.isEmpty { return true }
+                s.idleWaiters.append(cont)
+                return false
+            }
+            if idle { cont.resume() }
+        }
+    }
+
+    private func wakeIdleWaiters() {
+        let waiters = state.withLock { s in
+            defer { s.idleWaiters.removeAll() }
+            return s.idleWaiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    func accept(_ head: RequestHead, firstMessage: [UInt8]?, endOfInput: Bool) throws(TransportError) -> ClientStream {
+        let accepted: (UInt64, @Sendable (ServerStream) async -> Void)? = state.withLock { s in
+            guard !s.draining, let h = s.handler else { return nil }
+            s.nextID += 1
+            return (s.nextID, h)
+        }
+        guard let (id, handler) = accepted else {
+            throw TransportError(.notProcessed, "server \(address) is draining")
+        }
+        let shared = InMemoryStreamShared(window: initialWindow)
+        state.withLock { $0.inFlight[id] = shared }
+        if let firstMessage { shared.serverInbound.yield(.message(firstMessage)) }
+        if endOfInput {
+            shared.serverInbound.yield(.end)
+            shared.markClientFinished()
+        }
+        let stream = ServerStream(head: head, inbound: shared.serverInbound,
+                                  outbound: InMemoryServerOutbound(shared: shared), peer: "in-memory")
+        let task = Task {
+            await handler(stream)
+            await shared.handlerReturned()
+            self.finished(id)
+        }
+        shared.setHandlerTask(task)
+        return ClientStream(head: head, inbound: shared.clientInbound, outbound: InMemoryClientOutbound(shared: shared))
+    }
+
+    private func finished(_ id: UInt64) {
+        let wake = state.withLock { s in
+            s.inFlight.removeValue(forKey: id)
+            return s.inFlight.isEmpty
+        }
+        if wake { wakeIdleWaiters() }
+    }
+}
