@@ -1,0 +1,275 @@
+internal import MicroEventLoop
+internal import MicroFraming
+internal import MicroTransport
+
+/// The connections to one address, on one loop. Loop-confined.
+///
+/// A stream goes to the open connection with the fewest streams that still has room; a new connection is
+/// dialled only when every open (or opening) one is full. Callers that find no room wait, in order, up to
+/// `maxWaiters` of them, each until its own deadline. Broken connections leave the pool at once; a connection
+/// that receives DRAIN takes no new streams and finishes the ones it has. Idle connections close after the idle
+/// timeout; connections older than the maximum age (jittered) retire the same way.
+final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
+    typealias Completion = (Result<MuxConnection, TransportError>) -> Void
+
+    final class Waiter {
+        let completion: Completion
+        var timer: LoopTimer?
+        var done = false
+        init(completion: @escaping Completion) { self.completion = completion }
+    }
+
+    let address: SocketAddress
+    unowned let loop: EventLoop
+    let config: UVTransportConfiguration
+    /// Connections that finished the SETTINGS exchange and are not closed.
+    private(set) var ready: [MuxConnection] = []
+    /// Connections dialled or handshaking.
+    private(set) var opening = 0
+    private var handshaking: [MuxConnection] = []
+    private var waiters: [Waiter] = []
+    private var waiterHead = 0
+    /// Per-connection retirement time (loop ms), with jitter.
+    private var retireAt: [ObjectIdentifier: UInt64] = [:]
+    private var housekeeping: LoopTimer?
+    private var isShutdown = false
+    /// Dials made since the pool was created (for tests and metrics).
+    private(set) var dialCount = 0
+
+    init(address: SocketAddress, loop: EventLoop, config: UVTransportConfiguration) {
+        self.address = address
+        self.loop = loop
+        self.config = config
+    }
+
+    var waitingCount: Int { waiters.count - waiterHead }
+
+    /// Finds a connection with room for one more stream, dialling or waiting as needed. `completion` runs on
+    /// the loop exactly once.
+    func acquire(deadline: ContinuousClock.Instant?, _ completion: @escaping Completion) {
+        if isShutdown {
+            completion(.failure(TransportError(.shutdown, "the client transport is shut down")))
+            return
+        }
+        if let c = bestConnection() {
+            completion(.success(c))
+            return
+        }
+        guard waitingCount < config.maxWaiters else {
+            completion(.failure(TransportError(.poolExhausted, "\(waitingCount) callers already wait for a stream to \(address)")))
+            return
+        }
+        let waiter = Waiter(completion: completion)
+        if let deadline {
+            let left = deadline - .now
+            if left <= .zero {
+                completion(.failure(TransportError(.deadlineExceeded, "deadline passed while waiting for a connection to \(address)")))
+                return
+            }
+            let ms = UInt64(max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+            waiter.timer = LoopTimer(loop: loop, timeout: ms) { [weak self, weak waiter] _ in
+                guard let waiter, !waiter.done else { return }
+                waiter.done = true
+                waiter.timer = nil
+                waiter.completion(.failure(TransportError(.deadlineExceeded, "no stream to \(self?.address.description ?? "?") became free before the deadline")))
+                self?.compactWaiters()
+            }
+        }
+        waiters.append(waiter)
+        if ready.count + opening < config.maxConnectionsPerAddress && needsAnotherConnection() {
+            dial()
+        }
+    }
+
+    /// Whether the connections being opened cannot absorb the waiters.
+    private func needsAnotherConnection() -> Bool {
+        let perConnection = config.maxStreamsPerConnection
+        return waitingCount > opening * perConnection
+    }
+
+    private func bestConnection() -> MuxConnection? {
+        var best: MuxConnection?
+        let now = loop.nowMilliseconds
+        for c in ready where c.acceptsNewStreams && !retired(c, now: now) {
+            if c.activeStreams < c.streamCapacity(limit: config.maxStreamsPerConnection) {
+                if best == nil || c.activeStreams < best!.activeStreams { best = c }
+            }
+        }
+        return best
+    }
+
+    private func retired(_ c: MuxConnection, now: UInt64) -> Bool {
+        guard let at = retireAt[ObjectIdentifier(c)] else { return false }
+        return now >= at
+    }
+
+    private func dial() {
+        opening += 1
+        dialCount += 1
+        startHousekeeping()
+        TCPConnection.connect(on: loop, to: address, timeoutMilliseconds: config.dialTimeoutMilliseconds) { [self] result in
+            switch result {
+            case .success(let tcp):
+                if isShutdown {
+                    opening -= 1
+                    tcp.close()
+                    return
+                }
+                let c = MuxConnection(role: .client, tcp: tcp, settings: config.settings)
+                c.owner = self
+                handshaking.append(c)
+                c.start()
+            case .failure(let error):
+                opening -= 1
+                failWaitersIfStuck(TransportError(.connectFailed, "\(error)"))
+            }
+        }
+    }
+
+    /// After a failed dial: waiters that no open or opening connection can serve fail now (retry-safe).
+    private func failWaitersIfStuck(_ error: TransportError) {
+        serveWaiters()
+        if opening == 0 && bestConnection() == nil {
+            let stuck = waiters[waiterHead...]
+            waiters.removeAll()
+            waiterHead = 0
+            for w in stuck where !w.done {
+                w.done = true
+                w.timer?.cancel()
+                w.completion(.failure(error))
+            }
+        }
+    }
+
+    private func serveWaiters() {
+        while waiterHead < waiters.count {
+            let w = waiters[waiterHead]
+            if w.done {
+                waiterHead += 1
+                continue
+            }
+            guard let c = bestConnection() else { break }
+            waiterHead += 1
+            w.done = true
+            w.timer?.cancel()
+            w.timer = nil
+            w.completion(.success(c))
+        }
+        compactWaiters()
+        if waitingCount > 0 && ready.count + opening < config.maxConnectionsPerAddress && needsAnotherConnection() {
+            dial()
+        }
+    }
+
+    private func compactWaiters() {
+        if waiterHead == waiters.count {
+            waiters.removeAll(keepingCapacity: true)
+            waiterHead = 0
+        } else if waiterHead > 64 && waiterHead * 2 > waiters.count {
+            waiters.removeFirst(waiterHead)
+            waiterHead = 0
+        }
+    }
+
+    // MARK: MuxConnectionOwner
+
+    func muxConnectionReady(_ connection: MuxConnection) {
+        guard let i = handshaking.firstIndex(where: { $0 === connection }) else { return }
+        handshaking.remove(at: i)
+        opening -= 1
+        ready.append(connection)
+        if config.maxConnectionAgeMilliseconds > 0 {
+            let base = config.maxConnectionAgeMilliseconds
+            let jitter = UInt64.random(in: 0...(base / 5))
+            retireAt[ObjectIdentifier(connection)] = loop.nowMilliseconds + base - base / 10 + jitter
+        }
+        serveWaiters()
+    }
+
+    func muxConnectionStreamClosed(_ connection: MuxConnection) {
+        if waitingCount > 0 { serveWaiters() }
+    }
+
+    func muxConnectionDraining(_ connection: MuxConnection) {
+        // It stays in `ready` until it closes, but `acceptsNewStreams` is false now.
+        if waitingCount > 0 { serveWaiters() }
+    }
+
+    func muxConnectionClosed(_ connection: MuxConnection, error: TransportError?) {
+        retireAt.removeValue(forKey: ObjectIdentifier(connection))
+        if let i = ready.firstIndex(where: { $0 === connection }) {
+            ready.remove(at: i)
+        } else if let i = handshaking.firstIndex(where: { $0 === connection }) {
+            handshaking.remove(at: i)
+            opening -= 1
+            failWaitersIfStuck(TransportError(.connectFailed, "connection to \(address) closed during the handshake: \(error?.message ?? "closed")"))
+            return
+        }
+        if waitingCount > 0 { serveWaiters() }
+    }
+
+    // MARK: housekeeping
+
+    private func startHousekeeping() {
+        guard housekeeping == nil else { return }
+        let interval = max(10, config.housekeepingIntervalMilliseconds)
+        housekeeping = LoopTimer(loop: loop, timeout: interval, repeatEvery: interval) { [weak self] _ in
+            self?.tick()
+        }
+        housekeeping?.unref()
+    }
+
+    private func tick() {
+        let now = loop.nowMilliseconds
+        for c in ready + handshaking {
+            guard c.tick(now: now, keepaliveInterval: config.keepaliveIntervalMilliseconds,
+                         pingTimeout: config.pingTimeoutMilliseconds, settingsTimeout: config.settingsTimeoutMilliseconds) else { continue }
+            if c.activeStreams == 0 {
+                let idleFor = c.idleSince > 0 ? now - c.idleSince : 0
+                if config.idleTimeoutMilliseconds > 0 && idleFor >= config.idleTimeoutMilliseconds {
+                    c.close(TransportError(.connectionClosed, "idle timeout"))
+                } else if retired(c, now: now) {
+                    c.close(TransportError(.connectionClosed, "maximum connection age reached"))
+                }
+            }
+        }
+    }
+
+    /// Closes every connection; waiting callers and open streams fail with `shutdown`.
+    func shutdown() {
+        guard !isShutdown else { return }
+        isShutdown = true
+        housekeeping?.cancel()
+        housekeeping = nil
+        let error = TransportError(.shutdown, "the client transport is shut down")
+        let pendingWaiters = waiters[waiterHead...]
+        waiters.removeAll()
+        waiterHead = 0
+        for w in pendingWaiters where !w.done {
+            w.done = true
+            w.timer?.cancel()
+            w.completion(.failure(error))
+        }
+        for c in ready + handshaking { c.close(error) }
+    }
+
+    /// Snapshot for tests and metrics.
+    var stats: PoolStats {
+        PoolStats(ready: ready.count, opening: opening, waiting: waitingCount,
+                  streams: ready.reduce(0) { $0 + $1.activeStreams }, dials: dialCount)
+    }
+}
+
+/// Counters of one address's pool.
+public struct PoolStats: Sendable, Equatable {
+    /// Connections ready for streams (including draining ones not yet closed).
+    public var ready: Int
+    /// Connections being dialled or handshaking.
+    public var opening: Int
+    /// Callers waiting for a stream slot.
+    public var waiting: Int
+    /// Streams open on the ready connections.
+    public var streams: Int
+    /// Dials since the pool was created.
+    public var dials: Int
+}

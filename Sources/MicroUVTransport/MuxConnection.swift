@@ -1,0 +1,582 @@
+internal import MicroEventLoop
+internal import MicroFraming
+internal import MicroTransport
+
+/// Who owns a connection and hears about its capacity and its end. Called on the connection's loop.
+protocol MuxConnectionOwner: AnyObject {
+    /// A stream ended, so the connection can take another.
+    func muxConnectionStreamClosed(_ connection: MuxConnection)
+    /// The peer's SETTINGS arrived (client: the connection is ready for streams).
+    func muxConnectionReady(_ connection: MuxConnection)
+    /// The peer sent DRAIN: no new streams on this connection.
+    func muxConnectionDraining(_ connection: MuxConnection)
+    /// The connection is closed; every stream on it has ended.
+    func muxConnectionClosed(_ connection: MuxConnection, error: TransportError?)
+}
+
+/// One connection of the multiplexed protocol (docs/PROTOCOL.md), client or server side.
+///
+/// Loop-confined: all state lives on the TCP connection's loop. Frames are decoded in place from the loop's
+/// read buffer; frames written while handling a read burst leave in one write at its end; other writes leave
+/// once per loop turn.
+final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
+    enum Role { case client, server }
+
+    let role: Role
+    let tcp: TCPConnection
+    unowned let loop: EventLoop
+    weak var owner: (any MuxConnectionOwner)?
+    let localSettings: Settings
+    /// The peer's limits: the protocol's defaults until its SETTINGS arrive.
+    private(set) var peerSettings = Settings()
+    private(set) var peerSettingsReceived = false
+    /// Server: the handler for new streams.
+    var handler: (@Sendable (ServerStream) async -> Void)?
+
+    private var accumulator: FrameAccumulator
+    /// Server: preface bytes still expected.
+    private var prefaceRemaining: Int
+    private(set) var streams: [UInt32: MuxStream] = [:]
+    /// Client: the last id handed out. Server: the highest id seen.
+    private(set) var lastStreamID: UInt32 = 0
+    /// Server: streams above this id are refused after a drain. Client: set by a received DRAIN.
+    private(set) var drainLimit: UInt32 = .max
+    private(set) var isDraining = false
+    private(set) var isClosed = false
+    private var closeReason: TransportError?
+    /// Loop time (ms) of the last frame received, the connection's creation and the last time it had no stream.
+    private(set) var lastReadAt: UInt64
+    let createdAt: UInt64
+    private(set) var idleSince: UInt64
+    private var pingSentAt: UInt64?
+    private var pingCounter: UInt64 = 0
+    /// The last measured round trip of a PING, in milliseconds.
+    private(set) var lastRoundTripMilliseconds: UInt64?
+    /// Streams waiting for the socket to become writable.
+    private var blocked: [MuxStream] = []
+    let peerDescription: String
+
+    init(role: Role, tcp: TCPConnection, settings: Settings) {
+        self.role = role
+        self.tcp = tcp
+        self.loop = tcp.loop
+        self.localSettings = settings
+        accumulator = FrameAccumulator(headerSize: FrameHeader.size, maxPayload: Int(settings.maxFrameSize))
+        prefaceRemaining = role == .server ? ConnectionPreface.bytes.count : 0
+        let now = tcp.loop.nowMilliseconds
+        lastReadAt = now
+        createdAt = now
+        idleSince = now
+        peerDescription = tcp.remoteAddress?.description ?? "unknown"
+    }
+
+    /// Starts the connection: the client sends its preface, both send SETTINGS, reading starts.
+    func start() {
+        tcp.delegate = self
+        if role == .client {
+            tcp.write(contentsOf: ConnectionPreface.bytes)
+        }
+        let settings = localSettings
+        tcp.withOutbound(reserving: FrameEncoder.settingsSize(settings)) { FrameEncoder.encodeSettings(settings, into: $0) }
+        tcp.startReading()
+    }
+
+    var activeStreams: Int { streams.count }
+
+    /// How many streams this connection may carry at once: our own limit and the peer's.
+    func streamCapacity(limit: Int) -> Int { min(limit, Int(peerSettings.maxConcurrentStreams)) }
+
+    /// Whether new streams may be opened on this connection.
+    var acceptsNewStreams: Bool { !isClosed && !isDraining && lastStreamID < UInt32.max - 1 }
+
+    // MARK: client: opening streams
+
+    /// Opens a client stream: one REQUEST frame, with the first message and the end of input when given.
+    func openStream(head: RequestHead, firstMessage: [UInt8]?, endOfInput: Bool) throws(TransportError) -> ClientStream {
+        precondition(role == .client)
+        guard acceptsNewStreams else {
+            throw TransportError(.notProcessed, "connection to \(peerDescription) is draining or closed")
+        }
+        let size = FrameEncoder.requestSize(head, messageCount: firstMessage?.count)
+        guard size - FrameHeader.size <= Int(peerSettings.maxFrameSize) else {
+            throw TransportError(.messageTooLarge, "request of \(size - FrameHeader.size) bytes exceeds the peer's maximum frame size of \(peerSettings.maxFrameSize)")
+        }
+        guard head.metadata.isEncodable else { throw TransportError(.invalidState, "metadata too large to encode") }
+        lastStreamID += 1
+        let id = lastStreamID
+        let stream = MuxStream(id: id, connection: self, sendWindow: Int(peerSettings.initialWindow),
+                               receiveWindow: Int(localSettings.initialWindow))
+        let loop = self.loop
+        let inbound = InboundQueue<ClientInboundPart>(
+            measure: { if case .message(let m) = $0 { m.count } else { 0 } },
+            creditThreshold: Int(localSettings.initialWindow / 2),
+            onCredit: { n in MuxConnection.onLoop(loop) { stream.connection.grantCredit(stream, n) } },
+            onCancel: { MuxConnection.onLoop(loop) { stream.connection.cancelStream(stream, reason: "the caller's task was cancelled") } })
+        stream.inbound = .client(inbound)
+        stream.localEnded = endOfInput
+        streams[id] = stream
+        idleSince = 0
+        tcp.withOutbound(reserving: size) { p in
+            if let firstMessage {
+                return firstMessage.withUnsafeBytes { b in
+                    FrameEncoder.encodeRequest(stream: id, head, message: b, endStream: endOfInput, into: p)
+                }
+            }
+            return FrameEncoder.encodeRequest(stream: id, head, message: nil, endStream: endOfInput, into: p)
+        }
+        return ClientStream(head: head, inbound: inbound, outbound: MuxClientOutbound(stream: stream, loop: loop))
+    }
+
+    @inline(__always)
+    static func onLoop(_ loop: EventLoop, _ body: @escaping @Sendable () -> Void) {
+        if loop.inEventLoop { body() } else { loop.execute(body) }
+    }
+
+    // MARK: sending on streams (loop)
+
+    /// Sends a DATA or END frame now if credit and the socket allow; returns false when it must wait.
+    func trySend(_ stream: MuxStream, _ frame: MuxStream.PendingFrame) throws(TransportError) -> Bool {
+        if stream.closed { throw closeReason ?? TransportError(.invalidState, "the stream has ended") }
+        if stream.localEnded && stream.pending.isEmpty {
+            throw TransportError(.invalidState, "the stream's sending side is already finished")
+        }
+        switch frame {
+        case .data(let m, _):
+            guard m.count <= Int(peerSettings.maxFrameSize) else {
+                throw TransportError(.messageTooLarge, "message of \(m.count) bytes exceeds the peer's maximum frame size of \(peerSettings.maxFrameSize)")
+            }
+        case .end(let head):
+            if let head, !head.metadata.isEncodable { throw TransportError(.invalidState, "metadata too large to encode") }
+        }
+        if !stream.pending.isEmpty { return false }
+        if !tcp.isWritable {
+            if !blocked.contains(where: { $0 === stream }) { blocked.append(stream) }
+            return false
+        }
+        if case .data = frame, stream.sendWindow <= 0 { return false }
+        write(stream, frame)
+        return true
+    }
+
+    private func write(_ stream: MuxStream, _ frame: MuxStream.PendingFrame) {
+        let id = stream.id
+        switch frame {
+        case .data(let m, let end):
+            stream.sendWindow -= m.count
+            tcp.withOutbound(reserving: FrameEncoder.dataSize(messageCount: m.count)) { p in
+                m.withUnsafeBytes { FrameEncoder.encodeData(stream: id, message: $0, endStream: end, into: p) }
+            }
+            if end { localEnd(stream) }
+        case .end(let head):
+            if role == .server && !stream.sentHead {
+                // Trailers only: one RESPONSE frame with the end.
+                let h = head ?? ResponseHead()
+                stream.sentHead = true
+                tcp.withOutbound(reserving: FrameEncoder.responseSize(h, messageCount: nil)) { p in
+                    FrameEncoder.encodeResponse(stream: id, h, message: nil, endStream: true, into: p)
+                }
+            } else {
+                let h = role == .server ? (head ?? ResponseHead()) : nil
+                tcp.withOutbound(reserving: FrameEncoder.endSize(h)) { FrameEncoder.encodeEnd(stream: id, h, into: $0) }
+            }
+            localEnd(stream)
+        }
+    }
+
+    /// Server: sends the RESPONSE head, with the first message and the end when given.
+    func sendHead(_ stream: MuxStream, _ head: ResponseHead, message: UnsafeRawBufferPointer?, endStream: Bool) throws(TransportError) {
+        if stream.closed { throw closeReason ?? TransportError(.invalidState, "the stream has ended") }
+        guard !stream.sentHead, !stream.localEnded else { throw TransportError(.invalidState, "the response head was already sent") }
+        let size = FrameEncoder.responseSize(head, messageCount: message?.count)
+        guard size - FrameHeader.size <= Int(peerSettings.maxFrameSize) else {
+            throw TransportError(.messageTooLarge, "response of \(size - FrameHeader.size) bytes exceeds the peer's maximum frame size of \(peerSettings.maxFrameSize)")
+        }
+        guard head.metadata.isEncodable else { throw TransportError(.invalidState, "metadata too large to encode") }
+        stream.sentHead = true
+        let id = stream.id
+        tcp.withOutbound(reserving: size) { p in
+            FrameEncoder.encodeResponse(stream: id, head, message: message, endStream: endStream, into: p)
+        }
+        if endStream { localEnd(stream) }
+    }
+
+    private func localEnd(_ stream: MuxStream) {
+        stream.localEnded = true
+        // A server's stream is over once it ended its direction; a client's once the server ended its own.
+        if role == .server || stream.remoteEnded { complete(stream) }
+    }
+
+    /// Sends what waits on `stream` while credit and the socket allow.
+    private func pump(_ stream: MuxStream) {
+        while !stream.pending.isEmpty && !stream.closed {
+            guard tcp.isWritable else {
+                if !blocked.contains(where: { $0 === stream }) { blocked.append(stream) }
+                return
+            }
+            let next = stream.pending[0]
+            if case .data = next.frame, stream.sendWindow <= 0 { return }
+            stream.pending.removeFirst()
+            write(stream, next.frame)
+            next.continuation?.resume()
+        }
+    }
+
+    func grantCredit(_ stream: MuxStream, _ bytes: Int) {
+        guard !stream.closed, !isClosed, bytes > 0 else { return }
+        stream.receiveWindow += bytes
+        let id = stream.id
+        tcp.withOutbound(reserving: FrameEncoder.windowSize) {
+            FrameEncoder.encodeWindow(stream: id, increment: UInt32(min(bytes, Int(Int32.max))), into: $0)
+        }
+    }
+
+    /// Cancels a stream locally and tells the peer.
+    func cancelStream(_ stream: MuxStream, reason: String) {
+        guard !stream.closed, !isClosed else { return }
+        let id = stream.id
+        let reason = String(reason.utf8.prefix(1024)) ?? "cancelled"
+        tcp.withOutbound(reserving: FrameEncoder.cancelSize(reason: reason)) {
+            FrameEncoder.encodeCancel(stream: id, code: .cancelled, reason: reason, into: $0)
+        }
+        remove(stream, error: TransportError(.cancelled, reason))
+    }
+
+    /// The stream finished normally at both ends.
+    private func complete(_ stream: MuxStream) {
+        remove(stream, error: nil)
+    }
+
+    private func remove(_ stream: MuxStream, error: TransportError?) {
+        guard streams.removeValue(forKey: stream.id) != nil else {
+            stream.terminate(error)
+            return
+        }
+        if error == nil, case .server(let q) = stream.inbound {
+            // The server answered; client messages nobody reads any more are dropped.
+            q.finish(throwing: TransportError(.cancelled, "the server ended the stream"))
+        }
+        stream.terminate(error)
+        if streams.isEmpty {
+            idleSince = loop.nowMilliseconds
+            if isDraining && role == .client { tcp.closeAfterFlush() }
+        }
+        owner?.muxConnectionStreamClosed(self)
+    }
+
+    // MARK: reading
+
+    func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {
+        var input = bytes
+        if prefaceRemaining > 0 {
+            let expected = ConnectionPreface.bytes
+            let offset = expected.count - prefaceRemaining
+            let n = min(prefaceRemaining, input.count)
+            for i in 0..<n where input[i] != expected[offset + i] {
+                fail(.badPreface, "the connection did not start with the protocol preface")
+                return
+            }
+            prefaceRemaining -= n
+            input = UnsafeRawBufferPointer(rebasing: input[n...])
+            if input.isEmpty { return }
+        }
+        lastReadAt = loop.nowMilliseconds
+        do {
+            try accumulator.feed(input) { frame in self.handle(frame) }
+        } catch {
+            fail(error.code, error.reason)
+        }
+    }
+
+    func connectionReadBuffer(_ connection: TCPConnection) -> UnsafeMutableRawBufferPointer? {
+        prefaceRemaining > 0 ? nil : accumulator.directReadBuffer()
+    }
+
+    func connectionDidReadDirect(_ connection: TCPConnection, count: Int) {
+        lastReadAt = loop.nowMilliseconds
+        accumulator.commitDirectRead(count) { frame in self.handle(frame) }
+    }
+
+    func connectionWritabilityDidChange(_ connection: TCPConnection, isWritable: Bool) {
+        if isWritable {
+            if role == .server { tcp.startReading() }
+            let waiting = blocked
+            blocked.removeAll()
+            for s in waiting { pump(s) }
+        } else if role == .server {
+            // Backpressure: a client that does not read its responses is not read from either.
+            tcp.stopReading()
+        }
+    }
+
+    func connectionDidClose(_ connection: TCPConnection, error: UVError?) {
+        let reason = closeReason ?? TransportError(.connectionClosed, error.map { "connection to \(peerDescription) lost: \($0)" } ?? "connection to \(peerDescription) closed")
+        isClosed = true
+        closeReason = reason
+        let open = Array(streams.values)
+        streams.removeAll()
+        for s in open { s.terminate(reason) }
+        blocked.removeAll()
+        owner?.muxConnectionClosed(self, error: reason)
+    }
+
+    /// Handles one complete frame; returns false to stop reading (the connection is failing).
+    private func handle(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let frame: Frame?
+        do {
+            frame = try Frame.decode(bytes)
+        } catch {
+            fail(error.code, error.reason)
+            return false
+        }
+        guard let frame else { return true }  // unknown type: ignored
+        if !peerSettingsReceived {
+            guard case .settings(false, _) = frame else {
+                fail(.protocolError, "the first frame must be SETTINGS")
+                return false
+            }
+        }
+        switch frame {
+        case .settings(let ack, let payload):
+            if ack { return true }
+            do {
+                peerSettings = try Settings().applying(payload)
+            } catch {
+                fail(error.code, error.reason)
+                return false
+            }
+            tcp.withOutbound(reserving: FrameEncoder.settingsAckSize) { FrameEncoder.encodeSettingsAck(into: $0) }
+            if !peerSettingsReceived {
+                peerSettingsReceived = true
+                owner?.muxConnectionReady(self)
+            }
+        case .request(let id, let head, let message, let endStream):
+            return receiveRequest(id, head, message, endStream)
+        case .response(let id, let head, let message, let endStream):
+            guard role == .client else { return protocolViolation("RESPONSE sent to a server") }
+            guard let stream = try? clientStream(id) else { return !isClosed }
+            if stream.sentHead { return protocolViolation("second RESPONSE on stream \(id)") }
+            stream.sentHead = true
+            guard case .client(let q) = stream.inbound else { return true }
+            q.yield(.head(head))
+            if let message { q.yield(.message(Array(message))) }
+            if endStream {
+                q.yield(.end(head))
+                remoteEnd(stream)
+            }
+        case .data(let id, let message, let endStream):
+            guard let stream = try? knownStream(id) else { return !isClosed }
+            if stream.remoteEnded { return protocolViolation("DATA after the end of stream \(id)") }
+            if role == .client && !stream.sentHead { return protocolViolation("DATA before RESPONSE on stream \(id)") }
+            if stream.receiveWindow <= 0 {
+                fail(.flowControlError, "DATA on stream \(id) without credit")
+                return false
+            }
+            stream.receiveWindow -= message.count
+            switch stream.inbound {
+            case .client(let q):
+                q.yield(.message(Array(message)))
+                if endStream { q.yield(.end(nil)) }
+            case .server(let q):
+                q.yield(.message(Array(message)))
+                if endStream { q.yield(.end) }
+            case nil: break
+            }
+            if endStream { remoteEnd(stream) }
+        case .end(let id, let head):
+            guard let stream = try? knownStream(id) else { return !isClosed }
+            if stream.remoteEnded { return protocolViolation("END after the end of stream \(id)") }
+            switch stream.inbound {
+            case .client(let q):
+                guard let head else { return protocolViolation("END without a status from the server on stream \(id)") }
+                if !stream.sentHead {
+                    stream.sentHead = true
+                    q.yield(.head(head))
+                }
+                q.yield(.end(head))
+            case .server(let q):
+                q.yield(.end)
+            case nil: break
+            }
+            remoteEnd(stream)
+        case .cancel(let id, let code, let reason):
+            guard let stream = try? knownStream(id) else { return !isClosed }
+            remove(stream, error: TransportError(.cancelled, "cancelled by the peer (\(code)): \(reason)"))
+        case .window(let id, let increment):
+            if id == 0 { return true }  // reserved
+            guard let stream = try? knownStream(id) else { return !isClosed }
+            stream.sendWindow += Int(increment)
+            if stream.sendWindow > Int(Int32.max) {
+                fail(.flowControlError, "WINDOW overflow on stream \(id)")
+                return false
+            }
+            pump(stream)
+        case .ping(let ack, let opaque):
+            if ack {
+                if let sent = pingSentAt, opaque == pingCounter {
+                    lastRoundTripMilliseconds = loop.nowMilliseconds - sent
+                    pingSentAt = nil
+                }
+            } else {
+                tcp.withOutbound(reserving: FrameEncoder.pingSize) { FrameEncoder.encodePing(ack: true, opaque: opaque, into: $0) }
+            }
+        case .drain(let last, let code, let reason):
+            receiveDrain(lastStream: last, code: code, reason: reason)
+            return code == .noError
+        }
+        return !isClosed
+    }
+
+    private func protocolViolation(_ reason: String) -> Bool {
+        fail(.protocolError, reason)
+        return false
+    }
+
+    /// A stream that exists, or nil for a frame about a stream that already ended (ignored); throws (and fails
+    /// the connection) for a stream that was never opened.
+    private func knownStream(_ id: UInt32) throws(TransportError) -> MuxStream? {
+        if let s = streams[id] { return s }
+        if id <= lastStreamID { return nil }
+        fail(.protocolError, "frame for stream \(id), which was never opened")
+        throw TransportError(.protocolError, "unknown stream")
+    }
+
+    private func clientStream(_ id: UInt32) throws(TransportError) -> MuxStream? { try knownStream(id) }
+
+    private func remoteEnd(_ stream: MuxStream) {
+        stream.remoteEnded = true
+        if role == .client { complete(stream) }
+    }
+
+    // MARK: server: accepting streams
+
+    private func receiveRequest(_ id: UInt32, _ head: RequestHead, _ message: UnsafeRawBufferPointer?, _ endStream: Bool) -> Bool {
+        guard role == .server else { return protocolViolation("REQUEST sent to a client") }
+        guard id > lastStreamID else { return protocolViolation("REQUEST with stream id \(id) not above \(lastStreamID)") }
+        lastStreamID = id
+        if id > drainLimit { return true }  // sent after our DRAIN: not processed, the client retries elsewhere
+        if streams.count >= Int(localSettings.maxConcurrentStreams) {
+            let refusal = ResponseHead(status: .nack(restartable: true, code: ErrorCode.refusedStream.rawValue,
+                                                     message: "too many concurrent streams (\(localSettings.maxConcurrentStreams))"))
+            tcp.withOutbound(reserving: FrameEncoder.responseSize(refusal, messageCount: nil)) {
+                FrameEncoder.encodeResponse(stream: id, refusal, message: nil, endStream: true, into: $0)
+            }
+            return true
+        }
+        guard let handler else { return true }
+        let stream = MuxStream(id: id, connection: self, sendWindow: Int(peerSettings.initialWindow),
+                               receiveWindow: Int(localSettings.initialWindow))
+        let loop = self.loop
+        let inbound = InboundQueue<ServerInboundPart>(
+            measure: { if case .message(let m) = $0 { m.count } else { 0 } },
+            creditThreshold: Int(localSettings.initialWindow / 2),
+            onCredit: { n in MuxConnection.onLoop(loop) { stream.connection.grantCredit(stream, n) } })
+        stream.inbound = .server(inbound)
+        if let message { inbound.yield(.message(Array(message))) }
+        if endStream {
+            inbound.yield(.end)
+            stream.remoteEnded = true
+        }
+        streams[id] = stream
+        idleSince = 0
+        let serverStream = ServerStream(head: head, inbound: inbound, outbound: MuxServerOutbound(stream: stream, loop: loop),
+                                        peer: peerDescription)
+        stream.handlerTask = Task(executorPreference: loop) {
+            await handler(serverStream)
+            MuxConnection.onLoop(loop) { stream.connection.handlerReturned(stream) }
+        }
+        return true
+    }
+
+    /// Ends a stream whose handler returned without ending it, so the client never waits forever.
+    private func handlerReturned(_ stream: MuxStream) {
+        guard !stream.closed, !stream.localEnded else { return }
+        stream.pending.removeAll()
+        let head = ResponseHead(status: .error(code: 13, message: "the handler returned without ending the stream"))
+        write(stream, .end(head))
+    }
+
+    // MARK: drain, ping, errors
+
+    /// Server: tells the client to open no new streams here; streams up to the last seen id continue.
+    func beginDrain(reason: String = "server is shutting down") {
+        guard !isClosed, !isDraining else { return }
+        isDraining = true
+        drainLimit = lastStreamID
+        let last = lastStreamID
+        tcp.withOutbound(reserving: FrameEncoder.drainSize(reason: reason)) {
+            FrameEncoder.encodeDrain(lastStream: last, code: .noError, reason: reason, into: $0)
+        }
+        if streams.isEmpty && role == .client { tcp.closeAfterFlush() }
+    }
+
+    private func receiveDrain(lastStream: UInt32, code: ErrorCode, reason: String) {
+        if code != .noError {
+            closeReason = TransportError(.connectionClosed, "peer closed the connection (\(code)): \(reason)")
+            // Streams the peer never saw were not processed.
+            for s in streams.values where s.id > lastStream {
+                remove(s, error: TransportError(.notProcessed, "peer closed the connection before processing the stream (\(code)): \(reason)"))
+            }
+            tcp.close(error: nil)
+            return
+        }
+        isDraining = true
+        drainLimit = lastStream
+        for s in Array(streams.values) where s.id > lastStream {
+            remove(s, error: TransportError(.notProcessed, "peer is draining and did not process the stream: \(reason)"))
+        }
+        owner?.muxConnectionDraining(self)
+        if streams.isEmpty && role == .client { tcp.closeAfterFlush() }
+    }
+
+    /// A connection error: tell the peer why (DRAIN with the code), end every stream, close.
+    func fail(_ code: ErrorCode, _ reason: String) {
+        guard !isClosed else { return }
+        let error = TransportError(code == .flowControlError || code == .protocolError || code == .frameSizeError || code == .badPreface
+                                   ? .protocolError : .connectionClosed, "\(code): \(reason)")
+        closeReason = error
+        let last = lastStreamID
+        let r = String(reason.utf8.prefix(1024)) ?? "error"
+        tcp.withOutbound(reserving: FrameEncoder.drainSize(reason: r)) {
+            FrameEncoder.encodeDrain(lastStream: last, code: code, reason: r, into: $0)
+        }
+        isClosed = true
+        let open = Array(streams.values)
+        streams.removeAll()
+        for s in open { s.terminate(error) }
+        tcp.closeAfterFlush()
+    }
+
+    /// Closes now; open streams end with `error`.
+    func close(_ error: TransportError) {
+        guard !isClosed else { return }
+        closeReason = error
+        tcp.close(error: nil)
+    }
+
+    /// Housekeeping, called periodically by the owner: settings timeout, keepalive ping and its timeout.
+    /// Returns false when the connection was found dead and is closing.
+    func tick(now: UInt64, keepaliveInterval: UInt64, pingTimeout: UInt64, settingsTimeout: UInt64) -> Bool {
+        guard !isClosed else { return false }
+        if !peerSettingsReceived && now - createdAt >= settingsTimeout {
+            fail(.settingsTimeout, "no SETTINGS within \(settingsTimeout) ms")
+            return false
+        }
+        if let sent = pingSentAt {
+            if now - sent >= pingTimeout {
+                fail(.pingTimeout, "no PING answer within \(pingTimeout) ms")
+                return false
+            }
+        } else if keepaliveInterval > 0 && now - lastReadAt >= keepaliveInterval {
+            sendPing(now: now)
+        }
+        return true
+    }
+
+    func sendPing(now: UInt64) {
+        guard !isClosed, pingSentAt == nil else { return }
+        pingCounter &+= 1
+        pingSentAt = now
+        let opaque = pingCounter
+        tcp.withOutbound(reserving: FrameEncoder.pingSize) { FrameEncoder.encodePing(ack: false, opaque: opaque, into: $0) }
+    }
+}

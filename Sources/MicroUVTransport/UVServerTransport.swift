@@ -1,0 +1,119 @@
+public import MicroEventLoop
+public import MicroTransport
+import Synchronization
+
+/// The server side of the libuv transport: listens on every loop of the group (`SO_REUSEPORT`), speaks the
+/// multiplexed protocol on each accepted connection, and runs each stream's handler as a task on the
+/// connection's own loop (the loop is the task's executor), so a call never changes threads.
+public final class UVServerTransport: ServerTransport {
+    public let group: EventLoopGroup
+    public let configuration: UVTransportConfiguration
+    private let requestedAddress: SocketAddress
+    private let listener = Mutex<TCPListener?>(nil)
+    private let perLoop: [ServerLoopState]
+
+    public init(group: EventLoopGroup, address: SocketAddress, configuration: UVTransportConfiguration = UVTransportConfiguration()) {
+        self.group = group
+        self.configuration = configuration
+        self.requestedAddress = address
+        perLoop = group.loops.map { ServerLoopState(loop: $0, config: configuration) }
+    }
+
+    /// The bound address once serving (with the real port when port 0 was asked for).
+    public var localAddress: SocketAddress? { listener.withLock { $0?.localAddress } }
+
+    public func serve(_ handler: @escaping @Sendable (ServerStream) async -> Void) async throws {
+        let states = perLoop
+        let l = try await TCPListener.bind(loops: group.loops, address: requestedAddress) { tcp in
+            let state = states[tcp.loop.index]
+            state.accept(tcp, handler: handler)
+        }
+        listener.withLock { $0 = l }
+    }
+
+    /// Streams open now, over all connections.
+    public func activeStreamCount() async -> Int {
+        var n = 0
+        for s in perLoop { n += (try? await s.loop.submit { s.streamCount }) ?? 0 }
+        return n
+    }
+
+    /// Connections open now.
+    public func connectionCount() async -> Int {
+        var n = 0
+        for s in perLoop { n += (try? await s.loop.submit { s.connections.count }) ?? 0 }
+        return n
+    }
+
+    public func drain(gracePeriod: Duration) async {
+        if let l = listener.withLock({ $0 }) { await l.close() }
+        for s in perLoop { _ = try? await s.loop.submit { s.drain() } }
+        let deadline = ContinuousClock.now + gracePeriod
+        while ContinuousClock.now < deadline {
+            if await activeStreamCount() == 0 { break }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        for s in perLoop { _ = try? await s.loop.submit { s.closeAll() } }
+    }
+}
+
+/// The server's connections on one loop. Loop-confined.
+final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
+    unowned let loop: EventLoop
+    let config: UVTransportConfiguration
+    var connections: [ObjectIdentifier: MuxConnection] = [:]
+    var draining = false
+    private var housekeeping: LoopTimer?
+
+    init(loop: EventLoop, config: UVTransportConfiguration) {
+        self.loop = loop
+        self.config = config
+    }
+
+    var streamCount: Int { connections.values.reduce(0) { $0 + $1.activeStreams } }
+
+    func accept(_ tcp: TCPConnection, handler: @escaping @Sendable (ServerStream) async -> Void) {
+        if draining {
+            tcp.close()
+            return
+        }
+        let c = MuxConnection(role: .server, tcp: tcp, settings: config.settings)
+        c.handler = handler
+        c.owner = self
+        connections[ObjectIdentifier(c)] = c
+        c.start()
+        if housekeeping == nil {
+            let interval = max(10, config.housekeepingIntervalMilliseconds)
+            housekeeping = LoopTimer(loop: loop, timeout: interval, repeatEvery: interval) { [weak self] _ in self?.tick() }
+            housekeeping?.unref()
+        }
+    }
+
+    private func tick() {
+        let now = loop.nowMilliseconds
+        for c in Array(connections.values) {
+            _ = c.tick(now: now, keepaliveInterval: config.keepaliveIntervalMilliseconds,
+                       pingTimeout: config.pingTimeoutMilliseconds, settingsTimeout: config.settingsTimeoutMilliseconds)
+        }
+    }
+
+    func drain() {
+        draining = true
+        for c in connections.values { c.beginDrain() }
+    }
+
+    func closeAll() {
+        housekeeping?.cancel()
+        housekeeping = nil
+        for c in Array(connections.values) { c.fail(.noError, "server stopped") }
+    }
+
+    func muxConnectionStreamClosed(_ connection: MuxConnection) {
+        if draining && connection.activeStreams == 0 { connection.fail(.noError, "server drained") }
+    }
+    func muxConnectionReady(_ connection: MuxConnection) {}
+    func muxConnectionDraining(_ connection: MuxConnection) {}
+    func muxConnectionClosed(_ connection: MuxConnection, error: TransportError?) {
+        connections.removeValue(forKey: ObjectIdentifier(connection))
+    }
+}
