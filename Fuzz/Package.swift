@@ -1,0 +1,22 @@
+// swift-tools-version:6.0
+// libFuzzer targets for the parsers of MicroFraming. Build and run them with `Fuzz/run TARGET|all SECONDS`
+// (see Fuzz/README.md): without --sanitize=fuzzer the binaries link but do nothing.
+import PackageDescription
+
+let package = Package(
+    name: "swift-micro-fuzz",
+    dependencies: [
+        .package(name: "swift-micro", path: ".."),
+    ],
+    targets: [
+        .executableTarget(
+            name: "FuzzFraming",
+            dependencies: [.product(name: "MicroFraming", package: "swift-micro")]
+        ),
+        .executableTarget(
+            name: "FuzzSettings",
+            dependencies: [.product(name: "MicroFraming", package: "swift-micro")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
