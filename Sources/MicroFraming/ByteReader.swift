@@ -74,14 +74,32 @@ public struct ByteWriter {
 
     @inlinable public mutating func bytes(_ b: [UInt8]) { b.withUnsafeBytes { bytes($0) } }
 
+    /// Writes a u16-prefixed UTF-8 string. A string above 65,535 bytes is cut at the last whole character that
+    /// fits (callers that must not lose bytes check ``fits16(_:)`` first); it never traps.
     public mutating func string16(_ s: String) {
         var s = s
         s.withUTF8 { u in
-            u16(UInt16(u.count))
-            bytes(UnsafeRawBufferPointer(u))
+            let n = ByteWriter.clampedCount16(u)
+            u16(UInt16(n))
+            bytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(u)[0..<n]))
         }
     }
 
-    /// The encoded size of a u16-prefixed string.
-    public static func size16(_ s: String) -> Int { 2 + s.utf8.count }
+    /// The encoded size of a u16-prefixed string (after clamping, as ``string16(_:)`` writes it).
+    public static func size16(_ s: String) -> Int {
+        let n = s.utf8.count
+        if n <= Int(UInt16.max) { return 2 + n }
+        var s = s
+        return 2 + s.withUTF8 { clampedCount16($0) }
+    }
+
+    /// Whether `s` fits a u16 length without being cut.
+    public static func fits16(_ s: String) -> Bool { s.utf8.count <= Int(UInt16.max) }
+
+    static func clampedCount16(_ u: UnsafeBufferPointer<UInt8>) -> Int {
+        var n = min(u.count, Int(UInt16.max))
+        // Back up over continuation bytes (10xxxxxx) so the cut falls between characters.
+        if n < u.count { while n > 0 && u[n] & 0xC0 == 0x80 { n -= 1 } }
+        return n
+    }
 }

@@ -20,6 +20,11 @@ public struct RequestHead: Equatable, Sendable {
         self.metadata = metadata
     }
 
+    /// Whether every field fits the wire format without being cut.
+    public var isEncodable: Bool {
+        ByteWriter.fits16(service) && ByteWriter.fits16(endpoint) && ByteWriter.fits16(contentType) && metadata.isEncodable
+    }
+
     public var encodedSize: Int {
         ByteWriter.size16(service) + ByteWriter.size16(endpoint) + ByteWriter.size16(contentType) + 8 + 2 + metadata.encodedSize
     }
@@ -106,6 +111,9 @@ public struct ResponseHead: Equatable, Sendable {
     }
 
     public var encodedSize: Int { status.encodedSize + metadata.encodedSize }
+
+    /// Whether the metadata fits the wire format. (A status message above 65,535 bytes is cut, never refused.)
+    public var isEncodable: Bool { metadata.isEncodable }
 
     public func encode(_ w: inout ByteWriter) {
         status.encode(&w)

@@ -46,25 +46,26 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
 
     /// Finds a connection with room for one more stream, dialling or waiting as needed. `completion` runs on
     /// the loop exactly once.
-    func acquire(deadline: ContinuousClock.Instant?, _ completion: @escaping Completion) {
+    @discardableResult
+    func acquire(deadline: ContinuousClock.Instant?, _ completion: @escaping Completion) -> Waiter? {
         if isShutdown {
             completion(.failure(TransportError(.shutdown, "the client transport is shut down")))
-            return
+            return nil
         }
         if let c = bestConnection() {
             completion(.success(c))
-            return
+            return nil
         }
         guard waitingCount < config.maxWaiters else {
             completion(.failure(TransportError(.poolExhausted, "\(waitingCount) callers already wait for a stream to \(address)")))
-            return
+            return nil
         }
         let waiter = Waiter(completion: completion)
         if let deadline {
             let left = deadline - .now
             if left <= .zero {
                 completion(.failure(TransportError(.deadlineExceeded, "deadline passed while waiting for a connection to \(address)")))
-                return
+                return nil
             }
             let ms = UInt64(max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
             waiter.timer = LoopTimer(loop: loop, timeout: ms) { [weak self, weak waiter] _ in
@@ -79,6 +80,17 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
         if ready.count + opening < config.maxConnectionsPerAddress && needsAnotherConnection() {
             dial()
         }
+        return waiter.done ? nil : waiter
+    }
+
+    /// Gives up waiting (the caller's task was cancelled).
+    func cancel(_ waiter: Waiter, error: TransportError) {
+        guard !waiter.done else { return }
+        waiter.done = true
+        waiter.timer?.cancel()
+        waiter.timer = nil
+        waiter.completion(.failure(error))
+        compactWaiters()
     }
 
     /// Whether the connections being opened cannot absorb the waiters.
@@ -128,7 +140,8 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
 
     /// After a failed dial: waiters that no open or opening connection can serve fail now (retry-safe).
     private func failWaitersIfStuck(_ error: TransportError) {
-        serveWaiters()
+        // No re-dial here: a dead address would be dialled in a loop. The next caller dials again.
+        serveWaiters(dialIfNeeded: false)
         if opening == 0 && bestConnection() == nil {
             let stuck = waiters[waiterHead...]
             waiters.removeAll()
@@ -141,7 +154,7 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
         }
     }
 
-    private func serveWaiters() {
+    private func serveWaiters(dialIfNeeded: Bool = true) {
         while waiterHead < waiters.count {
             let w = waiters[waiterHead]
             if w.done {
@@ -156,7 +169,7 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
             w.completion(.success(c))
         }
         compactWaiters()
-        if waitingCount > 0 && ready.count + opening < config.maxConnectionsPerAddress && needsAnotherConnection() {
+        if dialIfNeeded && waitingCount > 0 && ready.count + opening < config.maxConnectionsPerAddress && needsAnotherConnection() {
             dial()
         }
     }

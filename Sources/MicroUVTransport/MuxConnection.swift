@@ -101,7 +101,9 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         guard size - FrameHeader.size <= Int(peerSettings.maxFrameSize) else {
             throw TransportError(.messageTooLarge, "request of \(size - FrameHeader.size) bytes exceeds the peer's maximum frame size of \(peerSettings.maxFrameSize)")
         }
-        guard head.metadata.isEncodable else { throw TransportError(.invalidState, "metadata too large to encode") }
+        guard head.isEncodable else {
+            throw TransportError(.invalidState, "request head too large to encode (a name, the content type or metadata is above 65,535 bytes)")
+        }
         lastStreamID += 1
         let id = lastStreamID
         let stream = MuxStream(id: id, connection: self, sendWindow: Int(peerSettings.initialWindow),
@@ -146,7 +148,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
                 throw TransportError(.messageTooLarge, "message of \(m.count) bytes exceeds the peer's maximum frame size of \(peerSettings.maxFrameSize)")
             }
         case .end(let head):
-            if let head, !head.metadata.isEncodable { throw TransportError(.invalidState, "metadata too large to encode") }
+            if let head, !head.isEncodable { throw TransportError(.invalidState, "metadata too large to encode") }
         }
         if !stream.pending.isEmpty { return false }
         if !tcp.isWritable {
@@ -191,7 +193,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         guard size - FrameHeader.size <= Int(peerSettings.maxFrameSize) else {
             throw TransportError(.messageTooLarge, "response of \(size - FrameHeader.size) bytes exceeds the peer's maximum frame size of \(peerSettings.maxFrameSize)")
         }
-        guard head.metadata.isEncodable else { throw TransportError(.invalidState, "metadata too large to encode") }
+        guard head.isEncodable else { throw TransportError(.invalidState, "metadata too large to encode") }
         stream.sentHead = true
         let id = stream.id
         tcp.withOutbound(reserving: size) { p in
@@ -221,7 +223,10 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         }
     }
 
-    func grantCredit(_ stream: MuxStream, _ bytes: Int) {
+    func grantCredit(_ stream: MuxStream, _ taken: Int) {
+        let owed = min(taken, stream.creditDebt)
+        stream.creditDebt -= owed
+        let bytes = taken - owed
         guard !stream.closed, !isClosed, bytes > 0 else { return }
         stream.receiveWindow += bytes
         let id = stream.id
@@ -358,7 +363,10 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             stream.sentHead = true
             guard case .client(let q) = stream.inbound else { return true }
             q.yield(.head(head))
-            if let message { q.yield(.message(Array(message))) }
+            if let message {
+                stream.creditDebt += message.count  // not flow controlled: taking it returns no credit
+                q.yield(.message(Array(message)))
+            }
             if endStream {
                 q.yield(.end(head))
                 remoteEnd(stream)
@@ -471,7 +479,10 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             creditThreshold: Int(localSettings.initialWindow / 2),
             onCredit: { n in MuxConnection.onLoop(loop) { stream.connection.grantCredit(stream, n) } })
         stream.inbound = .server(inbound)
-        if let message { inbound.yield(.message(Array(message))) }
+        if let message {
+            stream.creditDebt += message.count  // not flow controlled: taking it returns no credit
+            inbound.yield(.message(Array(message)))
+        }
         if endStream {
             inbound.yield(.end)
             stream.remoteEnded = true
@@ -534,7 +545,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         let error = TransportError(code == .flowControlError || code == .protocolError || code == .frameSizeError || code == .badPreface
                                    ? .protocolError : .connectionClosed, "\(code): \(reason)")
         closeReason = error
-        let last = lastStreamID
+        // Streams above an earlier DRAIN's limit were never processed: the limit must not rise.
+        let last = min(lastStreamID, drainLimit)
         let r = String(reason.utf8.prefix(1024)) ?? "error"
         tcp.withOutbound(reserving: FrameEncoder.drainSize(reason: r)) {
             FrameEncoder.encodeDrain(lastStream: last, code: code, reason: r, into: $0)

@@ -28,6 +28,9 @@ final class MuxStream: @unchecked Sendable {
     var sendWindow: Int
     /// Credit the peer still has for its DATA frames towards us.
     var receiveWindow: Int
+    /// Bytes of messages that were not flow controlled (in REQUEST/RESPONSE) still to be taken: taking them
+    /// returns no credit.
+    var creditDebt = 0
     /// Sends waiting for credit or for the socket to drain, in order.
     var pending: [PendingSend] = []
     /// We ended our direction (or queued the end).

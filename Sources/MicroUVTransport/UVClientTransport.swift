@@ -47,23 +47,36 @@ public final class UVClientTransport: ClientTransport {
     ) async throws(TransportError) -> ClientStream {
         if isShutdown.load(ordering: .relaxed) { throw TransportError(.shutdown, "the client transport is shut down") }
         let pool = try pool(for: address)
+        let pending = PendingAcquire()
         do {
-            return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<ClientStream, any Error>) in
-                let work: @Sendable () -> Void = {
-                    pool.acquire(deadline: deadline) { result in
-                        switch result {
-                        case .success(let connection):
-                            do {
-                                cont.resume(returning: try connection.openStream(head: head, firstMessage: firstMessage, endOfInput: endOfInput))
-                            } catch {
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (cont: CheckedContinuation<ClientStream, any Error>) in
+                    let work: @Sendable () -> Void = {
+                        if pending.cancelled {
+                            cont.resume(throwing: TransportError(.cancelled, "the caller's task was cancelled"))
+                            return
+                        }
+                        pending.waiter = pool.acquire(deadline: deadline) { result in
+                            pending.waiter = nil
+                            switch result {
+                            case .success(let connection):
+                                do {
+                                    cont.resume(returning: try connection.openStream(head: head, firstMessage: firstMessage, endOfInput: endOfInput))
+                                } catch {
+                                    cont.resume(throwing: error)
+                                }
+                            case .failure(let error):
                                 cont.resume(throwing: error)
                             }
-                        case .failure(let error):
-                            cont.resume(throwing: error)
                         }
                     }
+                    if !pool.loop.execute(work) { cont.resume(throwing: TransportError(.shutdown, "the event loop is shut down")) }
                 }
-                if !pool.loop.execute(work) { cont.resume(throwing: TransportError(.shutdown, "the event loop is shut down")) }
+            } onCancel: {
+                pool.loop.execute {
+                    pending.cancelled = true
+                    if let w = pending.waiter { pool.cancel(w, error: TransportError(.cancelled, "the caller's task was cancelled")) }
+                }
             }
         } catch let e as TransportError {
             throw e
@@ -83,4 +96,10 @@ public final class UVClientTransport: ClientTransport {
         let all = pools.withLock { Array($0.values) }
         for p in all { _ = try? await p.loop.submit { p.shutdown() } }
     }
+}
+
+/// A caller waiting in a pool, so that cancelling its task can take it out. Loop-confined (the pool's loop).
+private final class PendingAcquire: @unchecked Sendable {
+    var waiter: ConnectionPool.Waiter?
+    var cancelled = false
 }

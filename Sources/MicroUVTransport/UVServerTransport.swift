@@ -105,7 +105,7 @@ final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
     func closeAll() {
         housekeeping?.cancel()
         housekeeping = nil
-        for c in Array(connections.values) { c.fail(.noError, "server stopped") }
+        for c in Array(connections.values) { c.fail(.cancelled, "server stopped: grace period over") }
     }
 
     func muxConnectionStreamClosed(_ connection: MuxConnection) {
