@@ -117,6 +117,30 @@ struct PoolTests {
         await h.stop()
     }
 
+    @Test func connectionsRetireAtTheirMaximumAge() async throws {
+        var clientConfig = UVTransportConfiguration()
+        clientConfig.maxConnectionAgeMilliseconds = 200
+        clientConfig.housekeepingIntervalMilliseconds = 20
+        let h = try await Harness.start(client: clientConfig)
+        let head = RequestHead(service: "s", endpoint: "e")
+        _ = try await withTimeout(10) { try await h.client.unary(to: h.address, head: head, message: []) }
+        #expect(await h.client.poolStats(for: h.address)?.dials == 1)
+        // Calls keep the connection busy, but past its age (200 ms ± 10%) new calls go to a new connection.
+        try await withTimeout(10) {
+            let start = ContinuousClock.now
+            while ContinuousClock.now - start < .milliseconds(600) {
+                let r = try await h.client.unary(to: h.address, head: head, message: [1])
+                #expect(r.status == .ok)
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        let dials = await h.client.poolStats(for: h.address)?.dials ?? 0
+        #expect(dials >= 2, "an old connection takes no new streams")
+        #expect(dials <= 5, "retirement happens once per age, not on every call")
+        try await eventually(5, "retired connections closed") { await h.client.poolStats(for: h.address)?.ready ?? 0 <= 1 }
+        await h.stop()
+    }
+
     @Test func connectFailureIsRetrySafe() async throws {
         // Bind and close a listener to get a port nobody listens on.
         let g = EventLoopGroup(threads: 1)
