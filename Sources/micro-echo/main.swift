@@ -31,7 +31,7 @@ while let a = args.next() {
 
 let group = EventLoopGroup(threads: threads)
 let listener = try await TCPListener.bind(loops: group.loops, address: try SocketAddress(host: host, port: port)) { connection in
-    LengthPrefixedEchoHandler.serve(connection)
+    LengthPrefixedConnection.echo(connection)
 }
 let banner = "micro-echo listening on \(listener.localAddress) with \(threads) loop(s)\n"
 _ = banner.withCString { write(1, $0, strlen($0)) }
