@@ -19,7 +19,7 @@ public final class InboundQueue<Part: Sendable>: Sendable {
         var uncredited = 0
     }
 
-    private enum Outcome { case wait, part(Part), end, fail(any Error) }
+    private enum Outcome { case wait, part(Part), end, fail(any Error), cancelled }
 
     private let state = Mutex(State())
     private let measure: @Sendable (Part) -> Int
@@ -45,6 +45,8 @@ public final class InboundQueue<Part: Sendable>: Sendable {
     }
 
     /// Adds a part. Returns false (dropping it) once the queue is finished.
+    @_specialize(exported: true, where Part == ClientInboundPart)
+    @_specialize(exported: true, where Part == ServerInboundPart)
     @discardableResult
     public func yield(_ part: Part) -> Bool {
         let waiter: CheckedContinuation<Part?, any Error>?? = state.withLock { s in
@@ -68,6 +70,8 @@ public final class InboundQueue<Part: Sendable>: Sendable {
 
     /// Ends the queue: after the buffered parts, ``next()`` returns nil, or throws `error` when given.
     /// An error discards parts not yet taken. Idempotent: the first call wins.
+    @_specialize(exported: true, where Part == ClientInboundPart)
+    @_specialize(exported: true, where Part == ServerInboundPart)
     public func finish(throwing error: TransportError? = nil) {
         let waiter: CheckedContinuation<Part?, any Error>? = state.withLock { s in
             if s.finished { return nil }
@@ -91,6 +95,8 @@ public final class InboundQueue<Part: Sendable>: Sendable {
 
     /// The next part; nil after a clean end. Throws the queue's error, `CancellationError` when the task
     /// is cancelled, or `invalidState` when another consumer is already waiting.
+    @_specialize(exported: true, where Part == ClientInboundPart)
+    @_specialize(exported: true, where Part == ServerInboundPart)
     public func next() async throws -> Part? {
         if let ready = try takeReady() { return ready }
         return try await withTaskCancellationHandler {
@@ -104,7 +110,7 @@ public final class InboundQueue<Part: Sendable>: Sendable {
                     }
                     if s.finished { return s.failure.map { .fail($0) } ?? .end }
                     if s.waiter != nil { return .fail(TransportError(.invalidState, "another task is already receiving")) }
-                    if Task.isCancelled { return .fail(CancellationError()) }
+                    if Task.isCancelled { return .cancelled }
                     s.waiter = cont
                     return .wait
                 }
@@ -113,6 +119,9 @@ public final class InboundQueue<Part: Sendable>: Sendable {
                 case .part(let p): taken(p); cont.resume(returning: p)
                 case .end: cont.resume(returning: nil)
                 case .fail(let e): cont.resume(throwing: e)
+                case .cancelled:
+                    cont.resume(throwing: CancellationError())
+                    onCancel()
                 }
             }
         } onCancel: {
@@ -128,6 +137,8 @@ public final class InboundQueue<Part: Sendable>: Sendable {
         }
     }
 
+    @_specialize(exported: true, where Part == ClientInboundPart)
+    @_specialize(exported: true, where Part == ServerInboundPart)
     private func takeReady() throws -> Part?? {
         let r: Result<Part?, any Error>? = state.withLock { s in
             if s.head < s.items.count {
@@ -148,6 +159,8 @@ public final class InboundQueue<Part: Sendable>: Sendable {
         return .some(p)
     }
 
+    @_specialize(exported: true, where Part == ClientInboundPart)
+    @_specialize(exported: true, where Part == ServerInboundPart)
     private func taken(_ part: Part) {
         let n = measure(part)
         guard n > 0 else { return }

@@ -5,6 +5,7 @@ import Synchronization
 /// in order.
 final class CreditGate: Sendable {
     struct Waiter {
+        var id: UInt64
         var bytes: Int
         var continuation: CheckedContinuation<Void, any Error>
     }
@@ -12,6 +13,7 @@ final class CreditGate: Sendable {
         var window: Int
         var waiters: [Waiter] = []
         var failure: TransportError?
+        var nextID: UInt64 = 0
     }
     private let state: Mutex<State>
 
@@ -19,18 +21,31 @@ final class CreditGate: Sendable {
 
     /// Waits until the window is positive (and earlier waiters are served), then takes `bytes` from it.
     func acquire(_ bytes: Int) async throws(TransportError) {
+        let id = state.withLock { s in
+            s.nextID += 1
+            return s.nextID
+        }
         do {
-            try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
-                let result: Result<Void, TransportError>? = state.withLock { s in
-                    if let f = s.failure { return .failure(f) }
-                    if s.window > 0 && s.waiters.isEmpty {
-                        s.window -= bytes
-                        return .success(())
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+                    let result: Result<Void, TransportError>? = state.withLock { s in
+                        if let f = s.failure { return .failure(f) }
+                        if Task.isCancelled { return .failure(TransportError(.cancelled, "the sending task was cancelled")) }
+                        if s.window > 0 && s.waiters.isEmpty {
+                            s.window -= bytes
+                            return .success(())
+                        }
+                        s.waiters.append(Waiter(id: id, bytes: bytes, continuation: cont))
+                        return nil
                     }
-                    s.waiters.append(Waiter(bytes: bytes, continuation: cont))
-                    return nil
+                    if let result { cont.resume(with: result.mapError { $0 as any Error }) }
                 }
-                if let result { cont.resume(with: result.mapError { $0 as any Error }) }
+            } onCancel: {
+                let waiter: Waiter? = state.withLock { s in
+                    guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                    return s.waiters.remove(at: i)
+                }
+                waiter?.continuation.resume(throwing: TransportError(.cancelled, "the sending task was cancelled"))
             }
         } catch let e as TransportError {
             throw e

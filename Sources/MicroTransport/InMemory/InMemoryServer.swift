@@ -9,7 +9,6 @@ public final class InMemoryServer: ServerTransport {
         var draining = false
         var inFlight: [UInt64: InMemoryStreamShared] = [:]
         var nextID: UInt64 = 0
-        var idleWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     public let address: String
@@ -30,44 +29,22 @@ public final class InMemoryServer: ServerTransport {
     }
 
     public func drain(gracePeriod: Duration) async {
+        // New streams get `notProcessed` while draining; the address is freed at the end.
         state.withLock { $0.draining = true }
-        network.unregister(address)
         let deadline = ContinuousClock.now + gracePeriod
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.waitIdle() }
-            group.addTask { try? await Task.sleep(until: deadline) }
-            await group.next()
-            group.cancelAll()
+        while ContinuousClock.now < deadline && inFlightCount > 0 {
+            try? await Task.sleep(for: .milliseconds(5))
         }
         let left = state.withLock { s in
             defer { s.inFlight.removeAll() }
             return Array(s.inFlight.values)
         }
         for stream in left { stream.cancel(reason: "server stopped after its grace period", fromClient: false) }
-        wakeIdleWaiters()
+        network.unregister(address)
     }
 
     /// Streams being handled now.
     public var inFlightCount: Int { state.withLock { $0.inFlight.count } }
-
-    private func waitIdle() async {
-        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
-            let idle = state.withLock { s in
-                if s.inFlight.isEmpty { return true }
-                s.idleWaiters.append(cont)
-                return false
-            }
-            if idle { cont.resume() }
-        }
-    }
-
-    private func wakeIdleWaiters() {
-        let waiters = state.withLock { s in
-            defer { s.idleWaiters.removeAll() }
-            return s.idleWaiters
-        }
-        for w in waiters { w.resume() }
-    }
 
     func accept(_ head: RequestHead, firstMessage: [UInt8]?, endOfInput: Bool) throws(TransportError) -> ClientStream {
         let accepted: (UInt64, @Sendable (ServerStream) async -> Void)? = state.withLock { s in
@@ -97,10 +74,6 @@ public final class InMemoryServer: ServerTransport {
     }
 
     private func finished(_ id: UInt64) {
-        let wake = state.withLock { s in
-            s.inFlight.removeValue(forKey: id)
-            return s.inFlight.isEmpty
-        }
-        if wake { wakeIdleWaiters() }
+        _ = state.withLock { $0.inFlight.removeValue(forKey: id) }
     }
 }

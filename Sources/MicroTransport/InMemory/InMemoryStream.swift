@@ -57,6 +57,7 @@ final class InMemoryStreamShared: Sendable {
             return .some(s.handler)
         }
         guard case .some(let task) = handler else { return }
+        // The queues first, so that a waiting receive() reports why (cancelled by whom), then the task.
         clientToServer.fail(error)
         serverToClient.fail(error)
         serverInbound.finish(throwing: error)
@@ -98,6 +99,7 @@ struct InMemoryClientOutbound: ClientStreamOutbound {
         try shared.state.withLock { (s: inout InMemoryStreamShared.State) throws(TransportError) in
             if let c = s.cancelled { throw c }
             if s.clientFinished { throw TransportError(.invalidState, "the client already finished sending") }
+            if s.serverEnded { throw TransportError(.invalidState, "the stream has ended: the server ended the call") }
         }
     }
 }
@@ -126,6 +128,8 @@ struct InMemoryServerOutbound: ServerStreamOutbound {
             if needHead { shared.clientInbound.yield(.head(t)) }
             shared.clientInbound.yield(.end(t))
             shared.clientInbound.finish()
+            // Nobody reads the client's direction any more: waiting sends end now.
+            shared.clientToServer.fail(TransportError(.invalidState, "the stream has ended: the server ended the call"))
         }
     }
 
