@@ -51,8 +51,6 @@ public final class EventLoop: @unchecked Sendable {
     let readBuffer: UnsafeMutableRawBufferPointer
     /// Reusable outbound buffers, so a connection holds no write buffer while idle.
     var bufferPool: [UnsafeMutableRawBufferPointer] = []
-    /// Handles owned by objects that must be closed when the loop shuts down.
-    var owners: [ObjectIdentifier: any LoopResource] = [:]
 
     /// Written once by the loop thread before `init` returns (the semaphore orders it).
     private var thread: pthread_t = pthread_t()
@@ -260,8 +258,18 @@ public final class EventLoop: @unchecked Sendable {
         // Work that was queued before the shutdown still runs.
         turnEnd()
         closing = true
-        for owner in Array(owners.values) { owner.closeForShutdown() }
-        owners.removeAll()
+        // Every open handle whose data is one of our resources (connections, listeners, timers) closes through
+        // its owner, so that the owner hears of it. No registry is kept: the loop's handle list is the registry.
+        var resources: [any LoopResource] = []
+        withUnsafeMutablePointer(to: &resources) { list in
+            uv_walk(uvLoop, { handle, arg in
+                guard let handle, uv_is_closing(handle) == 0, let data = uv_handle_get_data(handle) else { return }
+                if let resource = Unmanaged<AnyObject>.fromOpaque(data).takeUnretainedValue() as? any LoopResource {
+                    arg!.assumingMemoryBound(to: [any LoopResource].self).pointee.append(resource)
+                }
+            }, list)
+        }
+        for r in resources { r.closeForShutdown() }
         turnEnd()
         for h in [UVHandle.cast(wakeup), UVHandle.cast(prepare), UVHandle.cast(check), UVHandle.cast(idle)] {
             uv_close(h, nil)
@@ -278,8 +286,6 @@ public final class EventLoop: @unchecked Sendable {
     /// Whether the loop has begun shutting down. Loop-confined.
     var isClosing: Bool { closing }
 
-    func register(_ resource: any LoopResource) { owners[ObjectIdentifier(resource)] = resource }
-    func unregister(_ resource: any LoopResource) { owners.removeValue(forKey: ObjectIdentifier(resource)) }
 
     /// The loop's cached clock in milliseconds (`uv_now`). Loop-confined.
     public var nowMilliseconds: UInt64 { uv_now(uvLoop) }
@@ -329,7 +335,8 @@ protocol LoopFlushable: AnyObject {
     func flushNow()
 }
 
-/// A loop-confined object owning libuv handles that must be closed when its loop shuts down.
+/// A loop-confined object owning a libuv handle (the handle's data points to it, retained) that must be
+/// closed when its loop shuts down.
 protocol LoopResource: AnyObject {
     func closeForShutdown()
 }

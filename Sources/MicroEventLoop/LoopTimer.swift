@@ -18,7 +18,6 @@ public final class LoopTimer: LoopResource {
         handle = .allocate(capacity: 1)
         uv_timer_init(loop.uvLoop, handle)
         uv_handle_set_data(UVHandle.cast(handle), Unmanaged.passRetained(self).toOpaque())
-        loop.register(self)
         uv_timer_start(handle, { h in
             let timer = Unmanaged<LoopTimer>.fromOpaque(uv_handle_get_data(UVHandle.cast(h!))!).takeUnretainedValue()
             timer.fire()
@@ -44,7 +43,6 @@ public final class LoopTimer: LoopResource {
         guard !closed else { return }
         closed = true
         callback = nil
-        loop.unregister(self)
         uv_timer_stop(handle)
         uv_close(UVHandle.cast(handle)) { h in
             let timer = Unmanaged<LoopTimer>.fromOpaque(uv_handle_get_data(h!)!).takeRetainedValue()

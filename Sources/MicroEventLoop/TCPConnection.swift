@@ -62,7 +62,6 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
         handle = .allocate(capacity: 1)
         uv_tcp_init(loop.uvLoop, handle)
         uv_handle_set_data(UVHandle.cast(handle), Unmanaged.passRetained(self).toOpaque())
-        loop.register(self)
     }
 
     @inline(__always)
@@ -308,7 +307,6 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
             out = nil
             outCount = 0
         }
-        loop.unregister(self)
         let d = delegate
         delegate = nil
         d?.connectionDidClose(self, error: closeError)

@@ -120,7 +120,6 @@ private final class LoopListener: LoopResource, @unchecked Sendable {
         handle = .allocate(capacity: 1)
         uv_tcp_init(loop.uvLoop, handle)
         uv_handle_set_data(UVHandle.cast(handle), Unmanaged.passRetained(self).toOpaque())
-        loop.register(self)
         var rc = uv_tcp_open(handle, uv_os_sock_t(fd))
         if rc == 0 {
             rc = uv_listen(UVHandle.stream(handle), backlog) { server, status in
@@ -154,7 +153,6 @@ private final class LoopListener: LoopResource, @unchecked Sendable {
     func close() {
         guard !closed else { return }
         closed = true
-        loop.unregister(self)
         uv_close(UVHandle.cast(handle)) { h in
             let l = Unmanaged<LoopListener>.fromOpaque(uv_handle_get_data(h!)!).takeRetainedValue()
             l.handle.deallocate()
