@@ -276,7 +276,10 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
         guard state == .open || state == .shuttingDown else { return }
         state = .closing
         closeError = nil
-        uv_tcp_close_reset(handle) { h in TCPConnection.from(h!).didClose() }
+        // libuv refuses a reset while a shutdown is pending: then it is an ordinary close.
+        if uv_tcp_close_reset(handle, { h in TCPConnection.from(h!).didClose() }) < 0 {
+            uv_close(UVHandle.cast(handle)) { h in TCPConnection.from(h!).didClose() }
+        }
     }
 
     /// Writes what is buffered, then shuts the write side down and closes once the peer has it all
@@ -290,12 +293,11 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
         let rc = uv_shutdown(req, stream) { req, _ in
             let c = TCPConnection.from(req!.pointee.handle!)
             req!.deallocate()
-            c.state = .open
-            c.close(error: nil)
+            // Unless close() or reset() came first (then this callback reports ECANCELED), close now.
+            if c.state == .shuttingDown { c.close(error: nil) }
         }
         if rc < 0 {
             req.deallocate()
-            state = .open
             close(error: nil)
         }
     }
