@@ -156,15 +156,15 @@ public final class EventLoop: @unchecked Sendable {
             ensureNoBlock()
             return true
         }
-        let wake: Bool? = inbox.withLock { inbox in
-            guard inbox.accepting else { return nil }
+        // The wake-up is sent while the lock is held: the loop takes the inbox under the same lock, so it cannot
+        // run beginClose (and close the async handle and the loop) while a send is still in flight.
+        return inbox.withLock { inbox in
+            guard inbox.accepting else { return false }
             let wasEmpty = inbox.work.isEmpty
             inbox.work.append(work)
-            return wasEmpty
+            if wasEmpty { uv_async_send(wakeup) }
+            return true
         }
-        guard let wake else { return false }
-        if wake { uv_async_send(wakeup) }
-        return true
     }
 
     /// Keeps the loop from blocking in poll while local work is pending.
@@ -241,12 +241,13 @@ public final class EventLoop: @unchecked Sendable {
     public func shutdownGracefully() -> Int32 {
         precondition(!inEventLoop, "shutdownGracefully() would deadlock on the loop's own thread")
         let first: Bool = inbox.withLock { inbox in
-            defer { inbox.accepting = false }
+            guard inbox.accepting else { return false }
+            inbox.accepting = false
             inbox.work.append(.closure { [self] in beginClose() })
-            return inbox.accepting
+            uv_async_send(wakeup)
+            return true
         }
         if first {
-            uv_async_send(wakeup)
             stopped.wait()
             pthread_join(thread, nil)
         }

@@ -58,7 +58,8 @@ public final class TCPListener: Sendable {
                 listeners.append(l)
             } catch {
                 for l in listeners { await l.closeAndWait() }
-                for fd in fds[(i + 1)...] { Glibc.close(fd) }
+                // LoopListener.init owns fds[i] once it runs (it closes it on failure); a rejected submit never ran it.
+                for fd in fds[(error is EventLoopError ? i : i + 1)...] { Glibc.close(fd) }
                 throw error
             }
         }
@@ -103,59 +104,103 @@ private final class ErrorCounter: Sendable {
     func add() { count.add(1, ordering: .relaxed) }
 }
 
-/// The listening handle on one loop. Loop-confined except for `closeAndWait`.
+/// The listening socket on one loop. Loop-confined except for `closeAndWait`.
+///
+/// Accepts itself (a `uv_poll_t` on the listening fd, `accept4` in a bounded loop) instead of `uv_listen`, so that
+/// it sees EMFILE/ENFILE: libuv's own spare-fd trick drops the pending connections without telling the caller.
+/// On EMFILE it closes its spare descriptor, accepts and closes what is pending (counting each), reopens the spare
+/// and pauses accepting for `backoffMilliseconds`.
 private final class LoopListener: LoopResource, @unchecked Sendable {
     unowned let loop: EventLoop
-    let handle: UnsafeMutablePointer<uv_tcp_t>
+    let handle: UnsafeMutablePointer<uv_poll_t>
+    let fd: Int32
+    var spare: Int32
+    var pause: LoopTimer?
     let onAccept: @Sendable (TCPConnection) -> Void
     let counter: ErrorCounter
     var closed = false
     var closeWaiters: [CheckedContinuation<Void, Never>] = []
     var fullyClosed = false
+    static let backoffMilliseconds: UInt64 = 1000
 
     init(loop: EventLoop, fd: Int32, backlog: Int32, counter: ErrorCounter, onAccept: @escaping @Sendable (TCPConnection) -> Void) throws {
         self.loop = loop
         self.onAccept = onAccept
         self.counter = counter
+        self.fd = fd
+        spare = open("/dev/null", O_RDONLY | O_CLOEXEC)
         handle = .allocate(capacity: 1)
-        uv_tcp_init(loop.uvLoop, handle)
-        uv_handle_set_data(UVHandle.cast(handle), Unmanaged.passRetained(self).toOpaque())
-        var rc = uv_tcp_open(handle, uv_os_sock_t(fd))
-        if rc == 0 {
-            rc = uv_listen(UVHandle.stream(handle), backlog) { server, status in
-                let l = Unmanaged<LoopListener>.fromOpaque(uv_handle_get_data(UVHandle.cast(server!))!).takeUnretainedValue()
-                l.accept(status: status)
-            }
-        }
+        var rc = Glibc.listen(fd, backlog) == 0 ? Int32(0) : -errno
+        if rc == 0 { rc = uv_poll_init_socket(loop.uvLoop, handle, fd) }
         if rc < 0 {
-            close()
+            handle.deallocate()
+            Glibc.close(fd)
+            if spare >= 0 { Glibc.close(spare) }
             throw UVError(code: rc, operation: "listen")
+        }
+        uv_handle_set_data(UVHandle.cast(handle), Unmanaged.passRetained(self).toOpaque())
+        start()
+    }
+
+    private func start() {
+        uv_poll_start(handle, Int32(UV_READABLE.rawValue)) { h, _, _ in
+            Unmanaged<LoopListener>.fromOpaque(uv_handle_get_data(UVHandle.cast(h!))!).takeUnretainedValue().acceptReady()
         }
     }
 
-    func accept(status: Int32) {
-        if status < 0 {
-            // EMFILE/ENFILE: libuv already used its spare fd to accept and drop the pending connection.
+    func acceptReady() {
+        for _ in 0..<128 {  // bounded, so that one busy listener does not starve the loop
+            let cfd = Glibc.accept(fd, nil, nil)
+            if cfd >= 0 {
+                _ = fcntl(cfd, F_SETFD, FD_CLOEXEC)
+                let connection = TCPConnection(loop: loop)
+                let rc = uv_tcp_open(connection.handle, uv_os_sock_t(cfd))
+                if rc < 0 {
+                    Glibc.close(cfd)
+                    counter.add()
+                    connection.close(error: UVError(code: rc, operation: "accept"))
+                    continue
+                }
+                uv_tcp_nodelay(connection.handle, 1)
+                onAccept(connection)
+                continue
+            }
+            let e = errno
+            if e == EAGAIN || e == EWOULDBLOCK { return }
+            if e == EINTR || e == ECONNABORTED { continue }
             counter.add()
+            if e == EMFILE || e == ENFILE {
+                // Use the spare descriptor to take the pending connections off the queue and close them, so their
+                // clients fail fast instead of hanging, then back off.
+                if spare >= 0 { Glibc.close(spare); spare = -1 }
+                while true {
+                    let dropped = Glibc.accept(fd, nil, nil)
+                    if dropped < 0 { break }
+                    Glibc.close(dropped)
+                    counter.add()
+                }
+                spare = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                uv_poll_stop(handle)
+                pause = LoopTimer(loop: loop, timeout: Self.backoffMilliseconds) { [unowned self] _ in
+                    pause = nil
+                    if !closed { start() }
+                }
+            }
             return
         }
-        let connection = TCPConnection(loop: loop)
-        let rc = uv_accept(UVHandle.stream(handle), UVHandle.stream(connection.handle))
-        if rc < 0 {
-            counter.add()
-            connection.close(error: UVError(code: rc, operation: "accept"))
-            return
-        }
-        uv_tcp_nodelay(connection.handle, 1)
-        onAccept(connection)
     }
 
     func close() {
         guard !closed else { return }
         closed = true
+        pause?.cancel()
+        pause = nil
+        uv_poll_stop(handle)
         uv_close(UVHandle.cast(handle)) { h in
             let l = Unmanaged<LoopListener>.fromOpaque(uv_handle_get_data(h!)!).takeRetainedValue()
             l.handle.deallocate()
+            Glibc.close(l.fd)
+            if l.spare >= 0 { Glibc.close(l.spare) }
             l.fullyClosed = true
             for w in l.closeWaiters { w.resume() }
             l.closeWaiters.removeAll()

@@ -151,4 +151,39 @@ struct ByteReaderWriterTests {
             #expect(back == s)
         }
     }
+
+    @Test("a string above 65,535 bytes is cut at a character boundary, never trapping; size16 matches", arguments: [
+        String(repeating: "a", count: 65535),
+        String(repeating: "a", count: 65536),
+        String(repeating: "a", count: 65534) + "é",        // 65,536 bytes: the 2-byte character does not fit
+        String(repeating: "é", count: 30000) + String(repeating: "🚀", count: 3000),
+        String(repeating: "€", count: 21845) + "x",        // 65,535 + 1 bytes
+    ])
+    func longStringsAreClamped(s: String) throws {
+        let size = ByteWriter.size16(s)
+        #expect(size <= 2 + 65535)
+        #expect(ByteWriter.fits16(s) == (s.utf8.count <= 65535))
+        var buffer = [UInt8](repeating: 0, count: size + 16)
+        let n = buffer.withUnsafeMutableBytes { raw in
+            var w = ByteWriter(raw.baseAddress!)
+            w.string16(s)
+            return w.offset
+        }
+        #expect(n == size)
+        let back = try Array(buffer[..<n]).withUnsafeBytes { raw in
+            var r = ByteReader(raw)
+            return try r.string16("s")
+        }
+        #expect(s.hasPrefix(back), "the cut keeps a prefix of whole characters")
+        if ByteWriter.fits16(s) { #expect(back == s) } else { #expect(back.utf8.count > 65535 - 4) }
+    }
+
+    @Test("RequestHead.isEncodable tells whether a field would be cut")
+    func requestHeadEncodable() {
+        #expect(RequestHead(service: "s", endpoint: "e").isEncodable)
+        #expect(!RequestHead(service: String(repeating: "s", count: 65536), endpoint: "e").isEncodable)
+        #expect(!RequestHead(service: "s", endpoint: "e", metadata: ["k": String(repeating: "v", count: 70000)]).isEncodable)
+        #expect(ResponseHead(status: .error(code: 1, message: String(repeating: "m", count: 70000))).isEncodable,
+                "a long status message is cut, not refused")
+    }
 }

@@ -48,9 +48,10 @@ let benchmarks: @Sendable () -> Void = {
         let message = [UInt8](repeating: 7, count: 16)
         _ = try await client.unary(to: address, head: head, message: message)
         let loop = try client.loop(for: address)
+        let iterations = benchmark.scaledIterations.count
         benchmark.startMeasurement()
         try await Task(executorPreference: loop) {
-            for _ in benchmark.scaledIterations {
+            for _ in 0..<iterations {
                 blackHole(try await client.unary(to: address, head: head, message: message))
             }
         }.value
