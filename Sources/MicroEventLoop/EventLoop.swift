@@ -1,5 +1,6 @@
 internal import CLibUV
 import Dispatch
+import Glibc
 import Synchronization
 
 /// One libuv loop running on its own thread.
@@ -250,6 +251,9 @@ public final class EventLoop: @unchecked Sendable {
         if first {
             stopped.wait()
             pthread_join(thread, nil)
+        } else {
+            // Another caller is shutting the loop down: wait for it to finish.
+            while closeResult.withLock({ $0 }) == Int32.min { usleep(1000) }
         }
         return closeResult.withLock { $0 }
     }

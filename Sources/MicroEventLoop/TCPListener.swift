@@ -35,6 +35,8 @@ public final class TCPListener: Sendable {
         onAccept: @escaping @Sendable (TCPConnection) -> Void
     ) async throws -> TCPListener {
         precondition(!loops.isEmpty)
+        // SO_REUSEPORT would let a second server of the same user share a busy port silently: probe it first.
+        if address.port != 0 { try probeFree(address) }
         var fds: [Int32] = []
         var bound = address
         do {
@@ -85,6 +87,18 @@ public final class TCPListener: Sendable {
             throw UVError(code: -e, operation: "bind \(address)")
         }
         return fd
+    }
+
+    /// Throws EADDRINUSE when `address` is already bound (by anyone), using a socket without SO_REUSEPORT.
+    private static func probeFree(_ address: SocketAddress) throws(UVError) {
+        let family = address.isIPv6 ? AF_INET6 : AF_INET
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 { throw UVError(code: -errno, operation: "socket") }
+        defer { Glibc.close(fd) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let rc = address.withSockAddr { sa, len in Glibc.bind(fd, sa, len) }
+        if rc != 0 { throw UVError(code: -errno, operation: "bind \(address)") }
     }
 
     private static func boundAddress(_ fd: Int32) throws(UVError) -> SocketAddress {

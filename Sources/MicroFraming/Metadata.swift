@@ -11,10 +11,27 @@ public struct Metadata: Equatable, Sendable, ExpressibleByDictionaryLiteral, Seq
 
     /// The first value for `key` (ASCII case-insensitive); setting replaces every value for it.
     public subscript(_ key: String) -> String? {
-        get { pairs.first { $0.key.lowercased() == key.lowercased() }?.value }
+        get { pairs.first { Self.sameKey($0.key, key) }?.value }
         set {
-            pairs.removeAll { $0.key.lowercased() == key.lowercased() }
+            pairs.removeAll { Self.sameKey($0.key, key) }
             if let newValue { pairs.append((key: key, value: newValue)) }
+        }
+    }
+
+    /// ASCII case-insensitive, byte-wise comparison, without allocating.
+    static func sameKey(_ a: String, _ b: String) -> Bool {
+        var i = a.utf8.makeIterator()
+        var j = b.utf8.makeIterator()
+        while true {
+            switch (i.next(), j.next()) {
+            case (nil, nil): return true
+            case (let x?, let y?):
+                if x == y { continue }
+                let lx = (x >= 65 && x <= 90) ? x + 32 : x
+                let ly = (y >= 65 && y <= 90) ? y + 32 : y
+                if lx != ly { return false }
+            default: return false
+            }
         }
     }
 
@@ -27,11 +44,15 @@ public struct Metadata: Equatable, Sendable, ExpressibleByDictionaryLiteral, Seq
     }
 
     /// count u16, then per pair: key (u16 length + UTF-8), value (u16 length + UTF-8).
-    public var encodedSize: Int { pairs.reduce(2) { $0 + ByteWriter.size16($1.key) + ByteWriter.size16($1.value) } }
+    public var encodedSize: Int {
+        pairs.prefix(Int(UInt16.max)).reduce(2) { $0 + ByteWriter.size16($1.key) + ByteWriter.size16($1.value) }
+    }
 
+    /// Writes at most 65,535 pairs (the rest are dropped; callers check ``isEncodable`` first).
     public func encode(_ w: inout ByteWriter) {
-        w.u16(UInt16(pairs.count))
-        for p in pairs {
+        let n = Swift.min(pairs.count, Int(UInt16.max))
+        w.u16(UInt16(n))
+        for p in pairs.prefix(n) {
             w.string16(p.key)
             w.string16(p.value)
         }

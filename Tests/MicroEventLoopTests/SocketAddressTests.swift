@@ -60,3 +60,20 @@ struct TCPIPv6Tests {
         shutdownClean(group)
     }
 }
+
+@Suite("TCP: binding a busy port")
+struct BusyPortTests {
+    @Test("a second listener on a port in use fails with EADDRINUSE instead of sharing it")
+    func busyPort() async throws {
+        let group = EventLoopGroup(threads: 1)
+        let first = try await TCPListener.bind(loops: group.loops, address: try SocketAddress(host: "127.0.0.1", port: 0)) { $0.close() }
+        do {
+            _ = try await TCPListener.bind(loops: group.loops, address: first.localAddress) { $0.close() }
+            Issue.record("the second bind should fail")
+        } catch let e as UVError {
+            #expect(e.code == UVError.addressInUse)
+        }
+        await first.close()
+        #expect(group.shutdownGracefully())
+    }
+}
