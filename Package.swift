@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "MicroFraming", targets: ["MicroFraming"]),
         .library(name: "MicroTransport", targets: ["MicroTransport"]),
         .library(name: "MicroUVTransport", targets: ["MicroUVTransport"]),
+        .library(name: "MicroTLS", targets: ["MicroTLS"]),
         .executable(name: "micro-echo", targets: ["micro-echo"]),
         .executable(name: "micro-bench", targets: ["micro-bench"]),
     ],
@@ -22,17 +23,23 @@ let package = Package(
             pkgConfig: "libuv",
             providers: [.apt(["libuv1-dev"])]
         ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .target(name: "MicroEventLoop", dependencies: ["CLibUV"], swiftSettings: strict),
+        .target(name: "MicroTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "MicroFraming", swiftSettings: strict),
         .target(name: "MicroTransport", dependencies: ["MicroFraming"], swiftSettings: strict),
         .target(
             name: "MicroUVTransport",
-            dependencies: ["MicroEventLoop", "MicroFraming", "MicroTransport"],
+            dependencies: ["MicroEventLoop", "MicroFraming", "MicroTransport", "MicroTLS"],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "micro-echo",
-            dependencies: ["MicroEventLoop", "MicroFraming", "MicroUVTransport"],
+            dependencies: ["MicroEventLoop", "MicroFraming", "MicroUVTransport", "MicroTLS"],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -43,9 +50,10 @@ let package = Package(
         .testTarget(name: "MicroEventLoopTests", dependencies: ["MicroEventLoop"], swiftSettings: strict),
         .testTarget(name: "MicroFramingTests", dependencies: ["MicroFraming"], swiftSettings: strict),
         .testTarget(name: "MicroTransportTests", dependencies: ["MicroTransport"], swiftSettings: strict),
+        .testTarget(name: "MicroTLSTests", dependencies: ["MicroTLS"], swiftSettings: strict),
         .testTarget(
             name: "MicroUVTransportTests",
-            dependencies: ["MicroUVTransport", "MicroEventLoop", "MicroFraming", "MicroTransport"],
+            dependencies: ["MicroUVTransport", "MicroEventLoop", "MicroFraming", "MicroTransport", "MicroTLS"],
             swiftSettings: strict
         ),
     ],

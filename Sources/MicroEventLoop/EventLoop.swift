@@ -50,8 +50,13 @@ public final class EventLoop: @unchecked Sendable {
     private var closing = false
     /// The shared read buffer: libuv reads every connection of this loop into it (no per-connection buffer).
     let readBuffer: UnsafeMutableRawBufferPointer
+    /// Scratch space for connection transforms (TLS): plaintext out of the decoder, ciphertext out of the encoder.
+    /// Allocated on first use; loop-confined.
+    private var scratch: (read: UnsafeMutableRawBufferPointer, write: UnsafeMutableRawBufferPointer)?
     /// Reusable outbound buffers, so a connection holds no write buffer while idle.
     var bufferPool: [UnsafeMutableRawBufferPointer] = []
+    /// Reusable buffers above the standard size (up to `maxLargeBufferSize`), at most `maxLargeBuffers`.
+    var largeBufferPool: [UnsafeMutableRawBufferPointer] = []
 
     /// Written once by the loop thread before `init` returns (the semaphore orders it).
     private var thread: pthread_t = pthread_t()
@@ -62,6 +67,8 @@ public final class EventLoop: @unchecked Sendable {
     /// Outbound buffers up to this size go back to the pool after a flush; larger ones are freed.
     static let pooledBufferSize = 64 * 1024
     static let maxPooledBuffers = 256
+    static let maxLargeBuffers = 16
+    static let maxLargeBufferSize = 4 << 20
 
     /// Creates a loop and starts its thread.
     public init(index: Int = 0) {
@@ -109,7 +116,12 @@ public final class EventLoop: @unchecked Sendable {
         check.deallocate()
         idle.deallocate()
         readBuffer.deallocate()
+        if let scratch {
+            scratch.read.deallocate()
+            scratch.write.deallocate()
+        }
         for b in bufferPool { b.deallocate() }
+        for b in largeBufferPool { b.deallocate() }
     }
 
     /// True when called on this loop's thread.
@@ -297,15 +309,34 @@ public final class EventLoop: @unchecked Sendable {
 
     // MARK: buffer pool (loop-confined)
 
+    func transformScratch() -> (read: UnsafeMutableRawBufferPointer, write: UnsafeMutableRawBufferPointer) {
+        if let scratch { return scratch }
+        let s = (read: UnsafeMutableRawBufferPointer.allocate(byteCount: Self.readBufferSize, alignment: 16),
+                 write: UnsafeMutableRawBufferPointer.allocate(byteCount: Self.readBufferSize, alignment: 16))
+        scratch = s
+        return s
+    }
+
     func takeBuffer(minimumCapacity: Int) -> UnsafeMutableRawBufferPointer {
-        if minimumCapacity <= Self.pooledBufferSize, let b = bufferPool.popLast() { return b }
-        let size = max(Self.pooledBufferSize, minimumCapacity)
+        if minimumCapacity <= Self.pooledBufferSize {
+            if let b = bufferPool.popLast() { return b }
+            return .allocate(byteCount: Self.pooledBufferSize, alignment: 16)
+        }
+        // Large buffers (bulk frames) are reused too: allocating them anew each time costs page faults.
+        if let i = largeBufferPool.firstIndex(where: { $0.count >= minimumCapacity }) {
+            largeBufferPool.swapAt(i, largeBufferPool.count - 1)
+            return largeBufferPool.removeLast()
+        }
+        var size = Self.pooledBufferSize * 2
+        while size < minimumCapacity { size *= 2 }
         return .allocate(byteCount: size, alignment: 16)
     }
 
     func returnBuffer(_ buffer: UnsafeMutableRawBufferPointer) {
-        if buffer.count == Self.pooledBufferSize && bufferPool.count < Self.maxPooledBuffers {
-            bufferPool.append(buffer)
+        if buffer.count == Self.pooledBufferSize {
+            if bufferPool.count < Self.maxPooledBuffers { bufferPool.append(buffer) } else { buffer.deallocate() }
+        } else if buffer.count <= Self.maxLargeBufferSize && largeBufferPool.count < Self.maxLargeBuffers {
+            largeBufferPool.append(buffer)
         } else {
             buffer.deallocate()
         }

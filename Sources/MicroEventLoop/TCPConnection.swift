@@ -14,12 +14,35 @@ public protocol TCPConnectionDelegate: AnyObject {
     func connectionReadBuffer(_ connection: TCPConnection) -> UnsafeMutableRawBufferPointer?
     /// Bytes were read straight into the buffer returned by ``connectionReadBuffer(_:)``.
     func connectionDidReadDirect(_ connection: TCPConnection, count: Int)
+    /// The connection's transform (TLS) failed; the connection closes next. `error` says why.
+    func connectionTransformDidFail(_ connection: TCPConnection, error: any Error)
+    /// The connection's transform (TLS) finished its handshake: plaintext flows from now on.
+    func connectionTransformDidBecomeReady(_ connection: TCPConnection)
 }
 
 extension TCPConnectionDelegate {
     public func connectionWritabilityDidChange(_ connection: TCPConnection, isWritable: Bool) {}
     public func connectionReadBuffer(_ connection: TCPConnection) -> UnsafeMutableRawBufferPointer? { nil }
     public func connectionDidReadDirect(_ connection: TCPConnection, count: Int) {}
+    public func connectionTransformDidFail(_ connection: TCPConnection, error: any Error) {}
+    public func connectionTransformDidBecomeReady(_ connection: TCPConnection) {}
+}
+
+/// Rewrites a connection's bytes in both directions, e.g. TLS. Loop-confined. Plaintext written to the
+/// connection stays buffered until ``canSend`` is true, then goes through ``outbound(_:scratch:emit:)`` once per
+/// flush (all frames of a loop turn in one call, so one TLS record holds many frames).
+public protocol ConnectionTransform: AnyObject {
+    /// Whether plaintext may be sent (TLS: the handshake completed).
+    var canSend: Bool { get }
+    /// Called once when attached: bytes to send first (a ClientHello) go to `emit`.
+    func start(scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) throws
+    /// Bytes read from the socket: plaintext to `deliver`, bytes to write back to `emit`.
+    func inbound(_ bytes: UnsafeRawBufferPointer, scratch: UnsafeMutableRawBufferPointer,
+                 deliver: (UnsafeRawBufferPointer) -> Void, emit: (UnsafeRawBufferPointer) -> Void) throws
+    /// Plaintext to send: what goes on the wire to `emit`.
+    func outbound(_ bytes: UnsafeRawBufferPointer, scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) throws
+    /// A graceful end (TLS close_notify) to `emit`.
+    func finish(scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void)
 }
 
 /// A TCP connection on one event loop: reads into the loop's shared buffer, batches writes, and reports
@@ -45,6 +68,12 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
     private var state: State = .open
     private var out: UnsafeMutableRawBufferPointer?
     private var outCount = 0
+    /// With a transform: bytes for the wire (ciphertext), gathered separately from the plaintext in `out`.
+    private var raw: UnsafeMutableRawBufferPointer?
+    private var rawCount = 0
+    /// The transform (TLS), if attached.
+    public private(set) var transform: (any ConnectionTransform)?
+    private var transformReady = false
     private var flushScheduled = false
     private var reading = false
     private var inReadCallback = false
@@ -102,7 +131,7 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
         reading = true
         let rc = uv_read_start(stream, { h, suggested, buf in
             let c = TCPConnection.from(h!)
-            if let direct = c.delegate?.connectionReadBuffer(c) {
+            if c.transform == nil, let direct = c.delegate?.connectionReadBuffer(c) {
                 buf!.pointee = uv_buf_init(direct.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(direct.count))
             } else {
                 let shared = c.loop.readBuffer
@@ -135,19 +164,73 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
         }
         guard nread > 0, let delegate, let base else { return }
         inReadCallback = true
-        if UnsafeMutableRawPointer(base) == loop.readBuffer.baseAddress {
+        if let transform {
+            let scratch = loop.transformScratch()
+            do {
+                try transform.inbound(UnsafeRawBufferPointer(start: base, count: nread), scratch: scratch.read,
+                                      deliver: { plain in
+                                          if !transformReady { becameReady() }
+                                          if isOpen { self.delegate?.connectionDidRead(self, plain) }
+                                      },
+                                      emit: { appendRaw($0) })
+                if !transformReady && transform.canSend { becameReady() }
+            } catch {
+                inReadCallback = false
+                flushNow()  // the alert for the peer
+                delegate.connectionTransformDidFail(self, error: error)
+                closeAfterFlush()
+                return
+            }
+        } else if UnsafeMutableRawPointer(base) == loop.readBuffer.baseAddress {
             delegate.connectionDidRead(self, UnsafeRawBufferPointer(start: base, count: nread))
         } else {
             delegate.connectionDidReadDirect(self, count: nread)
         }
         inReadCallback = false
-        if outCount > 0 { flushNow() }
+        if outCount > 0 || rawCount > 0 { flushNow() }
+    }
+
+    private func becameReady() {
+        transformReady = true
+        delegate?.connectionTransformDidBecomeReady(self)
+    }
+
+    /// Attaches a transform (TLS) before any byte was exchanged; what it must send first leaves at once.
+    public func attachTransform(_ t: any ConnectionTransform) throws {
+        precondition(transform == nil, "a connection takes one transform")
+        transform = t
+        try t.start(scratch: loop.transformScratch().write) { appendRaw($0) }
+        scheduleFlushIfNeeded()
+    }
+
+    /// Appends bytes for the wire (after the transform).
+    private func appendRaw(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        if raw == nil || rawCount + bytes.count > raw!.count {
+            if let old = raw {
+                let bigger = loop.takeBuffer(minimumCapacity: max(rawCount + bytes.count, old.count * 2))
+                bigger.baseAddress!.copyMemory(from: old.baseAddress!, byteCount: rawCount)
+                loop.returnBuffer(old)
+                raw = bigger
+            } else {
+                raw = loop.takeBuffer(minimumCapacity: bytes.count)
+            }
+        }
+        (raw!.baseAddress! + rawCount).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        rawCount += bytes.count
+    }
+
+    private func scheduleFlushIfNeeded() {
+        if !flushScheduled && !inReadCallback {
+            flushScheduled = true
+            loop.scheduleFlush(self)
+        }
     }
 
     // MARK: writing
 
     /// Number of bytes buffered or queued for writing.
-    public var pendingOutboundBytes: Int { outCount + queuedBytes }
+    public var pendingOutboundBytes: Int { outCount + rawCount + queuedBytes }
 
     /// Appends `bytes` to the outbound buffer. They leave at the end of this loop turn, batched with
     /// everything else written in the same turn. Ignored once the connection is closing.
@@ -157,6 +240,25 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
             p.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
             return bytes.count
         }
+    }
+
+    /// Writes `bytes` to the socket at once, without copying what the socket takes, when nothing else is waiting
+    /// to go out (only the rest is copied); otherwise appends them like ``write(_:)``, keeping the order. Meant for
+    /// large payloads that already sit in memory (a bulk frame).
+    public func writeImmediately(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        guard state == .open, transform == nil, outCount == 0, rawCount == 0, queuedBytes == 0 else {
+            write(bytes)
+            return
+        }
+        var b = uv_buf_init(UnsafeMutableRawPointer(mutating: bytes.baseAddress!).assumingMemoryBound(to: CChar.self), UInt32(bytes.count))
+        let rc = uv_try_write(stream, &b, 1)
+        if rc < 0 && rc != Int32(UV_EAGAIN.rawValue) {
+            close(error: UVError(code: rc, operation: "write"))
+            return
+        }
+        let written = max(0, Int(rc))
+        if written < bytes.count { write(UnsafeRawBufferPointer(rebasing: bytes[written...])) }
     }
 
     /// Appends `bytes` (an array or other contiguous collection) to the outbound buffer.
@@ -183,12 +285,12 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
             flushScheduled = true
             loop.scheduleFlush(self)
         }
-        if isWritable && outCount + queuedBytes > highWatermark { setWritable(false) }
+        if isWritable && outCount + rawCount + queuedBytes > highWatermark { setWritable(false) }
     }
 
     private func grow(to needed: Int) {
         if let old = out {
-            let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: max(needed, old.count * 2), alignment: 16)
+            let bigger = loop.takeBuffer(minimumCapacity: max(needed, old.count * 2))
             bigger.baseAddress!.copyMemory(from: old.baseAddress!, byteCount: outCount)
             loop.returnBuffer(old)
             out = bigger
@@ -202,31 +304,58 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
 
     func flushNow() {
         flushScheduled = false
-        guard outCount > 0, let buffer = out else { return }
         guard state == .open || state == .shuttingDown else { return }
+        if let transform {
+            if outCount > 0 && transform.canSend, let plain = out {
+                do {
+                    try transform.outbound(UnsafeRawBufferPointer(start: plain.baseAddress, count: outCount),
+                                           scratch: loop.transformScratch().write) { appendRaw($0) }
+                } catch {
+                    delegate?.connectionTransformDidFail(self, error: error)
+                    close(error: nil)
+                    return
+                }
+                outCount = 0
+                out = nil
+                loop.returnBuffer(plain)
+            }
+            guard rawCount > 0, let buffer = raw else { return }
+            raw = nil
+            let count = rawCount
+            rawCount = 0
+            writeToSocket(buffer, count)
+        } else {
+            guard outCount > 0, let buffer = out else { return }
+            out = nil
+            let count = outCount
+            outCount = 0
+            writeToSocket(buffer, count)
+        }
+    }
+
+    /// Writes `count` bytes of `buffer` (which it takes over): `uv_try_write` first, then a write request that
+    /// owns the buffer for the rest.
+    private func writeToSocket(_ buffer: UnsafeMutableRawBufferPointer, _ count: Int) {
         var written = 0
         if queuedBytes == 0 {
-            var b = uv_buf_init(buffer.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(outCount))
+            var b = uv_buf_init(buffer.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(count))
             let rc = uv_try_write(stream, &b, 1)
             if rc > 0 {
                 written = Int(rc)
             } else if rc < 0 && rc != Int32(UV_EAGAIN.rawValue) {
+                loop.returnBuffer(buffer)
                 close(error: UVError(code: rc, operation: "write"))
                 return
             }
         }
-        if written == outCount {
-            outCount = 0
-            out = nil
+        if written == count {
             loop.returnBuffer(buffer)
             if !isWritable && queuedBytes <= lowWatermark { setWritable(true) }
             return
         }
         // The socket is full: the rest goes into a write request that owns the buffer.
-        let rest = outCount - written
+        let rest = count - written
         let req = WriteRequest.allocate(buffer: buffer, loop: loop)
-        out = nil
-        outCount = 0
         var b = uv_buf_init((buffer.baseAddress! + written).assumingMemoryBound(to: CChar.self), UInt32(rest))
         let rc = uv_write(req, stream, &b, 1) { req, status in
             let (buffer, loop) = WriteRequest.release(req!)
@@ -250,7 +379,7 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
             return
         }
         queuedBytes = uv_stream_get_write_queue_size(stream)
-        if !isWritable && outCount + queuedBytes <= lowWatermark { setWritable(true) }
+        if !isWritable && outCount + rawCount + queuedBytes <= lowWatermark { setWritable(true) }
     }
 
     private func setWritable(_ writable: Bool) {
@@ -287,6 +416,10 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
     public func closeAfterFlush() {
         guard state == .open else { return }
         flushNow()
+        if let transform, transformReady {
+            transform.finish(scratch: loop.transformScratch().write) { appendRaw($0) }
+            flushNow()
+        }
         guard state == .open else { return }
         state = .shuttingDown
         let req = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
@@ -309,6 +442,12 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
             out = nil
             outCount = 0
         }
+        if let buffer = raw {
+            loop.returnBuffer(buffer)
+            raw = nil
+            rawCount = 0
+        }
+        transform = nil
         let d = delegate
         delegate = nil
         d?.connectionDidClose(self, error: closeError)

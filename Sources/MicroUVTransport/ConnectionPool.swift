@@ -1,6 +1,7 @@
 internal import MicroEventLoop
 internal import MicroFraming
 internal import MicroTransport
+internal import MicroTLS
 
 /// The connections to one address, on one loop. Loop-confined.
 ///
@@ -126,6 +127,16 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
                     opening -= 1
                     tcp.close()
                     return
+                }
+                if let tls = config.tls {
+                    do {
+                        try TLSTransform.attach(to: tcp, context: tls, serverName: address.host)
+                    } catch {
+                        opening -= 1
+                        tcp.close()
+                        failWaitersIfStuck(TransportError(.connectFailed, "TLS setup for \(address) failed: \(error)"))
+                        return
+                    }
                 }
                 let c = MuxConnection(role: .client, tcp: tcp, settings: config.settings)
                 c.owner = self

@@ -41,8 +41,11 @@ public final class LengthPrefixedConnection: TCPConnectionDelegate {
         }
     }
 
-    /// Sends bytes that already hold whole frames, prefixes included (e.g. an echo of received frames).
-    public func sendFramed(_ bytes: UnsafeRawBufferPointer) { connection.write(bytes) }
+    /// Sends bytes that already hold whole frames, prefixes included (e.g. an echo of received frames). Large
+    /// ones go to the socket straight from where they are when nothing else waits to go out.
+    public func sendFramed(_ bytes: UnsafeRawBufferPointer) {
+        if bytes.count >= 16 << 10 { connection.writeImmediately(bytes) } else { connection.write(bytes) }
+    }
 
     /// Serves `connection` as a framed echo: every frame goes back unchanged and in order.
     @discardableResult

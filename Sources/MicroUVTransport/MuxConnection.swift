@@ -313,6 +313,12 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         }
     }
 
+    func connectionTransformDidFail(_ connection: TCPConnection, error: any Error) {
+        // Before the peer's SETTINGS nothing was processed: a failed handshake is a failed connect (retry-safe).
+        let code: TransportError.Code = peerSettingsReceived ? .connectionClosed : .connectFailed
+        closeReason = TransportError(code, "TLS with \(peerDescription) failed: \(error)")
+    }
+
     func connectionDidClose(_ connection: TCPConnection, error: UVError?) {
         let reason = closeReason ?? TransportError(.connectionClosed, error.map { "connection to \(peerDescription) lost: \($0)" } ?? "connection to \(peerDescription) closed")
         isClosed = true

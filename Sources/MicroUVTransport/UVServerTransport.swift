@@ -1,5 +1,6 @@
 public import MicroEventLoop
 public import MicroTransport
+internal import MicroTLS
 import Synchronization
 
 /// The server side of the libuv transport: listens on every loop of the group (`SO_REUSEPORT`), speaks the
@@ -76,6 +77,14 @@ final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
         if draining {
             tcp.close()
             return
+        }
+        if let tls = config.tls {
+            do {
+                try TLSTransform.attach(to: tcp, context: tls)
+            } catch {
+                tcp.close()
+                return
+            }
         }
         let c = MuxConnection(role: .server, tcp: tcp, settings: config.settings)
         c.handler = handler

@@ -1,9 +1,12 @@
 public import MicroFraming
+public import MicroTLS
 
 /// Configuration of the libuv transport, client and server side. Every property has a default.
 public struct UVTransportConfiguration: Sendable {
     /// What this side announces in SETTINGS (its limits for the peer).
     public var settings = Settings()
+    /// TLS for every connection (a client context on clients, a server context on servers); nil: plain TCP.
+    public var tls: TLSContext?
 
     // Client pool (per address).
     /// Most connections to one address.

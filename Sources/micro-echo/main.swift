@@ -2,6 +2,7 @@
 // frame echoed back). usage: micro-echo [--host 127.0.0.1] [--port 9000] [--threads 1]
 import Glibc
 import MicroEventLoop
+import MicroTLS
 import MicroUVTransport
 
 func fail(_ message: String) -> Never {
@@ -13,26 +14,46 @@ func fail(_ message: String) -> Never {
 var host = "127.0.0.1"
 var port = 9000
 var threads = 1
+var tls = false
+var certFile: String?
+var keyFile: String?
 var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
     case "--host": host = args.next() ?? host
     case "--port": port = Int(args.next() ?? "") ?? port
     case "--threads": threads = Int(args.next() ?? "") ?? threads
-    case "--tls":
-        fail("micro-echo: TLS is not available yet")
+    case "--tls": tls = true
+    case "--cert": certFile = args.next()
+    case "--key": keyFile = args.next()
     case "-h", "--help":
-        print("usage: micro-echo [--host 127.0.0.1] [--port 9000] [--threads 1]")
+        print("usage: micro-echo [--host 127.0.0.1] [--port 9000] [--threads 1] [--tls --cert cert.pem --key key.pem]")
         exit(0)
     default:
         fail("micro-echo: unknown argument \(a)")
     }
 }
 
+var tlsContext: TLSContext?
+if tls {
+    guard let certFile, let keyFile else { fail("micro-echo: --tls needs --cert and --key") }
+    do {
+        tlsContext = try TLSContext(role: .server, configuration: .server(certificateFile: certFile, keyFile: keyFile))
+    } catch {
+        fail("micro-echo: \(error)")
+    }
+}
+let context = tlsContext
 let group = EventLoopGroup(threads: threads)
 let listener = try await TCPListener.bind(loops: group.loops, address: try SocketAddress(host: host, port: port)) { connection in
+    if let context {
+        do { try TLSTransform.attach(to: connection, context: context) } catch {
+            connection.close()
+            return
+        }
+    }
     LengthPrefixedConnection.echo(connection)
 }
-let banner = "micro-echo listening on \(listener.localAddress) with \(threads) loop(s)\n"
+let banner = "micro-echo listening on \(listener.localAddress) with \(threads) loop(s)\(tls ? ", TLS" : "")\n"
 _ = banner.withCString { write(1, $0, strlen($0)) }
 while true { sleep(3600) }

@@ -1,0 +1,180 @@
+internal import COpenSSL
+import Synchronization
+
+/// An OpenSSL `SSL_CTX` built from a ``TLSConfiguration``: certificates, trust, versions, ALPN. Thread-safe and
+/// shared by every connection of a server or client; sessions are made from it with ``TLSSession``.
+///
+/// `SSL_MODE_RELEASE_BUFFERS` is on, so that idle connections give their record buffers back; compression and
+/// renegotiation are off.
+public final class TLSContext: @unchecked Sendable {
+    public enum Role: Sendable { case client, server }
+
+    public let role: Role
+    public let configuration: TLSConfiguration
+    let ctx: OpaquePointer
+    /// ALPN protocols in wire format (length-prefixed), kept alive for the server's selection callback.
+    private let alpnWire: [UInt8]
+    private let alpnBox: UnsafeMutablePointer<UInt8>?
+
+    public init(role: Role, configuration: TLSConfiguration) throws(TLSError) {
+        self.role = role
+        self.configuration = configuration
+        guard let ctx = SSL_CTX_new(role == .server ? TLS_server_method() : TLS_client_method()) else {
+            throw TLSError(.badConfiguration, "SSL_CTX_new failed: \(TLSContext.drainErrors())")
+        }
+        self.ctx = ctx
+        var wire: [UInt8] = []
+        for p in configuration.applicationProtocols where !p.isEmpty && p.utf8.count < 256 {
+            wire.append(UInt8(p.utf8.count))
+            wire += Array(p.utf8)
+        }
+        alpnWire = wire
+        if wire.isEmpty {
+            alpnBox = nil
+        } else {
+            let box = UnsafeMutablePointer<UInt8>.allocate(capacity: wire.count + 2)
+            box[0] = UInt8(wire.count >> 8)
+            box[1] = UInt8(wire.count & 0xFF)
+            for (i, b) in wire.enumerated() { box[i + 2] = b }
+            alpnBox = box
+        }
+        // On failure deinit runs (every property is set) and frees the context.
+        try configure()
+    }
+
+    deinit {
+        SSL_CTX_free(ctx)
+        alpnBox?.deallocate()
+    }
+
+    private func configure() throws(TLSError) {
+        let c = configuration
+        _ = micro_ssl_ctx_set_min_proto(ctx, c.minimumVersion == .tls13 ? micro_tls1_3_version() : micro_tls1_2_version())
+        SSL_CTX_set_options(ctx, micro_default_options())
+        _ = micro_ssl_ctx_set_mode(ctx, micro_mode_release_buffers())
+        // Default cipher lists of OpenSSL 3 have no legacy suites; keep them, but exclude anything weak.
+        _ = SSL_CTX_set_cipher_list(ctx, "HIGH:!aNULL:!eNULL:!MD5:!RC4:!3DES:!SHA1")
+
+        if let chain = c.certificateChain {
+            try loadChain(chain)
+            guard let key = c.privateKey else { throw TLSError(.badConfiguration, "a certificate chain needs its private key") }
+            try loadKey(key)
+            if SSL_CTX_check_private_key(ctx) != 1 {
+                throw TLSError(.badConfiguration, "the private key does not match the certificate: \(TLSContext.drainErrors())")
+            }
+        } else if role == .server {
+            throw TLSError(.badConfiguration, "a TLS server needs a certificate chain and a private key")
+        }
+
+        switch c.trustRoots {
+        case .system:
+            SSL_CTX_set_default_verify_paths(ctx)
+        case .file(let path):
+            if SSL_CTX_load_verify_locations(ctx, path, nil) != 1 {
+                throw TLSError(.badConfiguration, "cannot load trusted CAs from \(path): \(TLSContext.drainErrors())")
+            }
+        case .directory(let path):
+            if SSL_CTX_load_verify_locations(ctx, nil, path) != 1 {
+                throw TLSError(.badConfiguration, "cannot use the CA directory \(path): \(TLSContext.drainErrors())")
+            }
+        case .pem(let bytes):
+            let certs = try Self.readCertificates(bytes, what: "trusted CAs")
+            let store = SSL_CTX_get_cert_store(ctx)
+            for x in certs {
+                X509_STORE_add_cert(store, x)
+                X509_free(x)
+            }
+        }
+
+        switch role {
+        case .client:
+            SSL_CTX_set_verify(ctx, c.verification == .none ? micro_verify_none() : micro_verify_peer(), nil)
+            if let alpnBox, SSL_CTX_set_alpn_protos(ctx, alpnBox + 2, UInt32(alpnWire.count)) != 0 {
+                throw TLSError(.badConfiguration, "cannot set ALPN: \(TLSContext.drainErrors())")
+            }
+        case .server:
+            if c.requireClientCertificate {
+                SSL_CTX_set_verify(ctx, micro_verify_peer() | micro_verify_fail_if_no_peer_cert(), nil)
+            } else {
+                SSL_CTX_set_verify(ctx, micro_verify_none(), nil)
+            }
+            if let alpnBox {
+                SSL_CTX_set_alpn_select_cb(ctx, { _, out, outlen, input, inlen, arg in
+                    let box = arg!.assumingMemoryBound(to: UInt8.self)
+                    let count = UInt32(box[0]) << 8 | UInt32(box[1])
+                    var selected: UnsafeMutablePointer<UInt8>?
+                    let rc = SSL_select_next_proto(&selected, outlen, box + 2, count, input, inlen)
+                    if rc == OPENSSL_NPN_NEGOTIATED, let selected {
+                        out!.pointee = UnsafePointer(selected)
+                        return SSL_TLSEXT_ERR_OK
+                    }
+                    // No common protocol: go on without ALPN (peers such as plain s_client offer none).
+                    return SSL_TLSEXT_ERR_NOACK
+                }, alpnBox)
+            }
+        }
+    }
+
+    private func loadChain(_ source: TLSConfiguration.PEMSource) throws(TLSError) {
+        switch source {
+        case .file(let path):
+            if SSL_CTX_use_certificate_chain_file(ctx, path) != 1 {
+                throw TLSError(.badConfiguration, "cannot load the certificate chain from \(path): \(TLSContext.drainErrors())")
+            }
+        case .bytes(let bytes):
+            let certs = try Self.readCertificates(bytes, what: "certificate chain")
+            defer { for x in certs { X509_free(x) } }
+            if SSL_CTX_use_certificate(ctx, certs[0]) != 1 {
+                throw TLSError(.badConfiguration, "cannot use the certificate: \(TLSContext.drainErrors())")
+            }
+            for x in certs.dropFirst() where micro_ssl_ctx_add1_chain_cert(ctx, x) != 1 {
+                throw TLSError(.badConfiguration, "cannot add a chain certificate: \(TLSContext.drainErrors())")
+            }
+        }
+    }
+
+    private func loadKey(_ source: TLSConfiguration.PEMSource) throws(TLSError) {
+        switch source {
+        case .file(let path):
+            if SSL_CTX_use_PrivateKey_file(ctx, path, SSL_FILETYPE_PEM) != 1 {
+                throw TLSError(.badConfiguration, "cannot load the private key from \(path): \(TLSContext.drainErrors())")
+            }
+        case .bytes(let bytes):
+            let key: OpaquePointer? = bytes.withUnsafeBytes { b in
+                let bio = BIO_new_mem_buf(b.baseAddress, Int32(b.count))
+                defer { BIO_free(bio) }
+                return PEM_read_bio_PrivateKey(bio, nil, nil, nil)
+            }
+            guard let key else { throw TLSError(.badConfiguration, "the private key is not valid PEM: \(TLSContext.drainErrors())") }
+            defer { EVP_PKEY_free(key) }
+            if SSL_CTX_use_PrivateKey(ctx, key) != 1 {
+                throw TLSError(.badConfiguration, "cannot use the private key: \(TLSContext.drainErrors())")
+            }
+        }
+    }
+
+    static func readCertificates(_ bytes: [UInt8], what: String) throws(TLSError) -> [OpaquePointer] {
+        var certs: [OpaquePointer] = []
+        bytes.withUnsafeBytes { b in
+            let bio = BIO_new_mem_buf(b.baseAddress, Int32(b.count))
+            defer { BIO_free(bio) }
+            while let x = PEM_read_bio_X509(bio, nil, nil, nil) { certs.append(x) }
+        }
+        ERR_clear_error()  // the loop ends on a "no start line" error
+        if certs.isEmpty { throw TLSError(.badConfiguration, "no PEM certificate found in the \(what)") }
+        return certs
+    }
+
+    /// Takes OpenSSL's error queue (per thread) as text.
+    static func drainErrors() -> String {
+        var parts: [String] = []
+        while true {
+            let e = ERR_get_error()
+            if e == 0 { break }
+            var buf = [CChar](repeating: 0, count: 256)
+            ERR_error_string_n(e, &buf, buf.count)
+            parts.append(String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return parts.isEmpty ? "no OpenSSL error" : parts.joined(separator: "; ")
+    }
+}

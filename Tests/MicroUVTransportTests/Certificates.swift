@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+
+/// Test certificates made by the `openssl` command in a fresh temporary folder: a CA, a server certificate for
+/// localhost/127.0.0.1, a client certificate, an expired server certificate, one for another host, and a second CA.
+struct Certificates: Sendable {
+    let dir: String
+    var ca: String { dir + "/ca.pem" }
+    var otherCA: String { dir + "/other-ca.pem" }
+    var serverCert: String { dir + "/srv.pem" }
+    var serverKey: String { dir + "/srv.key" }
+    var clientCert: String { dir + "/cli.pem" }
+    var clientKey: String { dir + "/cli.key" }
+    var expiredCert: String { dir + "/expired.pem" }
+    var otherHostCert: String { dir + "/other-host.pem" }
+
+    static func make() throws -> Certificates {
+        let dir = NSTemporaryDirectory() + "micro-tls-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let script = """
+        set -e
+        cd '\(dir)'
+        k() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$2" 2>/dev/null; }
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=micro test CA" 2>/dev/null
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other-ca.key -out other-ca.pem -days 2 -subj "/CN=other CA" 2>/dev/null
+        printf "subjectAltName=DNS:localhost,IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n" > srv.ext
+        printf "subjectAltName=DNS:other.example\\nextendedKeyUsage=serverAuth\\n" > other.ext
+        printf "extendedKeyUsage=clientAuth\\n" > cli.ext
+        k srv localhost
+        openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile srv.ext 2>/dev/null
+        openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out expired.pem -days -1 -extfile srv.ext 2>/dev/null
+        openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out other-host.pem -days 2 -extfile other.ext 2>/dev/null
+        k cli "micro client"
+        openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cli.pem -days 2 -extfile cli.ext 2>/dev/null
+        """
+        let status = try run("/bin/sh", ["-c", script]).status
+        guard status == 0 else { throw CertificateError(message: "openssl failed (\(status))") }
+        return Certificates(dir: dir)
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: dir) }
+}
+
+struct CertificateError: Error { var message: String }
+
+/// Runs a command to completion with a time limit; returns its status and output.
+@discardableResult
+func run(_ path: String, _ args: [String], input: Data? = nil, seconds: Double = 20) throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = args
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    let inPipe = Pipe()
+    p.standardInput = inPipe
+    try p.run()
+    if let input { inPipe.fileHandleForWriting.write(input) }
+    try? inPipe.fileHandleForWriting.close()
+    let deadline = Date().addingTimeInterval(seconds)
+    while p.isRunning && Date() < deadline { usleep(10_000) }
+    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    p.waitUntilExit()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
