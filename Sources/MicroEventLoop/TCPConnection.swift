@@ -68,19 +68,15 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
     private var state: State = .open
     private var out: UnsafeMutableRawBufferPointer?
     private var outCount = 0
-    /// With a transform: bytes for the wire (ciphertext), gathered separately from the plaintext in `out`.
-    private var raw: UnsafeMutableRawBufferPointer?
-    private var rawCount = 0
-    /// The transform (TLS), if attached.
-    public private(set) var transform: (any ConnectionTransform)?
-    private var transformReady = false
+    /// State most connections never need (a transform, a close reason), kept out of line so that an idle plain
+    /// connection stays small.
+    private var extras: Extras?
     private var flushScheduled = false
     private var reading = false
     private var inReadCallback = false
-    private var closeError: UVError?
+    public private(set) var isWritable = true
     /// Bytes handed to libuv and not yet written.
     private var queuedBytes = 0
-    public private(set) var isWritable = true
     /// Output above this many bytes (buffered plus queued) makes the connection unwritable.
     public var highWatermark = 1 << 22
     /// Output at or below this many bytes makes it writable again.
@@ -91,6 +87,41 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
         handle = .allocate(capacity: 1)
         uv_tcp_init(loop.uvLoop, handle)
         uv_handle_set_data(UVHandle.cast(handle), Unmanaged.passRetained(self).toOpaque())
+    }
+
+    final class Extras {
+        /// With a transform: bytes for the wire (ciphertext), gathered apart from the plaintext in `out`.
+        var raw: UnsafeMutableRawBufferPointer?
+        var rawCount = 0
+        var transform: (any ConnectionTransform)?
+        var transformReady = false
+        var closeError: UVError?
+    }
+
+    private var ensureExtras: Extras {
+        if let extras { return extras }
+        let e = Extras()
+        extras = e
+        return e
+    }
+
+    /// The transform (TLS), if attached.
+    public var transform: (any ConnectionTransform)? { extras?.transform }
+    private var transformReady: Bool {
+        get { extras?.transformReady ?? false }
+        set { ensureExtras.transformReady = newValue }
+    }
+    private var raw: UnsafeMutableRawBufferPointer? {
+        get { extras?.raw }
+        set { if newValue != nil || extras != nil { ensureExtras.raw = newValue } }
+    }
+    private var rawCount: Int {
+        get { extras?.rawCount ?? 0 }
+        set { if newValue != 0 || extras != nil { ensureExtras.rawCount = newValue } }
+    }
+    private var closeError: UVError? {
+        get { extras?.closeError }
+        set { if newValue != nil || extras != nil { ensureExtras.closeError = newValue } }
     }
 
     @inline(__always)
@@ -198,7 +229,7 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
     /// Attaches a transform (TLS) before any byte was exchanged; what it must send first leaves at once.
     public func attachTransform(_ t: any ConnectionTransform) throws {
         precondition(transform == nil, "a connection takes one transform")
-        transform = t
+        ensureExtras.transform = t
         try t.start(scratch: loop.transformScratch().write) { appendRaw($0) }
         scheduleFlushIfNeeded()
     }
@@ -447,7 +478,7 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
             raw = nil
             rawCount = 0
         }
-        transform = nil
+        extras?.transform = nil
         let d = delegate
         delegate = nil
         d?.connectionDidClose(self, error: closeError)

@@ -10,19 +10,33 @@
 /// A frame whose payload length exceeds ``maxPayload`` is a connection error: ``feed(_:_:)`` throws and
 /// the accumulator must not be fed again.
 public struct FrameAccumulator: ~Copyable {
-    /// Bytes of header in front of each payload (4 or more; the first 4 are the payload length).
-    public let headerSize: Int
-    /// The largest payload accepted.
-    public var maxPayload: Int
-
+    // 32-bit fields: an accumulator lives in every connection, idle ones included.
+    private let header32: UInt32
+    private var maxPayload32: UInt32
     private var pending: UnsafeMutableRawPointer?
-    private var pendingCount = 0
-    private var pendingCapacity = 0
+    private var pendingCount32: UInt32 = 0
+    private var pendingCapacity32: UInt32 = 0
+
+    /// Bytes of header in front of each payload (4 or more; the first 4 are the payload length).
+    public var headerSize: Int { Int(header32) }
+    /// The largest payload accepted (at most 2^32 - 1 - headerSize).
+    public var maxPayload: Int {
+        get { Int(maxPayload32) }
+        set { maxPayload32 = UInt32(clamping: newValue) }
+    }
+    private var pendingCount: Int {
+        get { Int(pendingCount32) }
+        set { pendingCount32 = UInt32(newValue) }
+    }
+    private var pendingCapacity: Int {
+        get { Int(pendingCapacity32) }
+        set { pendingCapacity32 = UInt32(newValue) }
+    }
 
     public init(headerSize: Int = FrameHeader.size, maxPayload: Int) {
-        precondition(headerSize >= 4)
-        self.headerSize = headerSize
-        self.maxPayload = maxPayload
+        precondition(headerSize >= 4 && headerSize < 256)
+        header32 = UInt32(headerSize)
+        maxPayload32 = UInt32(clamping: min(maxPayload, Int(UInt32.max) - headerSize))
     }
 
     deinit { pending?.deallocate() }
