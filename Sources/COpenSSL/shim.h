@@ -28,4 +28,9 @@ static inline int micro_verify_none(void) { return SSL_VERIFY_NONE; }
 
 static inline int micro_err_reason(unsigned long e) { return ERR_GET_REASON(e); }
 static inline long micro_ssl_ctx_add1_chain_cert(SSL_CTX *ctx, X509 *x) { return SSL_CTX_add1_chain_cert(ctx, x); }
+static inline int micro_ssl_ctx_set_app_data(SSL_CTX *ctx, void *arg) { return SSL_CTX_set_app_data(ctx, arg); }
+static inline void *micro_ssl_ctx_get_app_data(const SSL_CTX *ctx) { return SSL_CTX_get_app_data(ctx); }
+static inline int micro_ssl_set_app_data(SSL *ssl, void *arg) { return SSL_set_app_data(ssl, arg); }
+static inline void *micro_ssl_get_app_data(const SSL *ssl) { return SSL_get_app_data(ssl); }
+static inline long micro_sess_cache_client_no_internal(void) { return SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE; }
 #endif

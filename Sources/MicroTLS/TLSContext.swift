@@ -1,4 +1,5 @@
 internal import COpenSSL
+import Glibc
 import Synchronization
 
 /// An OpenSSL `SSL_CTX` built from a ``TLSConfiguration``: certificates, trust, versions, ALPN. Thread-safe and
@@ -15,6 +16,13 @@ public final class TLSContext: @unchecked Sendable {
     /// ALPN protocols in wire format (length-prefixed), kept alive for the server's selection callback.
     private let alpnWire: [UInt8]
     private let alpnBox: UnsafeMutablePointer<UInt8>?
+    /// Client: the latest resumable session per server name (`SSL_SESSION*`, owned). Guarded by its mutex.
+    private let sessions = Mutex<[String: SessionRef]>([:])
+
+    /// An owned `SSL_SESSION*`; OpenSSL sessions are reference counted and thread-safe.
+    struct SessionRef: @unchecked Sendable { let pointer: OpaquePointer }
+    /// Most server names whose sessions are kept.
+    static let maxCachedSessions = 1024
 
     public init(role: Role, configuration: TLSConfiguration) throws(TLSError) {
         self.role = role
@@ -43,8 +51,28 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     deinit {
+        sessions.withLock { for (_, s) in $0 { SSL_SESSION_free(s.pointer) } }
         SSL_CTX_free(ctx)
         alpnBox?.deallocate()
+    }
+
+    /// Client: keeps `session` (taking ownership) for the next connection to `key`.
+    func store(session: OpaquePointer, for key: String) {
+        let new = SessionRef(pointer: session)
+        let old: SessionRef? = sessions.withLock { s in
+            var evicted: SessionRef?
+            if s[key] == nil && s.count >= Self.maxCachedSessions, let victim = s.keys.first {
+                evicted = s.removeValue(forKey: victim)
+            }
+            let old = s.updateValue(new, forKey: key)
+            return old ?? evicted
+        }
+        if let old { SSL_SESSION_free(old.pointer) }
+    }
+
+    /// Client: takes the session kept for `key`, if any (sessions are used once, as TLS 1.3 advises).
+    func takeSession(for key: String) -> OpaquePointer? {
+        sessions.withLock { $0.removeValue(forKey: key) }?.pointer
     }
 
     private func configure() throws(TLSError) {
@@ -89,6 +117,18 @@ public final class TLSContext: @unchecked Sendable {
         switch role {
         case .client:
             SSL_CTX_set_verify(ctx, c.verification == .none ? micro_verify_none() : micro_verify_peer(), nil)
+            if c.verification == .none {
+                let warning = "swift-micro: WARNING: TLS certificate verification is OFF for this client: anyone can impersonate the server\n"
+                _ = warning.withCString { write(2, $0, strlen($0)) }
+            }
+            // Resumption: sessions (TLS 1.3 tickets) are kept per server name, outside OpenSSL's internal store.
+            _ = micro_ssl_ctx_set_session_cache_mode(ctx, micro_sess_cache_client_no_internal())
+            SSL_CTX_sess_set_new_cb(ctx) { ssl, session in
+                guard let ssl, let session, let data = micro_ssl_get_app_data(ssl) else { return 0 }
+                let owner = Unmanaged<TLSSession>.fromOpaque(data).takeUnretainedValue()
+                owner.context.store(session: session, for: owner.cacheKey)
+                return 1  // we own the session now
+            }
             if let alpnBox, SSL_CTX_set_alpn_protos(ctx, alpnBox + 2, UInt32(alpnWire.count)) != 0 {
                 throw TLSError(.badConfiguration, "cannot set ALPN: \(TLSContext.drainErrors())")
             }

@@ -15,6 +15,8 @@ public final class TLSSession {
     /// The peer sent close_notify.
     public private(set) var receivedCloseNotify = false
     private var failed: TLSError?
+    /// Client: the key its sessions are cached under (the server name).
+    let cacheKey: String
 
     /// - Parameter serverName: client only: the host dialled; sent as SNI (unless an IP address) and verified
     ///   against the certificate (unless verification says otherwise).
@@ -25,11 +27,17 @@ public final class TLSSession {
         rbio = BIO_new(BIO_s_mem())
         wbio = BIO_new(BIO_s_mem())
         SSL_set_bio(ssl, rbio, wbio)  // the SSL owns both BIOs now
+        cacheKey = context.configuration.serverName ?? serverName ?? ""
+        _ = micro_ssl_set_app_data(ssl, Unmanaged.passUnretained(self).toOpaque())
         switch context.role {
         case .server:
             SSL_set_accept_state(ssl)
         case .client:
             SSL_set_connect_state(ssl)
+            if let cached = context.takeSession(for: cacheKey) {
+                SSL_set_session(ssl, cached)
+                SSL_SESSION_free(cached)
+            }
             let name = context.configuration.serverName ?? serverName
             if let name, !name.isEmpty {
                 let isIP = Self.isIPAddress(name)
@@ -45,7 +53,12 @@ public final class TLSSession {
         }
     }
 
-    deinit { SSL_free(ssl) }
+    deinit {
+        // Freeing an SSL that never sent close_notify marks its session not resumable; a connection that ended
+        // without a TLS error keeps its session (ticket) usable for the next one.
+        if isHandshakeComplete && failed == nil { SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN) }
+        SSL_free(ssl)
+    }
 
     static func isIPAddress(_ s: String) -> Bool {
         var a4 = in_addr()

@@ -1,11 +1,12 @@
 public import MicroEventLoop
 public import MicroTLS
 
-/// TLS as a ``ConnectionTransform``: a ``TLSSession`` between the socket and the protocol. Loop-confined.
+/// TLS as a ``ConnectionTransform``: a ``TLSSession`` between the socket and the protocol. Loop-confined (`Sendable`
+/// only so that a reference can be carried to its loop).
 ///
 /// All plaintext of one flush goes through one `SSL_write` (many frames per TLS record, never a record per
 /// frame). A handshake that does not finish within the configuration's timeout closes the connection.
-public final class TLSTransform: ConnectionTransform {
+public final class TLSTransform: ConnectionTransform, @unchecked Sendable {
     public let session: TLSSession
     private var timer: LoopTimer?
 

@@ -1,6 +1,6 @@
 public import MicroEventLoop
 public import MicroTransport
-internal import MicroTLS
+public import MicroTLS
 import Synchronization
 
 /// The server side of the libuv transport: listens on every loop of the group (`SO_REUSEPORT`), speaks the
@@ -46,6 +46,12 @@ public final class UVServerTransport: ServerTransport {
         return n
     }
 
+    /// Replaces the TLS context (a reloaded certificate, new trust) without a restart: connections accepted from
+    /// now on use it; open ones keep theirs.
+    public func reloadTLS(_ context: TLSContext) async {
+        for s in perLoop { _ = try? await s.loop.submit { s.tls = context } }
+    }
+
     public func drain(gracePeriod: Duration) async {
         if let l = listener.withLock({ $0 }) { await l.close() }
         for s in perLoop { _ = try? await s.loop.submit { s.drain() } }
@@ -64,11 +70,14 @@ final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
     let config: UVTransportConfiguration
     var connections: [ObjectIdentifier: MuxConnection] = [:]
     var draining = false
+    /// The TLS context for new connections (replaced by a reload).
+    var tls: TLSContext?
     private var housekeeping: LoopTimer?
 
     init(loop: EventLoop, config: UVTransportConfiguration) {
         self.loop = loop
         self.config = config
+        tls = config.tls
     }
 
     var streamCount: Int { connections.values.reduce(0) { $0 + $1.activeStreams } }
@@ -78,7 +87,7 @@ final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
             tcp.close()
             return
         }
-        if let tls = config.tls {
+        if let tls {
             do {
                 try TLSTransform.attach(to: tcp, context: tls)
             } catch {

@@ -196,6 +196,20 @@ struct TLSSessionTests {
         #expect(noCertificate?.kind == .badConfiguration)
     }
 
+    @Test func secondConnectionResumes() throws {
+        defer { certs.remove() }
+        let client = try clientContext()
+        let server = try serverContext()
+        let first = try Pair(client: client, server: server)
+        first.pump()
+        try first.serverSends([1])  // the client reads the tickets with it
+        #expect(first.client.isHandshakeComplete && !first.client.isResumed)
+        let second = try Pair(client: client, server: server)
+        second.pump()
+        #expect(second.clientError == nil)
+        #expect(second.client.isResumed, "the second handshake resumes with the first one's ticket")
+    }
+
     @Test func closeNotifyReachesThePeer() throws {
         defer { certs.remove() }
         let p = try Pair(client: try clientContext(), server: try serverContext())

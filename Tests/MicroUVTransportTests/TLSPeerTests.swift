@@ -226,3 +226,70 @@ func stop(_ pid: pid_t) {
     var status: Int32 = 0
     waitpid(pid, &status, 0)
 }
+
+@Suite("TLS resumption and reload", .serialized)
+struct TLSLifecycleTests {
+    let certs: Certificates
+
+    init() throws { certs = try Certificates.make() }
+
+    func clientConfig() throws -> UVTransportConfiguration {
+        var config = UVTransportConfiguration()
+        var cc = TLSConfiguration.client(trusting: certs.ca)
+        cc.serverName = "localhost"
+        config.tls = try TLSContext(role: .client, configuration: cc)
+        config.idleTimeoutMilliseconds = 50
+        config.housekeepingIntervalMilliseconds = 10
+        return config
+    }
+
+    @Test func reconnectsResumeTheSession() async throws {
+        defer { certs.remove() }
+        var serverConfig = UVTransportConfiguration()
+        serverConfig.tls = try TLSContext(role: .server, configuration: .server(certificateFile: certs.serverCert, keyFile: certs.serverKey))
+        let resumed = Atomic<Int>(0)
+        let h = try await Harness.start(server: serverConfig, client: try clientConfig())
+        // Observe resumption from the client's side: a raw connection with the same client context.
+        let context = try #require(try clientConfig().tls)
+        for round in 0..<3 {
+            let tcp = try await TCPConnection.connect(on: h.clientGroup.loops[0], to: try SocketAddress(h.address))
+            let peer = RawPeer()
+            let transform: TLSTransform = try await h.clientGroup.loops[0].submit {
+                peer.connection = tcp
+                tcp.delegate = peer
+                let t = try TLSTransform.attach(to: tcp, context: context, serverName: "localhost")
+                tcp.startReading()
+                tcp.write(contentsOf: ConnectionPreface.bytes)
+                return t
+            }
+            // The server's SETTINGS arrive once the handshake is done; tickets come with them.
+            try await eventually(10, "server SETTINGS over TLS") { peer.received.withLock { $0.count } >= FrameHeader.size }
+            try await Task.sleep(for: .milliseconds(20))
+            let wasResumed = try await h.clientGroup.loops[0].submit { transform.session.isResumed }
+            if wasResumed { resumed.add(1, ordering: .relaxed) }
+            if round == 0 { #expect(!wasResumed, "the first connection is a full handshake") }
+            try await h.clientGroup.loops[0].submit { tcp.close() }
+        }
+        #expect(resumed.load(ordering: .relaxed) == 2, "reconnects resume with the ticket of the previous connection")
+        await h.stop()
+    }
+
+    @Test func certificateReloadWithoutRestart() async throws {
+        defer { certs.remove() }
+        var serverConfig = UVTransportConfiguration()
+        serverConfig.tls = try TLSContext(role: .server, configuration: .server(certificateFile: certs.serverCert, keyFile: certs.serverKey))
+        let h = try await Harness.start(server: serverConfig, client: try clientConfig())
+        let head = RequestHead(service: "s", endpoint: "e")
+        #expect(try await withTimeout(10) { try await h.client.unary(to: h.address, head: head, message: [1]) }.status == .ok)
+        // Reload with a certificate for another host: new connections present it (and this client refuses it).
+        await h.server.reloadTLS(try TLSContext(role: .server, configuration: .server(certificateFile: certs.otherHostCert, keyFile: certs.serverKey)))
+        try await eventually(5, "idle connection closed") { await h.client.poolStats(for: h.address)?.ready == 0 }
+        do {
+            _ = try await withTimeout(10) { try await h.client.unary(to: h.address, head: head, message: [2]) }
+            Issue.record("the reloaded certificate should be in use")
+        } catch let e as TransportError {
+            #expect(e.message.contains("hostnameMismatch"), "\(e.message)")
+        }
+        await h.stop()
+    }
+}
