@@ -64,23 +64,45 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
     /// The delegate, held strongly until the connection closes. Loop-confined.
     public var delegate: (any TCPConnectionDelegate)?
 
-    // Loop-confined state.
+    // Loop-confined state, laid out small: an idle connection is this object and its libuv handle.
     private var state: State = .open
-    private var out: UnsafeMutableRawBufferPointer?
-    private var outCount = 0
-    /// State most connections never need (a transform, a close reason), kept out of line so that an idle plain
-    /// connection stays small.
-    private var extras: Extras?
     private var flushScheduled = false
     private var reading = false
     private var inReadCallback = false
     public private(set) var isWritable = true
+    private var outBase: UnsafeMutableRawPointer?
+    private var outCapacity32: UInt32 = 0
+    private var outCount32: UInt32 = 0
+    /// State most connections never need (a transform, a close reason, custom watermarks), kept out of line.
+    private var extras: Extras?
     /// Bytes handed to libuv and not yet written.
     private var queuedBytes = 0
+
+    /// The plaintext outbound buffer (borrowed from the loop's pool while it holds bytes).
+    private var out: UnsafeMutableRawBufferPointer? {
+        get { outBase.map { UnsafeMutableRawBufferPointer(start: $0, count: Int(outCapacity32)) } }
+        set {
+            outBase = newValue?.baseAddress
+            outCapacity32 = UInt32(newValue?.count ?? 0)
+        }
+    }
+    private var outCount: Int {
+        get { Int(outCount32) }
+        set { outCount32 = UInt32(newValue) }
+    }
+
+    public static let defaultHighWatermark = 1 << 22
+    public static let defaultLowWatermark = 1 << 20
     /// Output above this many bytes (buffered plus queued) makes the connection unwritable.
-    public var highWatermark = 1 << 22
+    public var highWatermark: Int {
+        get { extras?.highWatermark ?? Self.defaultHighWatermark }
+        set { ensureExtras.highWatermark = newValue }
+    }
     /// Output at or below this many bytes makes it writable again.
-    public var lowWatermark = 1 << 20
+    public var lowWatermark: Int {
+        get { extras?.lowWatermark ?? Self.defaultLowWatermark }
+        set { ensureExtras.lowWatermark = newValue }
+    }
 
     init(loop: EventLoop) {
         self.loop = loop
@@ -96,6 +118,8 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
         var transform: (any ConnectionTransform)?
         var transformReady = false
         var closeError: UVError?
+        var highWatermark = TCPConnection.defaultHighWatermark
+        var lowWatermark = TCPConnection.defaultLowWatermark
     }
 
     private var ensureExtras: Extras {
