@@ -44,7 +44,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "micro-bench",
-            dependencies: ["MicroEventLoop", "MicroFraming", "MicroTransport", "MicroUVTransport"],
+            dependencies: ["MicroEventLoop", "MicroFraming", "MicroTransport", "MicroUVTransport", "MicroTLS"],
             swiftSettings: strict
         ),
         .testTarget(name: "MicroEventLoopTests", dependencies: ["MicroEventLoop"], swiftSettings: strict),

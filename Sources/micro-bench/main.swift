@@ -6,6 +6,7 @@
 import Glibc
 import MicroEventLoop
 import MicroFraming
+import MicroTLS
 import MicroTransport
 import MicroUVTransport
 import Synchronization
@@ -18,6 +19,7 @@ struct Options {
     var warmup = 1.0
     var serverThreads = 1
     var clientThreads = 1
+    var tlsHandshakes = 0
 }
 
 func fail(_ message: String) -> Never {
@@ -45,8 +47,10 @@ func parse() -> Options {
         case "--warmup": o.warmup = double(a)
         case "--server-threads": o.serverThreads = int(a)
         case "--client-threads": o.clientThreads = int(a)
+        case "--tls-handshakes": o.tlsHandshakes = int(a)
         case "-h", "--help":
             say("usage: micro-bench [--connections 1] [--concurrency 64] [--size 64] [--duration 5] [--warmup 1] [--server-threads 1] [--client-threads 1]")
+            say("       micro-bench --tls-handshakes N     (full and resumed TLS handshakes per second)")
             exit(0)
         default: fail("micro-bench: unknown argument \(a)")
         }
@@ -87,6 +91,10 @@ final class Recorder: Sendable {
 }
 
 let options = parse()
+if options.tlsHandshakes > 0 {
+    try await HandshakeBench.run(count: options.tlsHandshakes)
+    exit(0)
+}
 let serverGroup = EventLoopGroup(threads: options.serverThreads)
 let clientGroup = EventLoopGroup(threads: options.clientThreads)
 var serverConfig = UVTransportConfiguration()
