@@ -17,6 +17,9 @@ let package = Package(
         .executable(name: "micro-echo", targets: ["micro-echo"]),
         .executable(name: "micro-bench", targets: ["micro-bench"]),
     ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
     targets: [
         .systemLibrary(
             name: "CLibUV",
@@ -34,7 +37,10 @@ let package = Package(
         .target(name: "MicroTransport", dependencies: ["MicroFraming"], swiftSettings: strict),
         .target(
             name: "MicroUVTransport",
-            dependencies: ["MicroEventLoop", "MicroFraming", "MicroTransport", "MicroTLS"],
+            dependencies: [
+                "MicroEventLoop", "MicroFraming", "MicroTransport", "MicroTLS",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -53,7 +59,10 @@ let package = Package(
         .testTarget(name: "MicroTLSTests", dependencies: ["MicroTLS"], swiftSettings: strict),
         .testTarget(
             name: "MicroUVTransportTests",
-            dependencies: ["MicroUVTransport", "MicroEventLoop", "MicroFraming", "MicroTransport", "MicroTLS"],
+            dependencies: [
+                "MicroUVTransport", "MicroEventLoop", "MicroFraming", "MicroTransport", "MicroTLS",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
     ],

@@ -139,6 +139,7 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
                     }
                 }
                 let c = MuxConnection(role: .client, tcp: tcp, settings: config.settings)
+                c.logger = config.logger
                 c.owner = self
                 handshaking.append(c)
                 c.start()

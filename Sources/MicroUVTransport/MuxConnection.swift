@@ -1,3 +1,4 @@
+internal import Logging
 internal import MicroEventLoop
 internal import MicroFraming
 internal import MicroTransport
@@ -55,6 +56,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// Streams waiting for the socket to become writable.
     private var blocked: [MuxStream] = []
     let peerDescription: String
+    /// Connection-level events (TLS refusals, protocol errors).
+    var logger: Logger?
 
     init(role: Role, tcp: TCPConnection, settings: Settings) {
         self.role = role
@@ -317,6 +320,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         // Before the peer's SETTINGS nothing was processed: a failed handshake is a failed connect (retry-safe).
         let code: TransportError.Code = peerSettingsReceived ? .connectionClosed : .connectFailed
         closeReason = TransportError(code, "TLS with \(peerDescription) failed: \(error)")
+        logger?.notice("TLS failed", metadata: ["peer": "\(peerDescription)", "role": "\(role)", "error": "\(error)"])
     }
 
     func connectionDidClose(_ connection: TCPConnection, error: UVError?) {
@@ -548,6 +552,9 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// A connection error: tell the peer why (DRAIN with the code), end every stream, close.
     func fail(_ code: ErrorCode, _ reason: String) {
         guard !isClosed else { return }
+        if code != .noError && code != .cancelled {
+            logger?.notice("connection error", metadata: ["peer": "\(peerDescription)", "code": "\(code)", "reason": "\(reason)"])
+        }
         let error = TransportError(code == .flowControlError || code == .protocolError || code == .frameSizeError || code == .badPreface
                                    ? .protocolError : .connectionClosed, "\(code): \(reason)")
         closeReason = error

@@ -1,3 +1,4 @@
+internal import Logging
 public import MicroEventLoop
 public import MicroTransport
 public import MicroTLS
@@ -91,11 +92,13 @@ final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
             do {
                 try TLSTransform.attach(to: tcp, context: tls)
             } catch {
+                config.logger.error("TLS setup failed", metadata: ["error": "\(error)"])
                 tcp.close()
                 return
             }
         }
         let c = MuxConnection(role: .server, tcp: tcp, settings: config.settings)
+        c.logger = config.logger
         c.handler = handler
         c.owner = self
         connections[ObjectIdentifier(c)] = c

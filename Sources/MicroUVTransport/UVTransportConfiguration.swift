@@ -1,3 +1,4 @@
+public import Logging
 public import MicroFraming
 public import MicroTLS
 
@@ -5,6 +6,9 @@ public import MicroTLS
 public struct UVTransportConfiguration: Sendable {
     /// What this side announces in SETTINGS (its limits for the peer).
     public var settings = Settings()
+    /// Where connection-level events go: refused TLS handshakes, protocol errors from peers (at `notice`).
+    /// Nothing is logged per call or per frame.
+    public var logger = Logger(label: "swift-micro.transport")
     /// TLS for every connection (a client context on clients, a server context on servers); nil: plain TCP.
     public var tls: TLSContext?
 

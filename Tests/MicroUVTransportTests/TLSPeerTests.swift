@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import MicroEventLoop
 import MicroFraming
 import MicroTLS
@@ -290,6 +291,64 @@ struct TLSLifecycleTests {
         } catch let e as TransportError {
             #expect(e.message.contains("hostnameMismatch"), "\(e.message)")
         }
+        await h.stop()
+    }
+}
+
+/// Keeps every log record, for tests that check what the server logs.
+final class CapturedLogs: @unchecked Sendable {
+    let records = Mutex<[String]>([])
+    var logger: Logger {
+        Logger(label: "test") { _ in CapturingHandler(sink: self) }
+    }
+    var all: [String] { records.withLock { $0 } }
+}
+
+struct CapturingHandler: LogHandler {
+    let sink: CapturedLogs
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) {
+        let text = "\(event.level) \(event.message) \((event.metadata ?? [:]).map { "\($0)=\($1)" }.sorted().joined(separator: " "))"
+        sink.records.withLock { $0.append(text) }
+    }
+}
+
+@Suite("TLS refusals are logged", .serialized)
+struct TLSLoggingTests {
+    @Test func serverLogsRefusedHandshakesAndKeepsServing() async throws {
+        let certs = try Certificates.make()
+        defer { certs.remove() }
+        let logs = CapturedLogs()
+        var serverConfig = UVTransportConfiguration()
+        serverConfig.tls = try TLSContext(role: .server, configuration: .server(certificateFile: certs.serverCert, keyFile: certs.serverKey))
+        serverConfig.logger = logs.logger
+        var wrong = UVTransportConfiguration()
+        var wc = TLSConfiguration.client(trusting: certs.otherCA)
+        wc.serverName = "localhost"
+        wrong.tls = try TLSContext(role: .client, configuration: wc)
+        let h = try await Harness.start(server: serverConfig, client: wrong)
+        _ = try? await withTimeout(10) { try await h.client.unary(to: h.address, head: RequestHead(service: "s", endpoint: "e"), message: []) }
+        // Garbage instead of a ClientHello.
+        let peer = try await RawPeer.connect(h.clientGroup.loops[0], try SocketAddress(h.address))
+        try await peer.send(Array("GET / HTTP/1.1\r\n\r\n".utf8))
+        try await eventually(5, "both refusals logged") { logs.all.filter { $0.contains("TLS failed") }.count >= 2 }
+        let lines = logs.all
+        #expect(lines.contains { $0.contains("untrustedCertificate") }, "\(lines)")
+        #expect(lines.contains { $0.contains("notTLS") }, "\(lines)")
+        // A good client is still served.
+        var good = UVTransportConfiguration()
+        var gc = TLSConfiguration.client(trusting: certs.ca)
+        gc.serverName = "localhost"
+        good.tls = try TLSContext(role: .client, configuration: gc)
+        let goodClient = UVClientTransport(group: h.clientGroup, configuration: good)
+        let r = try await withTimeout(10) { try await goodClient.unary(to: h.address, head: RequestHead(service: "s", endpoint: "e"), message: [5]) }
+        #expect(r.message == [5])
+        await goodClient.shutdown()
         await h.stop()
     }
 }
