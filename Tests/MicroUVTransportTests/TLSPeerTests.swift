@@ -96,6 +96,33 @@ struct TLSPeerTests {
         }
     }
 
+    @Test func handshakeCutInTheMiddle() async throws {
+        defer { certs.remove() }
+        // A real ClientHello, from a client session of our own.
+        var cc = TLSConfiguration.client(trusting: certs.ca)
+        cc.serverName = "localhost"
+        let client = try TLSSession(context: try TLSContext(role: .client, configuration: cc), serverName: "localhost")
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+        defer { scratch.deallocate() }
+        var hello: [UInt8] = []
+        try client.start(scratch: scratch) { hello += $0 }
+        #expect(hello.count > 100)
+        try await withEchoServer(try serverContext(handshakeTimeout: 300)) { port, group in
+            let address = try SocketAddress(host: "127.0.0.1", port: port)
+            // Half a ClientHello, then the client vanishes.
+            let vanishing = try await RawPeer.connect(group.loops[0], address)
+            try await vanishing.send(Array(hello.prefix(hello.count / 2)))
+            try await group.loops[0].submit { vanishing.connection.reset() }
+            // Half a ClientHello, then silence: freed by the handshake timeout.
+            let stalled = try await RawPeer.connect(group.loops[0], address)
+            try await stalled.send(Array(hello.prefix(hello.count / 2)))
+            try await eventually(5, "stalled handshake closed by the server") { stalled.isClosed }
+            // The server is fine.
+            let r = try run("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certs.ca, "-verify_return_error", "-brief"], input: Data())
+            #expect(r.status == 0, "\(r.output)")
+        }
+    }
+
     @Test func mutualTLSWithOpenSSLClient() async throws {
         defer { certs.remove() }
         try await withEchoServer(try serverContext(requireClientCert: true)) { port, _ in
