@@ -56,11 +56,13 @@ let package = Package(
         .testTarget(name: "MicroEventLoopTests", dependencies: ["MicroEventLoop"], swiftSettings: strict),
         .testTarget(name: "MicroFramingTests", dependencies: ["MicroFraming"], swiftSettings: strict),
         .testTarget(name: "MicroTransportTests", dependencies: ["MicroTransport"], swiftSettings: strict),
-        .testTarget(name: "MicroTLSTests", dependencies: ["MicroTLS"], swiftSettings: strict),
+        // Helpers shared by the test targets (certificates made with the openssl command, running processes).
+        .target(name: "MicroTestSupport", path: "Tests/MicroTestSupport", swiftSettings: strict),
+        .testTarget(name: "MicroTLSTests", dependencies: ["MicroTLS", "MicroTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "MicroUVTransportTests",
             dependencies: [
-                "MicroUVTransport", "MicroEventLoop", "MicroFraming", "MicroTransport", "MicroTLS",
+                "MicroUVTransport", "MicroEventLoop", "MicroFraming", "MicroTransport", "MicroTLS", "MicroTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -154,15 +154,17 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
     private func failWaitersIfStuck(_ error: TransportError) {
         // No re-dial here: a dead address would be dialled in a loop. The next caller dials again.
         serveWaiters(dialIfNeeded: false)
-        if opening == 0 && bestConnection() == nil {
-            let stuck = waiters[waiterHead...]
-            waiters.removeAll()
-            waiterHead = 0
-            for w in stuck where !w.done {
-                w.done = true
-                w.timer?.cancel()
-                w.completion(.failure(error))
-            }
+        if opening == 0 && bestConnection() == nil { failAllWaiters(error) }
+    }
+
+    private func failAllWaiters(_ error: TransportError) {
+        let pending = waiters[waiterHead...]
+        waiters.removeAll()
+        waiterHead = 0
+        for w in pending where !w.done {
+            w.done = true
+            w.timer?.cancel()
+            w.completion(.failure(error))
         }
     }
 
@@ -267,14 +269,7 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
         housekeeping?.cancel()
         housekeeping = nil
         let error = TransportError(.shutdown, "the client transport is shut down")
-        let pendingWaiters = waiters[waiterHead...]
-        waiters.removeAll()
-        waiterHead = 0
-        for w in pendingWaiters where !w.done {
-            w.done = true
-            w.timer?.cancel()
-            w.completion(.failure(error))
-        }
+        failAllWaiters(error)
         for c in ready + handshaking { c.close(error) }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import MicroTestSupport
 import MicroTLS
 import Testing
 

@@ -1,4 +1,5 @@
 import Foundation
+import MicroTestSupport
 import Logging
 import MicroEventLoop
 import MicroFraming

@@ -1,20 +1,19 @@
-import Foundation
-import Testing
+public import Foundation
 
-/// Test certificates made by the `openssl` command in a fresh temporary folder: a CA, a server certificate for
+/// Shared by the test targets. Test certificates made by the `openssl` command in a fresh temporary folder: a CA, a server certificate for
 /// localhost/127.0.0.1, a client certificate, an expired server certificate, one for another host, and a second CA.
-struct Certificates: Sendable {
-    let dir: String
-    var ca: String { dir + "/ca.pem" }
-    var otherCA: String { dir + "/other-ca.pem" }
-    var serverCert: String { dir + "/srv.pem" }
-    var serverKey: String { dir + "/srv.key" }
-    var clientCert: String { dir + "/cli.pem" }
-    var clientKey: String { dir + "/cli.key" }
-    var expiredCert: String { dir + "/expired.pem" }
-    var otherHostCert: String { dir + "/other-host.pem" }
+public struct Certificates: Sendable {
+    public let dir: String
+    public var ca: String { dir + "/ca.pem" }
+    public var otherCA: String { dir + "/other-ca.pem" }
+    public var serverCert: String { dir + "/srv.pem" }
+    public var serverKey: String { dir + "/srv.key" }
+    public var clientCert: String { dir + "/cli.pem" }
+    public var clientKey: String { dir + "/cli.key" }
+    public var expiredCert: String { dir + "/expired.pem" }
+    public var otherHostCert: String { dir + "/other-host.pem" }
 
-    static func make() throws -> Certificates {
+    public static func make() throws -> Certificates {
         let dir = NSTemporaryDirectory() + "micro-tls-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let script = """
@@ -38,14 +37,17 @@ struct Certificates: Sendable {
         return Certificates(dir: dir)
     }
 
-    func remove() { try? FileManager.default.removeItem(atPath: dir) }
+    public func remove() { try? FileManager.default.removeItem(atPath: dir) }
 }
 
-struct CertificateError: Error { var message: String }
+public struct CertificateError: Error {
+    public var message: String
+    public init(message: String) { self.message = message }
+}
 
 /// Runs a command to completion with a time limit; returns its status and output.
 @discardableResult
-func run(_ path: String, _ args: [String], input: Data? = nil, seconds: Double = 20) throws -> (status: Int32, output: String) {
+public func run(_ path: String, _ args: [String], input: Data? = nil, seconds: Double = 20) throws -> (status: Int32, output: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: path)
     p.arguments = args
