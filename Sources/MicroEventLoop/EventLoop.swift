@@ -53,6 +53,8 @@ public final class EventLoop: @unchecked Sendable {
     /// Scratch space for connection transforms (TLS): plaintext out of the decoder, ciphertext out of the encoder.
     /// Allocated on first use; loop-confined.
     private var scratch: (read: UnsafeMutableRawBufferPointer, write: UnsafeMutableRawBufferPointer)?
+    /// Per-loop singletons of higher layers (see ``loopLocal(_:create:)``). Loop-confined.
+    private var locals: [ObjectIdentifier: AnyObject] = [:]
     /// Reusable outbound buffers, so a connection holds no write buffer while idle.
     var bufferPool: [UnsafeMutableRawBufferPointer] = []
     /// Reusable buffers above the standard size (up to `maxLargeBufferSize`), at most `maxLargeBuffers`.
@@ -303,6 +305,16 @@ public final class EventLoop: @unchecked Sendable {
     /// Whether the loop has begun shutting down. Loop-confined.
     var isClosing: Bool { closing }
 
+
+    /// A per-loop singleton of type `T`, made by `create` on first use (e.g. one housekeeping timer for all
+    /// connections of a kind). Loop-confined; it lives as long as the loop.
+    public func loopLocal<T: AnyObject>(_ type: T.Type, create: () -> T) -> T {
+        let key = ObjectIdentifier(type)
+        if let existing = locals[key] { return existing as! T }
+        let made = create()
+        locals[key] = made
+        return made
+    }
 
     /// The loop's cached clock in milliseconds (`uv_now`). Loop-confined.
     public var nowMilliseconds: UInt64 { uv_now(uvLoop) }

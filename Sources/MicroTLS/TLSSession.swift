@@ -9,8 +9,10 @@ import Glibc
 public final class TLSSession {
     public let context: TLSContext
     let ssl: OpaquePointer
-    private let rbio: OpaquePointer
-    private let wbio: OpaquePointer
+    /// The memory BIOs. ``releaseBuffersIfIdle()`` frees them on an idle connection (about 1.8 KB); they come back
+    /// with the next byte in either direction.
+    private var rbio: OpaquePointer?
+    private var wbio: OpaquePointer?
     public private(set) var isHandshakeComplete = false
     /// The peer sent close_notify.
     public private(set) var receivedCloseNotify = false
@@ -24,11 +26,9 @@ public final class TLSSession {
         self.context = context
         guard let ssl = SSL_new(context.ctx) else { throw TLSError(.badConfiguration, "SSL_new failed: \(TLSContext.drainErrors())") }
         self.ssl = ssl
-        rbio = BIO_new(BIO_s_mem())
-        wbio = BIO_new(BIO_s_mem())
-        SSL_set_bio(ssl, rbio, wbio)  // the SSL owns both BIOs now
         cacheKey = context.configuration.serverName ?? serverName ?? ""
         _ = micro_ssl_set_app_data(ssl, Unmanaged.passUnretained(self).toOpaque())
+        attachBIOs()
         switch context.role {
         case .server:
             SSL_set_accept_state(ssl)
@@ -59,6 +59,31 @@ public final class TLSSession {
         if isHandshakeComplete && failed == nil { SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN) }
         SSL_free(ssl)
     }
+
+    private func attachBIOs() {
+        guard rbio == nil else { return }
+        let r = BIO_new(BIO_s_mem())
+        let w = BIO_new(BIO_s_mem())
+        SSL_set_bio(ssl, r, w)  // the SSL owns both BIOs now
+        rbio = r
+        wbio = w
+    }
+
+    /// Frees the memory BIOs when the handshake is done and nothing is buffered in them. Call it for
+    /// connections that have been idle for a while (not after every read: re-creating them costs CPU).
+    /// Returns whether they were freed.
+    @discardableResult
+    public func releaseBuffersIfIdle() -> Bool {
+        guard isHandshakeComplete, failed == nil, let r = rbio, let w = wbio,
+              micro_bio_pending(r) == 0, micro_bio_pending(w) == 0 else { return false }
+        SSL_set_bio(ssl, nil, nil)  // frees both
+        rbio = nil
+        wbio = nil
+        return true
+    }
+
+    /// Whether the memory BIOs are currently allocated.
+    public var holdsBuffers: Bool { rbio != nil }
 
     static func isIPAddress(_ s: String) -> Bool {
         var a4 = in_addr()
@@ -92,6 +117,7 @@ public final class TLSSession {
 
     /// Client: produces the ClientHello. Call once, then write what `emit` gets.
     public func start(scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) throws(TLSError) {
+        attachBIOs()
         if context.role == .client { try handshake() }
         drain(scratch: scratch, emit: emit)
     }
@@ -105,6 +131,7 @@ public final class TLSSession {
         emit: (UnsafeRawBufferPointer) -> Void
     ) throws(TLSError) {
         if let failed { throw failed }
+        attachBIOs()
         if ciphertext.count > 0 { BIO_write(rbio, ciphertext.baseAddress, Int32(ciphertext.count)) }
         if !isHandshakeComplete {
             do {
@@ -144,6 +171,7 @@ public final class TLSSession {
     public func send(_ plaintext: UnsafeRawBufferPointer, scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) throws(TLSError) {
         if let failed { throw failed }
         precondition(isHandshakeComplete, "send before the handshake completed")
+        attachBIOs()
         var offset = 0
         while offset < plaintext.count {
             ERR_clear_error()
@@ -155,7 +183,7 @@ public final class TLSSession {
             }
             offset += Int(n)
             // Keep the ciphertext buffer bounded for large writes.
-            if micro_bio_pending(wbio) > 1 << 20 { drain(scratch: scratch, emit: emit) }
+            if let w = wbio, micro_bio_pending(w) > 1 << 20 { drain(scratch: scratch, emit: emit) }
         }
         drain(scratch: scratch, emit: emit)
     }
@@ -163,6 +191,7 @@ public final class TLSSession {
     /// Sends close_notify.
     public func close(scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) {
         guard failed == nil else { return }
+        attachBIOs()
         ERR_clear_error()
         SSL_shutdown(ssl)
         drain(scratch: scratch, emit: emit)
@@ -183,6 +212,7 @@ public final class TLSSession {
     }
 
     private func drain(scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) {
+        guard let wbio else { return }
         while micro_bio_pending(wbio) > 0 {
             let n = BIO_read(wbio, scratch.baseAddress, Int32(scratch.count))
             if n <= 0 { break }

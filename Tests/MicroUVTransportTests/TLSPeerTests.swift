@@ -303,6 +303,37 @@ struct TLSLifecycleTests {
         await h.stop()
     }
 
+    @Test func idleConnectionsGiveTheirTLSBuffersBack() async throws {
+        defer { certs.remove() }
+        let serverContext = try TLSContext(role: .server, configuration: .server(certificateFile: certs.serverCert, keyFile: certs.serverKey))
+        let group = EventLoopGroup(threads: 1)
+        let listener = try await TCPListener.bind(loops: group.loops, address: try SocketAddress(host: "127.0.0.1", port: 0)) { tcp in
+            do { try TLSTransform.attach(to: tcp, context: serverContext) } catch { tcp.close(); return }
+            LengthPrefixedConnection.echo(tcp)
+        }
+        let context = try #require(try clientConfig().tls)
+        let tcp = try await TCPConnection.connect(on: group.loops[0], to: listener.localAddress)
+        let peer = RawPeer()
+        let transform: TLSTransform = try await group.loops[0].submit {
+            peer.connection = tcp
+            tcp.delegate = peer
+            let t = try TLSTransform.attach(to: tcp, context: context, serverName: "localhost")
+            tcp.startReading()
+            tcp.write(contentsOf: [0, 0, 0, 2, 7, 7])
+            return t
+        }
+        try await eventually(10, "first echo") { peer.received.withLock { $0.count } == 6 }
+        #expect(try await group.loops[0].submit { transform.session.holdsBuffers })
+        // Idle for more than a second: the sweeper frees the BIOs; the next bytes bring them back.
+        try await eventually(5, "TLS buffers released while idle") { (try? await group.loops[0].submit { !transform.session.holdsBuffers }) ?? false }
+        try await group.loops[0].submit { tcp.write(contentsOf: [0, 0, 0, 1, 9]) }
+        try await eventually(10, "echo after the release") { peer.received.withLock { $0.count } == 11 }
+        #expect(peer.received.withLock { Array($0.suffix(5)) } == [0, 0, 0, 1, 9])
+        try await group.loops[0].submit { tcp.close() }
+        await listener.close()
+        #expect(group.shutdownGracefully())
+    }
+
     @Test func certificateReloadWithoutRestart() async throws {
         defer { certs.remove() }
         var serverConfig = UVTransportConfiguration()
