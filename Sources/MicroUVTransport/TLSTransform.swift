@@ -74,10 +74,10 @@ public final class TLSTransform: ConnectionTransform, @unchecked Sendable {
     }
 }
 
-/// One per loop: every second, frees the TLS buffers of connections idle for at least a second, so an idle TLS
+/// One per loop: every 250 ms, frees the TLS buffers of connections idle for at least 250 ms, so an idle TLS
 /// connection holds only OpenSSL's own state. Loop-confined.
 final class TLSIdleSweeper {
-    static let idleMilliseconds: UInt64 = 1000
+    static let idleMilliseconds: UInt64 = 250
     unowned let loop: EventLoop
     private var watched: [Weak] = []
     private var timer: LoopTimer?

@@ -324,7 +324,7 @@ struct TLSLifecycleTests {
         }
         try await eventually(10, "first echo") { peer.received.withLock { $0.count } == 6 }
         #expect(try await group.loops[0].submit { transform.session.holdsBuffers })
-        // Idle for more than a second: the sweeper frees the BIOs; the next bytes bring them back.
+        // Idle for a while (250 ms): the sweeper frees the BIOs; the next bytes bring them back.
         try await eventually(5, "TLS buffers released while idle") { (try? await group.loops[0].submit { !transform.session.holdsBuffers }) ?? false }
         try await group.loops[0].submit { tcp.write(contentsOf: [0, 0, 0, 1, 9]) }
         try await eventually(10, "echo after the release") { peer.received.withLock { $0.count } == 11 }
