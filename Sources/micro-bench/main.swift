@@ -177,7 +177,7 @@ let cpuPerCall = calls > 0 ? (cpuAtEnd - cpuAtStart) / Double(calls) : 0
 say("calls: \(calls) ok, \(errors) errors in \(options.duration) s")
 say("throughput: \(Int(rate)) calls/s")
 say("latency: p50 \(pct(0.50))  p90 \(pct(0.90))  p99 \(pct(0.99))  p99.9 \(pct(0.999))  max \(sorted.last.map { "\($0) µs" } ?? "-")")
-say("server CPU per call: \(String(Int(cpuPerCall * 100)).count > 0 ? "\(Double(Int(cpuPerCall * 100)) / 100)" : "-") µs (server loop threads)")
+say("server CPU per call: \(Double(Int(cpuPerCall * 100)) / 100) µs (server loop threads)")
 if let firstError { say("first error: \(firstError)") }
 
 await client.shutdown()
