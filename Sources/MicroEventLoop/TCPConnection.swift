@@ -336,10 +336,7 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
         let written = body(out!.baseAddress! + outCount)
         assert(written <= count)
         outCount += written
-        if !flushScheduled && !inReadCallback {
-            flushScheduled = true
-            loop.scheduleFlush(self)
-        }
+        scheduleFlushIfNeeded()
         if isWritable && outCount + rawCount + queuedBytes > highWatermark { setWritable(false) }
     }
 

@@ -102,12 +102,7 @@ public final class InboundQueue<Part: Sendable>: Sendable {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Part?, any Error>) in
                 let outcome: Outcome = state.withLock { s in
-                    if s.head < s.items.count {
-                        let p = s.items[s.head]
-                        s.head += 1
-                        if s.head == s.items.count { s.items.removeAll(keepingCapacity: true); s.head = 0 }
-                        return .part(p)
-                    }
+                    if let p = Self.popHead(&s) { return .part(p) }
                     if s.finished { return s.failure.map { .fail($0) } ?? .end }
                     if s.waiter != nil { return .fail(TransportError(.invalidState, "another task is already receiving")) }
                     if Task.isCancelled { return .cancelled }
@@ -139,14 +134,21 @@ public final class InboundQueue<Part: Sendable>: Sendable {
 
     @_specialize(exported: true, where Part == ClientInboundPart)
     @_specialize(exported: true, where Part == ServerInboundPart)
+    /// The oldest buffered part, if any; the storage is reset (keeping its capacity) once drained.
+    private static func popHead(_ s: inout State) -> Part? {
+        guard s.head < s.items.count else { return nil }
+        let p = s.items[s.head]
+        s.head += 1
+        if s.head == s.items.count {
+            s.items.removeAll(keepingCapacity: true)
+            s.head = 0
+        }
+        return p
+    }
+
     private func takeReady() throws -> Part?? {
         let r: Result<Part?, any Error>? = state.withLock { s in
-            if s.head < s.items.count {
-                let p = s.items[s.head]
-                s.head += 1
-                if s.head == s.items.count { s.items.removeAll(keepingCapacity: true); s.head = 0 }
-                return .success(p)
-            }
+            if let p = Self.popHead(&s) { return .success(p) }
             if s.finished {
                 if let f = s.failure { return .failure(f) }
                 return .success(nil)
