@@ -24,6 +24,16 @@ public final class LoopTimer: LoopResource {
         }, timeout, repeatEvery)
     }
 
+    /// Fires next after `timeout` milliseconds (instead of when it was due), then as configured. Ignored once
+    /// cancelled.
+    public func restart(timeout: UInt64) {
+        guard !closed else { return }
+        uv_timer_start(handle, { h in
+            let timer = Unmanaged<LoopTimer>.fromOpaque(uv_handle_get_data(UVHandle.cast(h!))!).takeUnretainedValue()
+            timer.fire()
+        }, timeout, uv_timer_get_repeat(handle))
+    }
+
     /// Lets the loop end even while this timer is pending (for housekeeping timers).
     public func unref() { uv_unref(UVHandle.cast(handle)) }
 

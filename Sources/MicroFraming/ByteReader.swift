@@ -52,6 +52,16 @@ public struct ByteReader {
         return str
     }
 
+    /// A UTF-8 string with a u16 length in front, through `interner` (no allocation for a recently seen name).
+    public mutating func string16(_ what: StaticString, interner: inout StringInterner) throws(FramingError) -> String {
+        let n = Int(try u16(what))
+        let s = try slice(n, what)
+        guard let str = interner.string(s) else {
+            throw FramingError(.protocolError, "\(what) is not valid UTF-8")
+        }
+        return str
+    }
+
     public func rest() -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[offset...]) }
 }
 

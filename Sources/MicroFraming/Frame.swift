@@ -15,6 +15,12 @@ public enum Frame {
     /// Decodes one complete frame (header + payload, as ``FrameAccumulator`` hands it out).
     /// Returns nil for a frame type this version does not know: such frames are ignored (§4).
     public static func decode(_ frame: UnsafeRawBufferPointer) throws(FramingError) -> Frame? {
+        var interner = StringInterner(capacity: 0)
+        return try decode(frame, interner: &interner)
+    }
+
+    /// Decodes one complete frame, taking the names of a REQUEST head from `interner` when seen recently.
+    public static func decode(_ frame: UnsafeRawBufferPointer, interner: inout StringInterner) throws(FramingError) -> Frame? {
         precondition(frame.count >= FrameHeader.size)
         let h = FrameHeader.read(from: frame.baseAddress!)
         let payload = UnsafeRawBufferPointer(rebasing: frame[FrameHeader.size...])
@@ -33,7 +39,7 @@ public enum Frame {
             return .settings(ack: flags.contains(.ack), payload: payload)
         case .request:
             try requireStream(false)
-            let head = try RequestHead.decode(&r)
+            let head = try RequestHead.decode(&r, interner: &interner)
             return .request(stream: stream, head: head, message: try message(r, flags, type),
                             endStream: flags.contains(.endStream))
         case .response:

@@ -39,9 +39,15 @@ public struct RequestHead: Equatable, Sendable {
     }
 
     public static func decode(_ r: inout ByteReader) throws(FramingError) -> RequestHead {
-        let service = try r.string16("service")
-        let endpoint = try r.string16("endpoint")
-        let contentType = try r.string16("content type")
+        var interner = StringInterner(capacity: 0)
+        return try decode(&r, interner: &interner)
+    }
+
+    /// Decodes with the names (service, endpoint, content type) taken from `interner` when seen recently.
+    public static func decode(_ r: inout ByteReader, interner: inout StringInterner) throws(FramingError) -> RequestHead {
+        let service = try r.string16("service", interner: &interner)
+        let endpoint = try r.string16("endpoint", interner: &interner)
+        let contentType = try r.string16("content type", interner: &interner)
         let timeout = try r.u64("deadline")
         let attempt = try r.u16("attempt")
         let metadata = try Metadata.decode(&r)

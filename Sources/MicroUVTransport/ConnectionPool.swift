@@ -30,8 +30,6 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
     private var handshaking: [MuxConnection] = []
     private var waiters: [Waiter] = []
     private var waiterHead = 0
-    /// Per-connection retirement time (loop ms), with jitter.
-    private var retireAt: [ObjectIdentifier: UInt64] = [:]
     private var housekeeping: LoopTimer?
     private var isShutdown = false
     /// Dials made since the pool was created (for tests and metrics).
@@ -100,6 +98,13 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
         return waitingCount > opening * perConnection
     }
 
+    /// A connection with room for one more stream now, when no caller waits ahead: the unary fast path's way
+    /// in (no closure, no waiter). Nil sends the caller through ``acquire(deadline:_:)``.
+    func readyConnection() -> MuxConnection? {
+        guard !isShutdown, waitingCount == 0 else { return nil }
+        return bestConnection()
+    }
+
     private func bestConnection() -> MuxConnection? {
         var best: MuxConnection?
         let now = loop.nowMilliseconds
@@ -112,8 +117,7 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
     }
 
     private func retired(_ c: MuxConnection, now: UInt64) -> Bool {
-        guard let at = retireAt[ObjectIdentifier(c)] else { return false }
-        return now >= at
+        now >= c.retireAt
     }
 
     private func dial() {
@@ -208,7 +212,7 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
         if config.maxConnectionAgeMilliseconds > 0 {
             let base = config.maxConnectionAgeMilliseconds
             let jitter = UInt64.random(in: 0...(base / 5))
-            retireAt[ObjectIdentifier(connection)] = loop.nowMilliseconds + base - base / 10 + jitter
+            connection.retireAt = loop.nowMilliseconds + base - base / 10 + jitter
         }
         serveWaiters()
     }
@@ -223,7 +227,6 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
     }
 
     func muxConnectionClosed(_ connection: MuxConnection, error: TransportError?) {
-        retireAt.removeValue(forKey: ObjectIdentifier(connection))
         if let i = ready.firstIndex(where: { $0 === connection }) {
             ready.remove(at: i)
         } else if let i = handshaking.firstIndex(where: { $0 === connection }) {

@@ -31,24 +31,38 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// The peer's limits: the protocol's defaults until its SETTINGS arrive.
     private(set) var peerSettings = Settings()
     private(set) var peerSettingsReceived = false
-    /// Server: the handler for new streams.
-    var handler: (@Sendable (ServerStream) async -> Void)?
+    /// Server: what serves new streams.
+    var handler: (any ServerHandler)?
+    /// Server: the loop's workers for unary calls (the server's, shared by its connections on this loop).
+    var workers: UnaryWorkerPool?
+    /// Server: unary calls being handled, by stream id; the worker running one is its handle.
+    var serverUnary: [UInt32: UnaryWorker] = [:]
+    /// Client: unary calls waiting for their response, by stream id.
+    var clientUnary: [UInt32: PendingUnary] = [:]
+    /// Client: deadlines of unary calls; one timer serves the earliest.
+    var deadlines = DeadlineHeap()
+    var deadlineTimer: LoopTimer?
+    var deadlineTimerAt: UInt64 = .max
+    /// Names seen in request heads, shared by the loop's connections.
+    private let names: NameCache
+    /// Pool: loop time (ms) at which this connection retires (maximum age, jittered).
+    var retireAt: UInt64 = .max
 
     private var accumulator: FrameAccumulator
     /// Server: preface bytes still expected.
     private var prefaceRemaining: Int
     private(set) var streams: [UInt32: MuxStream] = [:]
     /// Client: the last id handed out. Server: the highest id seen.
-    private(set) var lastStreamID: UInt32 = 0
+    var lastStreamID: UInt32 = 0
     /// Server: streams above this id are refused after a drain. Client: set by a received DRAIN.
     private(set) var drainLimit: UInt32 = .max
     private(set) var isDraining = false
     private(set) var isClosed = false
-    private var closeReason: TransportError?
+    var closeReason: TransportError?
     /// Loop time (ms) of the last frame received, the connection's creation and the last time it had no stream.
     private(set) var lastReadAt: UInt64
     let createdAt: UInt64
-    private(set) var idleSince: UInt64
+    var idleSince: UInt64
     private var pingSentAt: UInt64?
     private var pingCounter: UInt64 = 0
     /// The last measured round trip of a PING, in milliseconds.
@@ -71,6 +85,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         createdAt = now
         idleSince = now
         peerDescription = tcp.remoteAddress?.description ?? "unknown"
+        names = tcp.loop.loopLocal(NameCache.self) { NameCache() }
     }
 
     /// Starts the connection: the client sends its preface, both send SETTINGS, reading starts.
@@ -84,7 +99,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         tcp.startReading()
     }
 
-    var activeStreams: Int { streams.count }
+    /// Streams open now, unary calls included.
+    var activeStreams: Int { streams.count + serverUnary.count + clientUnary.count }
 
     /// How many streams this connection may carry at once: our own limit and the peer's.
     func streamCapacity(limit: Int) -> Int { min(limit, Int(peerSettings.maxConcurrentStreams)) }
@@ -264,7 +280,12 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             q.finish(throwing: TransportError(.cancelled, "the server ended the stream"))
         }
         stream.terminate(error)
-        if streams.isEmpty {
+        streamEnded()
+    }
+
+    /// Bookkeeping after any stream (or unary call) ended.
+    func streamEnded() {
+        if activeStreams == 0 {
             idleSince = loop.nowMilliseconds
             if isDraining && role == .client { tcp.closeAfterFlush() }
         }
@@ -330,6 +351,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         let open = Array(streams.values)
         streams.removeAll()
         for s in open { s.terminate(reason) }
+        endUnaryCalls(reason)
         blocked.removeAll()
         owner?.muxConnectionClosed(self, error: reason)
     }
@@ -338,7 +360,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     private func handle(_ bytes: UnsafeRawBufferPointer) -> Bool {
         let frame: Frame?
         do {
-            frame = try Frame.decode(bytes)
+            frame = try Frame.decode(bytes, interner: &names.interner)
         } catch {
             fail(error.code, error.reason)
             return false
@@ -368,6 +390,9 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             return receiveRequest(id, head, message, endStream)
         case .response(let id, let head, let message, let endStream):
             guard role == .client else { return protocolViolation("RESPONSE sent to a server") }
+            if let call = clientUnary.removeValue(forKey: id) {
+                return unaryResponse(id, call, head, message, endStream)
+            }
             guard let stream = try? clientStream(id) else { return !isClosed }
             if stream.sentHead { return protocolViolation("second RESPONSE on stream \(id)") }
             stream.sentHead = true
@@ -382,6 +407,9 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
                 remoteEnd(stream)
             }
         case .data(let id, let message, let endStream):
+            if role == .client, let call = clientUnary.removeValue(forKey: id) {
+                return unaryData(id, call, message, endStream)
+            }
             guard let stream = try? knownStream(id) else { return !isClosed }
             if stream.remoteEnded { return protocolViolation("DATA after the end of stream \(id)") }
             if role == .client && !stream.sentHead { return protocolViolation("DATA before RESPONSE on stream \(id)") }
@@ -401,6 +429,12 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             }
             if endStream { remoteEnd(stream) }
         case .end(let id, let head):
+            if role == .client, let call = clientUnary.removeValue(forKey: id) {
+                guard let head else { return protocolViolation("END without a status from the server on stream \(id)") }
+                call.continuation.resume(returning: .success(UnaryResponse(head: call.head ?? head, message: call.message, trailers: head)))
+                streamEnded()
+                return !isClosed
+            }
             guard let stream = try? knownStream(id) else { return !isClosed }
             if stream.remoteEnded { return protocolViolation("END after the end of stream \(id)") }
             switch stream.inbound {
@@ -417,6 +451,16 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             }
             remoteEnd(stream)
         case .cancel(let id, let code, let reason):
+            if let worker = serverUnary.removeValue(forKey: id) {
+                worker.cancelRunningCall()
+                streamEnded()
+                return !isClosed
+            }
+            if let call = clientUnary.removeValue(forKey: id) {
+                call.continuation.resume(returning: .failure(TransportError(.cancelled, "cancelled by the peer (\(code)): \(reason)")))
+                streamEnded()
+                return !isClosed
+            }
             guard let stream = try? knownStream(id) else { return !isClosed }
             remove(stream, error: TransportError(.cancelled, "cancelled by the peer (\(code)): \(reason)"))
         case .window(let id, let increment):
@@ -444,7 +488,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         return !isClosed
     }
 
-    private func protocolViolation(_ reason: String) -> Bool {
+    func protocolViolation(_ reason: String) -> Bool {
         fail(.protocolError, reason)
         return false
     }
@@ -472,7 +516,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         guard id > lastStreamID else { return protocolViolation("REQUEST with stream id \(id) not above \(lastStreamID)") }
         lastStreamID = id
         if id > drainLimit { return true }  // sent after our DRAIN: not processed, the client retries elsewhere
-        if streams.count >= Int(localSettings.maxConcurrentStreams) {
+        if activeStreams >= Int(localSettings.maxConcurrentStreams) {
             let refusal = ResponseHead(status: .nack(restartable: true, code: ErrorCode.refusedStream.rawValue,
                                                      message: "too many concurrent streams (\(localSettings.maxConcurrentStreams))"))
             tcp.withOutbound(reserving: FrameEncoder.responseSize(refusal, messageCount: nil)) {
@@ -481,6 +525,13 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             return true
         }
         guard let handler else { return true }
+        if endStream, let message, let workers, let unary = handler.unaryHandler(for: head) {
+            // Unary fast path: no stream object, no queue, no new task.
+            let request = UnaryRequest(head: head, message: Array(message), peer: peerDescription, receivedAt: .now)
+            idleSince = 0
+            serverUnary[id] = workers.run(UnaryWorker.Call(connection: self, streamID: id, handler: unary, request: request))
+            return true
+        }
         let stream = MuxStream(id: id, connection: self, sendWindow: Int(peerSettings.initialWindow),
                                receiveWindow: Int(localSettings.initialWindow))
         let loop = self.loop
@@ -502,7 +553,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         let serverStream = ServerStream(head: head, inbound: inbound, outbound: MuxServerOutbound(stream: stream, loop: loop),
                                         peer: peerDescription)
         stream.handlerTask = Task(executorPreference: loop) {
-            await handler(serverStream)
+            await handler.handleStream(serverStream)
             MuxConnection.onLoop(loop) { stream.connection.handlerReturned(stream) }
         }
         return true
@@ -527,7 +578,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         tcp.withOutbound(reserving: FrameEncoder.drainSize(reason: reason)) {
             FrameEncoder.encodeDrain(lastStream: last, code: .noError, reason: reason, into: $0)
         }
-        if streams.isEmpty && role == .client { tcp.closeAfterFlush() }
+        if activeStreams == 0 && role == .client { tcp.closeAfterFlush() }
     }
 
     private func receiveDrain(lastStream: UInt32, code: ErrorCode, reason: String) {
@@ -537,6 +588,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             for s in streams.values where s.id > lastStream {
                 remove(s, error: TransportError(.notProcessed, "peer closed the connection before processing the stream (\(code)): \(reason)"))
             }
+            failUnaryCalls(above: lastStream, TransportError(.notProcessed, "peer closed the connection before processing the call (\(code)): \(reason)"))
             tcp.close(error: nil)
             return
         }
@@ -545,8 +597,9 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         for s in Array(streams.values) where s.id > lastStream {
             remove(s, error: TransportError(.notProcessed, "peer is draining and did not process the stream: \(reason)"))
         }
+        failUnaryCalls(above: lastStream, TransportError(.notProcessed, "peer is draining and did not process the call: \(reason)"))
         owner?.muxConnectionDraining(self)
-        if streams.isEmpty && role == .client { tcp.closeAfterFlush() }
+        if activeStreams == 0 && role == .client { tcp.closeAfterFlush() }
     }
 
     /// A connection error: tell the peer why (DRAIN with the code), end every stream, close.
@@ -568,6 +621,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         let open = Array(streams.values)
         streams.removeAll()
         for s in open { s.terminate(error) }
+        endUnaryCalls(error)
         tcp.closeAfterFlush()
     }
 

@@ -85,6 +85,89 @@ public final class UVClientTransport: ClientTransport {
         }
     }
 
+    /// A unary call. When the caller runs on the loop that carries `address` (a task with that loop as its
+    /// executor preference) and a connection has room, the call takes no lock beyond the pool lookup, makes no
+    /// thread hop and allocates only the response message.
+    public func unary(
+        to address: String,
+        head: RequestHead,
+        message: [UInt8],
+        deadline: ContinuousClock.Instant?
+    ) async throws(TransportError) -> UnaryResponse {
+        if isShutdown.load(ordering: .relaxed) { throw TransportError(.shutdown, "the client transport is shut down") }
+        let pool = try pool(for: address)
+        let loop = pool.loop
+        if loop.inEventLoop, let connection = pool.readyConnection() {
+            var deadlineAt: UInt64?
+            if let deadline { deadlineAt = loop.nowMilliseconds + Self.milliseconds(until: deadline) }
+            let id = try connection.reserveUnaryStream(head: head, messageCount: message.count)
+            let result = await withTaskCancellationHandler {
+                await withUnsafeContinuation { (c: UnsafeContinuation<Result<UnaryResponse, TransportError>, Never>) in
+                    connection.sendUnary(id, head: head, message: message, deadlineAt: deadlineAt, continuation: c)
+                }
+            } onCancel: {
+                loop.execute { connection.cancelUnary(id, error: TransportError(.cancelled, "the caller's task was cancelled")) }
+            }
+            return try result.get()
+        }
+        return try await unaryAcquiring(pool: pool, head: head, message: message, deadline: deadline)
+    }
+
+    /// The unary call's way through the pool's queue: from another thread, or when no connection has room yet.
+    private func unaryAcquiring(
+        pool: ConnectionPool, head: RequestHead, message: [UInt8], deadline: ContinuousClock.Instant?
+    ) async throws(TransportError) -> UnaryResponse {
+        let loop = pool.loop
+        let handle = PendingUnaryHandle()
+        let result = await withTaskCancellationHandler {
+            await withUnsafeContinuation { (c: UnsafeContinuation<Result<UnaryResponse, TransportError>, Never>) in
+                let work: @Sendable () -> Void = {
+                    if handle.cancelled {
+                        c.resume(returning: .failure(TransportError(.cancelled, "the caller's task was cancelled")))
+                        return
+                    }
+                    handle.waiter = pool.acquire(deadline: deadline) { acquired in
+                        handle.waiter = nil
+                        switch acquired {
+                        case .success(let connection):
+                            if handle.cancelled {
+                                c.resume(returning: .failure(TransportError(.cancelled, "the caller's task was cancelled")))
+                                return
+                            }
+                            do throws(TransportError) {
+                                let id = try connection.reserveUnaryStream(head: head, messageCount: message.count)
+                                let deadlineAt = deadline.map { loop.nowMilliseconds + Self.milliseconds(until: $0) }
+                                handle.call = (connection, id)
+                                connection.sendUnary(id, head: head, message: message, deadlineAt: deadlineAt, continuation: c)
+                            } catch {
+                                c.resume(returning: .failure(error))
+                            }
+                        case .failure(let error):
+                            c.resume(returning: .failure(error))
+                        }
+                    }
+                }
+                if !loop.execute(work) { c.resume(returning: .failure(TransportError(.shutdown, "the event loop is shut down"))) }
+            }
+        } onCancel: {
+            loop.execute {
+                handle.cancelled = true
+                let error = TransportError(.cancelled, "the caller's task was cancelled")
+                if let w = handle.waiter { pool.cancel(w, error: error) }
+                if let (connection, id) = handle.call { connection.cancelUnary(id, error: error) }
+            }
+        }
+        return try result.get()
+    }
+
+    /// Milliseconds from now until `deadline`, rounded up (0 when it passed).
+    static func milliseconds(until deadline: ContinuousClock.Instant) -> UInt64 {
+        let left = ContinuousClock.now.duration(to: deadline)
+        if left <= .zero { return 0 }
+        let (s, atto) = left.components
+        return UInt64(s) * 1000 + UInt64((atto + 999_999_999_999_999) / 1_000_000_000_000_000)
+    }
+
     /// Counters of the pool for `address` (nil if it was never used).
     public func poolStats(for address: String) async -> PoolStats? {
         guard let p = pools.withLock({ $0[address] }) else { return nil }
@@ -96,6 +179,13 @@ public final class UVClientTransport: ClientTransport {
         let all = pools.withLock { Array($0.values) }
         for p in all { _ = try? await p.loop.submit { p.shutdown() } }
     }
+}
+
+/// A unary call on its way through the pool, so that cancelling its task can find it. Loop-confined.
+private final class PendingUnaryHandle: @unchecked Sendable {
+    var waiter: ConnectionPool.Waiter?
+    var call: (MuxConnection, UInt32)?
+    var cancelled = false
 }
 
 /// A caller waiting in a pool, so that cancelling its task can take it out. Loop-confined (the pool's loop).

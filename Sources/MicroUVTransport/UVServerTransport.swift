@@ -24,7 +24,7 @@ public final class UVServerTransport: ServerTransport {
     /// The bound address once serving (with the real port when port 0 was asked for).
     public var localAddress: SocketAddress? { listener.withLock { $0?.localAddress } }
 
-    public func serve(_ handler: @escaping @Sendable (ServerStream) async -> Void) async throws {
+    public func serve(_ handler: any ServerHandler) async throws {
         let states = perLoop
         let l = try await TCPListener.bind(loops: group.loops, address: requestedAddress) { tcp in
             let state = states[tcp.loop.index]
@@ -74,6 +74,8 @@ final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
     /// The TLS context for new connections (replaced by a reload).
     var tls: TLSContext?
     private var housekeeping: LoopTimer?
+    /// Tasks that run unary handlers on this loop (made on first use).
+    private var workers: UnaryWorkerPool?
 
     init(loop: EventLoop, config: UVTransportConfiguration) {
         self.loop = loop
@@ -83,7 +85,7 @@ final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
 
     var streamCount: Int { connections.values.reduce(0) { $0 + $1.activeStreams } }
 
-    func accept(_ tcp: TCPConnection, handler: @escaping @Sendable (ServerStream) async -> Void) {
+    func accept(_ tcp: TCPConnection, handler: any ServerHandler) {
         if draining {
             tcp.close()
             return
@@ -100,6 +102,8 @@ final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
         let c = MuxConnection(role: .server, tcp: tcp, settings: config.settings)
         c.logger = config.logger
         c.handler = handler
+        if workers == nil { workers = UnaryWorkerPool(loop: loop) }
+        c.workers = workers
         c.owner = self
         connections[ObjectIdentifier(c)] = c
         c.start()
@@ -127,6 +131,8 @@ final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
         housekeeping?.cancel()
         housekeeping = nil
         for c in Array(connections.values) { c.fail(.cancelled, "server stopped: grace period over") }
+        workers?.close()
+        workers = nil
     }
 
     func muxConnectionStreamClosed(_ connection: MuxConnection) {

@@ -100,11 +100,13 @@ let clientGroup = EventLoopGroup(threads: options.clientThreads)
 var serverConfig = UVTransportConfiguration()
 serverConfig.settings.maxConcurrentStreams = UInt32(max(4096, options.concurrency))
 let server = UVServerTransport(group: serverGroup, address: try SocketAddress(host: "127.0.0.1", port: 0), configuration: serverConfig)
-try await server.serve { stream in
-    // Echo: the request's message back, in one RESPONSE frame.
-    let message = (try? await stream.receive()) ?? nil
-    try? await stream.respond(message ?? [])
+/// Echo: the request's message back, in one RESPONSE frame, on the transport's unary path.
+final class Echo: UnaryHandler, ServerHandler {
+    func handle(_ request: UnaryRequest) async -> UnaryReply { UnaryReply(message: request.message) }
+    func unaryHandler(for head: RequestHead) -> (any UnaryHandler)? { self }
+    func handleStream(_ stream: ServerStream) async { await serveAsStream(stream) }
 }
+try await server.serve(Echo())
 guard let bound = server.localAddress else { fail("server did not bind") }
 let address = bound.description
 

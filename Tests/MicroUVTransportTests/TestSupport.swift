@@ -47,6 +47,14 @@ struct Harness {
         client clientConfig: UVTransportConfiguration = UVTransportConfiguration(),
         handler: @escaping @Sendable (ServerStream) async -> Void = Harness.echo
     ) async throws -> Harness {
+        try await start(server: serverConfig, client: clientConfig, serverHandler: StreamHandler(handler))
+    }
+
+    static func start(
+        server serverConfig: UVTransportConfiguration = UVTransportConfiguration(),
+        client clientConfig: UVTransportConfiguration = UVTransportConfiguration(),
+        serverHandler handler: any ServerHandler
+    ) async throws -> Harness {
         let serverGroup = EventLoopGroup(threads: 1)
         let clientGroup = EventLoopGroup(threads: 1)
         let server = UVServerTransport(group: serverGroup, address: try SocketAddress(host: "127.0.0.1", port: 0), configuration: serverConfig)

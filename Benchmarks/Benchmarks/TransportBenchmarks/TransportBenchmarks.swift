@@ -38,10 +38,7 @@ let benchmarks: @Sendable () -> Void = {
         let serverGroup = EventLoopGroup(threads: 1)
         let clientGroup = EventLoopGroup(threads: 1)
         let server = UVServerTransport(group: serverGroup, address: try SocketAddress(host: "127.0.0.1", port: 0))
-        try await server.serve { stream in
-            let m = (try? await stream.receive()) ?? nil
-            try? await stream.respond(m ?? [])
-        }
+        try await server.serve(EchoHandler())
         let address = server.localAddress!.description
         let client = UVClientTransport(group: clientGroup)
         let head = RequestHead(service: "bench", endpoint: "echo")
@@ -61,4 +58,11 @@ let benchmarks: @Sendable () -> Void = {
         serverGroup.shutdownGracefully()
         clientGroup.shutdownGracefully()
     }
+}
+
+/// Echoes on the transport's unary path (no stream object, no task per call).
+final class EchoHandler: UnaryHandler, ServerHandler {
+    func handle(_ request: UnaryRequest) async -> UnaryReply { UnaryReply(message: request.message) }
+    func unaryHandler(for head: RequestHead) -> (any UnaryHandler)? { self }
+    func handleStream(_ stream: ServerStream) async { await serveAsStream(stream) }
 }

@@ -5,7 +5,7 @@ import Synchronization
 /// libuv transport (flow control, cancellation, drain), without sockets: for tests of the layers above.
 public final class InMemoryServer: ServerTransport {
     struct State: ~Copyable {
-        var handler: (@Sendable (ServerStream) async -> Void)?
+        var handler: (any ServerHandler)?
         var draining = false
         var inFlight: [UInt64: InMemoryStreamShared] = [:]
         var nextID: UInt64 = 0
@@ -23,7 +23,7 @@ public final class InMemoryServer: ServerTransport {
         self.initialWindow = initialWindow
     }
 
-    public func serve(_ handler: @escaping @Sendable (ServerStream) async -> Void) async throws {
+    public func serve(_ handler: any ServerHandler) async throws {
         try network.register(self, at: address)
         state.withLock { $0.handler = handler }
     }
@@ -47,7 +47,7 @@ public final class InMemoryServer: ServerTransport {
     public var inFlightCount: Int { state.withLock { $0.inFlight.count } }
 
     func accept(_ head: RequestHead, firstMessage: [UInt8]?, endOfInput: Bool) throws(TransportError) -> ClientStream {
-        let accepted: (UInt64, @Sendable (ServerStream) async -> Void)? = state.withLock { s in
+        let accepted: (UInt64, any ServerHandler)? = state.withLock { s in
             guard !s.draining, let h = s.handler else { return nil }
             s.nextID += 1
             return (s.nextID, h)
@@ -64,8 +64,15 @@ public final class InMemoryServer: ServerTransport {
         }
         let stream = ServerStream(head: head, inbound: shared.serverInbound,
                                   outbound: InMemoryServerOutbound(shared: shared), peer: "in-memory")
+        // A request that arrived whole takes the handler's unary path, as on the libuv transport.
+        let unary: (any UnaryHandler)? = endOfInput && firstMessage != nil ? handler.unaryHandler(for: head) : nil
+        let receivedAt = ContinuousClock.now
         let task = Task {
-            await handler(stream)
+            if let unary {
+                await unary.serveAsStream(stream, receivedAt: receivedAt)
+            } else {
+                await handler.handleStream(stream)
+            }
             await shared.handlerReturned()
             self.finished(id)
         }
