@@ -190,8 +190,9 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
-    /// Queues `resource` to be flushed once at the end of this loop turn (before the loop blocks again).
-    func scheduleFlush(_ resource: any LoopFlushable) {
+    /// Queues `resource` to be flushed once at the end of this loop turn (before the loop blocks again), after
+    /// the work and jobs queued so far ran. Call on the loop; schedule again for another turn.
+    public func scheduleFlush(_ resource: any LoopFlushable) {
         flushQueue.append(resource)
         ensureNoBlock()
     }
@@ -379,7 +380,9 @@ extension EventLoop: TaskExecutor {
 }
 
 /// Something that flushes its output once per loop turn.
-protocol LoopFlushable: AnyObject {
+/// Something that wants to act once at the end of a loop turn (``EventLoop/scheduleFlush(_:)``): a connection
+/// writing what the turn produced, a pool checking for work that waits.
+public protocol LoopFlushable: AnyObject {
     func flushNow()
 }
 

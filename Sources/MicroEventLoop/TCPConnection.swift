@@ -354,7 +354,7 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
     /// Writes the outbound buffer now (normally this happens by itself once per loop turn).
     public func flush() { flushNow() }
 
-    func flushNow() {
+    public func flushNow() {
         flushScheduled = false
         guard state == .open || state == .shuttingDown else { return }
         if let transform {

@@ -46,7 +46,7 @@ public struct ByteReader {
     public mutating func string16(_ what: StaticString) throws(FramingError) -> String {
         let n = Int(try u16(what))
         let s = try slice(n, what)
-        guard let str = String(validating: s, as: UTF8.self) else {
+        guard let str = StringInterner.decode(s) else {
             throw FramingError(.protocolError, "\(what) is not valid UTF-8")
         }
         return str

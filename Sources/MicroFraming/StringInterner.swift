@@ -1,48 +1,100 @@
 /// Remembers recently decoded strings, so that the names every request repeats (service, endpoint, content type)
-/// are decoded without allocating: a string above 15 UTF-8 bytes would otherwise cost one heap allocation per
-/// request.
+/// are decoded without allocating and without validating them again.
 ///
-/// A small table with round-robin replacement: lookups compare bytes, never hash. Not thread-safe; keep one per
-/// decoding thread (the transport keeps one per event loop).
+/// A small table with round-robin replacement. A lookup compares the length and the first eight bytes of each
+/// entry before comparing all bytes; it never hashes. Not thread-safe: keep one per decoding thread (the transport
+/// keeps one per event loop).
 public struct StringInterner {
-    /// Strings up to this many bytes are stored inline by Swift and need no interning.
-    static let inlineLimit = 15
     /// Strings above this many bytes are not remembered (names are short; a long one would only evict others).
     public static let maxLength = 256
 
-    private var entries: [String] = []
+    struct Entry {
+        var count: Int
+        /// The first (up to) eight bytes, zero-padded: a cheap first comparison.
+        var prefix: UInt64
+        var bytes: [UInt8]
+        var string: String
+    }
+
+    private var entries: [Entry] = []
     private var nextSlot = 0
+    private var lastHit = 0
     public let capacity: Int
 
     /// A capacity of 0 remembers nothing (plain decoding).
     public init(capacity: Int = 32) { self.capacity = max(0, capacity) }
 
-    /// The string for `bytes` (valid UTF-8 required), from the table when it was seen recently.
+    /// The string for `bytes`, or nil when they are not valid UTF-8.
     public mutating func string(_ bytes: UnsafeRawBufferPointer) -> String? {
-        if capacity == 0 || bytes.count <= Self.inlineLimit || bytes.count > Self.maxLength {
-            return String(validating: bytes, as: UTF8.self)
+        if bytes.isEmpty { return "" }
+        guard capacity > 0, bytes.count <= Self.maxLength else { return Self.decode(bytes) }
+        let prefix = Self.prefix(bytes)
+        let n = entries.count
+        if n > 0 {
+            var i = lastHit < n ? lastHit : 0
+            for _ in 0..<n {
+                let e = entries[i]
+                if e.count == bytes.count && e.prefix == prefix
+                    && (e.count <= 8 || e.bytes.withUnsafeBytes { equalBytes($0, bytes) }) {
+                    lastHit = i
+                    return e.string
+                }
+                i += 1
+                if i == n { i = 0 }
+            }
         }
-        for i in entries.indices {
-            let hit = entries[i].utf8.withContiguousStorageIfAvailable { e in
-                e.count == bytes.count && memcmpEqual(UnsafeRawBufferPointer(e), bytes)
-            } ?? false
-            if hit { return entries[i] }
-        }
-        guard let s = String(validating: bytes, as: UTF8.self) else { return nil }
+        guard let s = Self.decode(bytes) else { return nil }
+        let entry = Entry(count: bytes.count, prefix: prefix, bytes: Array(bytes), string: s)
         if entries.count < capacity {
-            entries.append(s)
+            entries.append(entry)
+            lastHit = entries.count - 1
         } else {
-            entries[nextSlot] = s
+            entries[nextSlot] = entry
+            lastHit = nextSlot
             nextSlot = (nextSlot + 1) % capacity
         }
         return s
     }
+
+    /// Validating UTF-8 decoding, with a fast path for ASCII (what names almost always are).
+    public static func decode(_ bytes: UnsafeRawBufferPointer) -> String? {
+        if bytes.isEmpty { return "" }
+        var i = 0
+        let n = bytes.count
+        var ascii = true
+        while i + 8 <= n {
+            if bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { ascii = false; break }
+            i += 8
+        }
+        if ascii {
+            while i < n {
+                if bytes[i] >= 0x80 { ascii = false; break }
+                i += 1
+            }
+        }
+        if ascii {
+            return String(unsafeUninitializedCapacity: n) { buffer in
+                _ = buffer.initialize(from: bytes)
+                return n
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    @inline(__always)
+    static func prefix(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        if bytes.count >= 8 { return bytes.loadUnaligned(as: UInt64.self) }
+        var p: UInt64 = 0
+        withUnsafeMutableBytes(of: &p) { dst in
+            dst.copyMemory(from: bytes)
+        }
+        return p
+    }
 }
 
 @inline(__always)
-private func memcmpEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+private func equalBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
     guard a.count == b.count else { return false }
-    if a.count == 0 { return true }
     var i = 0
     let n = a.count
     // Eight bytes at a time, then the tail.

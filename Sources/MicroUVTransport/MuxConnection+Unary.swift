@@ -131,7 +131,7 @@ extension MuxConnection {
     /// A worker's handler returned: sends the reply as one RESPONSE frame with the end. Dropped when the call was
     /// cancelled or the connection closed meanwhile.
     func finishUnary(_ id: UInt32, _ reply: UnaryReply) {
-        guard serverUnary.removeValue(forKey: id) != nil else { return }
+        serverUnaryCount -= 1
         if !isClosed {
             let size = FrameEncoder.responseSize(reply.head, messageCount: reply.message?.count)
             if size - FrameHeader.size > Int(peerSettings.maxFrameSize) || !reply.head.isEncodable {
@@ -167,10 +167,8 @@ extension MuxConnection {
 
     /// The connection is gone: every unary call ends (handlers are cancelled, callers get `error`).
     func endUnaryCalls(_ error: TransportError) {
-        if !serverUnary.isEmpty {
-            let running = serverUnary
-            serverUnary.removeAll()
-            for worker in running.values { worker.cancelRunningCall() }
+        if serverUnaryCount > 0, let workers {
+            serverUnaryCount -= workers.cancelAll(of: self)
         }
         if !clientUnary.isEmpty {
             let waiting = clientUnary

@@ -35,8 +35,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     var handler: (any ServerHandler)?
     /// Server: the loop's workers for unary calls (the server's, shared by its connections on this loop).
     var workers: UnaryWorkerPool?
-    /// Server: unary calls being handled, by stream id; the worker running one is its handle.
-    var serverUnary: [UInt32: UnaryWorker] = [:]
+    /// Server: unary calls queued or running in `workers` (which knows them by connection and stream id).
+    var serverUnaryCount = 0
     /// Client: unary calls waiting for their response, by stream id.
     var clientUnary: [UInt32: PendingUnary] = [:]
     /// Client: deadlines of unary calls; one timer serves the earliest.
@@ -45,6 +45,9 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     var deadlineTimerAt: UInt64 = .max
     /// Names seen in request heads, shared by the loop's connections.
     private let names: NameCache
+    /// When the current read burst began (taken at its first request): the arrival time of its requests, one
+    /// clock read per burst instead of one per request.
+    private var burstStartedAt: ContinuousClock.Instant?
     /// Pool: loop time (ms) at which this connection retires (maximum age, jittered).
     var retireAt: UInt64 = .max
 
@@ -100,7 +103,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     }
 
     /// Streams open now, unary calls included.
-    var activeStreams: Int { streams.count + serverUnary.count + clientUnary.count }
+    var activeStreams: Int { streams.count + serverUnaryCount + clientUnary.count }
 
     /// How many streams this connection may carry at once: our own limit and the peer's.
     func streamCapacity(limit: Int) -> Int { min(limit, Int(peerSettings.maxConcurrentStreams)) }
@@ -309,6 +312,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             if input.isEmpty { return }
         }
         lastReadAt = loop.nowMilliseconds
+        burstStartedAt = nil
         do {
             try accumulator.feed(input) { frame in self.handle(frame) }
         } catch {
@@ -322,6 +326,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
 
     func connectionDidReadDirect(_ connection: TCPConnection, count: Int) {
         lastReadAt = loop.nowMilliseconds
+        burstStartedAt = nil
         accumulator.commitDirectRead(count) { frame in self.handle(frame) }
     }
 
@@ -451,8 +456,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             }
             remoteEnd(stream)
         case .cancel(let id, let code, let reason):
-            if let worker = serverUnary.removeValue(forKey: id) {
-                worker.cancelRunningCall()
+            if serverUnaryCount > 0, let workers, workers.cancel(self, id) {
+                serverUnaryCount -= 1
                 streamEnded()
                 return !isClosed
             }
@@ -527,9 +532,12 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         guard let handler else { return true }
         if endStream, let message, let workers, let unary = handler.unaryHandler(for: head) {
             // Unary fast path: no stream object, no queue, no new task.
-            let request = UnaryRequest(head: head, message: Array(message), peer: peerDescription, receivedAt: .now)
+            let arrived: ContinuousClock.Instant
+            if let t = burstStartedAt { arrived = t } else { arrived = .now; burstStartedAt = arrived }
+            let request = UnaryRequest(head: head, message: Array(message), peer: peerDescription, receivedAt: arrived)
             idleSince = 0
-            serverUnary[id] = workers.run(UnaryWorker.Call(connection: self, streamID: id, handler: unary, request: request))
+            serverUnaryCount += 1
+            workers.dispatch(UnaryWorkerPool.Call(connection: self, streamID: id, handler: unary, request: request))
             return true
         }
         let stream = MuxStream(id: id, connection: self, sendWindow: Int(peerSettings.initialWindow),

@@ -13,7 +13,13 @@ import Synchronization
 public final class UVClientTransport: ClientTransport {
     public let group: EventLoopGroup
     public let configuration: UVTransportConfiguration
-    private let pools = Mutex<[String: ConnectionPool]>([:])
+    private struct Pools: ~Copyable {
+        var byAddress: [String: ConnectionPool] = [:]
+        /// The pool used last: callers mostly repeat an address, and comparing it is cheaper than hashing it.
+        var lastAddress = ""
+        var last: ConnectionPool?
+    }
+    private let pools = Mutex(Pools())
     private let isShutdown = Atomic<Bool>(false)
 
     public init(group: EventLoopGroup, configuration: UVTransportConfiguration = UVTransportConfiguration()) {
@@ -22,15 +28,22 @@ public final class UVClientTransport: ClientTransport {
     }
 
     private func pool(for address: String) throws(TransportError) -> ConnectionPool {
-        if let p = pools.withLock({ $0[address] }) { return p }
+        let found: ConnectionPool? = pools.withLock { p in
+            if let last = p.last, p.lastAddress == address { return last }
+            guard let hit = p.byAddress[address] else { return nil }
+            p.lastAddress = address
+            p.last = hit
+            return hit
+        }
+        if let found { return found }
         let parsed: SocketAddress
         do { parsed = try SocketAddress(address) } catch {
             throw TransportError(.connectFailed, "bad address \"\(address)\": \(error)")
         }
         return pools.withLock { pools in
-            if let p = pools[address] { return p }
+            if let p = pools.byAddress[address] { return p }
             let p = ConnectionPool(address: parsed, loop: group.next(), config: configuration)
-            pools[address] = p
+            pools.byAddress[address] = p
             return p
         }
     }
@@ -170,13 +183,13 @@ public final class UVClientTransport: ClientTransport {
 
     /// Counters of the pool for `address` (nil if it was never used).
     public func poolStats(for address: String) async -> PoolStats? {
-        guard let p = pools.withLock({ $0[address] }) else { return nil }
+        guard let p = pools.withLock({ $0.byAddress[address] }) else { return nil }
         return try? await p.loop.submit { p.stats }
     }
 
     public func shutdown() async {
         isShutdown.store(true, ordering: .relaxed)
-        let all = pools.withLock { Array($0.values) }
+        let all = pools.withLock { Array($0.byAddress.values) }
         for p in all { _ = try? await p.loop.submit { p.shutdown() } }
     }
 }

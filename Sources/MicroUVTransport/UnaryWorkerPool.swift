@@ -1,16 +1,38 @@
 internal import MicroEventLoop
 internal import MicroTransport
 
-/// Long-lived tasks on one loop that run unary handlers, so that a call costs no task creation: a worker that
-/// finished a call waits (on an unsafe continuation, allocation-free) for the next one. A call finds an idle
-/// worker, or starts a new one when every worker is busy (its handler suspended).
+/// Runs unary handlers on one loop with long-lived tasks, so that a call costs neither a task nor a task switch
+/// of its own.
 ///
-/// Loop-confined: every field is used on the loop's thread only. A worker whose task was cancelled (its call was
-/// cancelled, or the connection lost) ends after its handler returns; cancellation is sticky on a task.
-final class UnaryWorkerPool: @unchecked Sendable {
+/// Calls of a read burst go into a queue, and one worker drains it: a handler that completes without suspending
+/// returns straight to the worker, which takes the next call. A handler that suspends holds its worker; at the
+/// end of the loop turn the pool sees calls still queued and starts another worker (an idle one, or a new task).
+/// Workers that find nothing to do wait, on an allocation-free continuation, for the next burst.
+///
+/// A call is cancelled while queued (it is skipped) or while running (its worker's task is cancelled, its reply
+/// dropped, and that worker ends after the handler returns: cancellation is sticky on a task).
+///
+/// Loop-confined: every field is used on the loop's thread only.
+final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
+    struct Call {
+        let connection: MuxConnection
+        let streamID: UInt32
+        let handler: any UnaryHandler
+        let request: UnaryRequest
+        var cancelled = false
+    }
+
     unowned let loop: EventLoop
-    /// Workers waiting for a call.
+    /// Calls waiting for a worker, oldest first from `head`.
+    private var queue: [Call] = []
+    private var head = 0
+    /// Workers waiting for calls.
     private var idle: [UnaryWorker] = []
+    /// Workers inside a handler (running or suspended), each knowing its index here.
+    private var busy: [UnaryWorker] = []
+    /// Workers resumed or created that have not started draining yet: one is enough per burst.
+    private var starting = 0
+    private var flushScheduled = false
     /// Idle workers kept; a worker finding more idle ones ends.
     let maxIdle: Int
     private(set) var closed = false
@@ -22,28 +44,113 @@ final class UnaryWorkerPool: @unchecked Sendable {
         self.maxIdle = maxIdle
     }
 
-    /// Runs `call` on an idle worker or a new one; returns the worker, which is the call's handle (cancel).
-    func run(_ call: UnaryWorker.Call) -> UnaryWorker {
-        if let w = idle.popLast() {
-            w.call = call
-            w.resume(true)
-            return w
+    var queuedCount: Int { queue.count - head }
+
+    /// Queues a call; a worker runs it in this loop turn.
+    func dispatch(_ call: Call) {
+        queue.append(call)
+        if starting == 0 { startWorker() }
+        if !flushScheduled {
+            flushScheduled = true
+            loop.scheduleFlush(self)
         }
-        let w = UnaryWorker()
-        w.call = call
-        liveWorkers += 1
-        w.task = Task(executorPreference: loop) { await w.run(in: self) }
-        return w
     }
 
-    /// A worker finished its call: true when it should wait for another.
-    func parkIfWanted(_ worker: UnaryWorker) -> Bool {
-        !closed && idle.count < maxIdle && !Task.isCancelled
+    private func startWorker() {
+        starting += 1
+        if let w = idle.popLast() {
+            w.resume(true)
+            return
+        }
+        let w = UnaryWorker()
+        liveWorkers += 1
+        w.task = Task(executorPreference: loop) { await w.run(in: self) }
     }
+
+    /// End of the loop turn: the jobs ran, so any worker still inside a handler is suspended. Calls still queued
+    /// get another worker.
+    func flushNow() {
+        flushScheduled = false
+        if queuedCount > 0 && starting == 0 && !closed {
+            startWorker()
+            flushScheduled = true
+            loop.scheduleFlush(self)
+        }
+    }
+
+    // MARK: for workers
+
+    func workerStarted() { starting -= 1 }
+
+    /// The next call that was not cancelled, or nil.
+    func nextCall() -> Call? {
+        while head < queue.count {
+            let call = queue[head]
+            head += 1
+            if head == queue.count {
+                queue.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head >= 1024 && head * 2 >= queue.count {
+                queue.removeFirst(head)
+                head = 0
+            }
+            if !call.cancelled { return call }
+        }
+        return nil
+    }
+
+    func markBusy(_ worker: UnaryWorker) {
+        worker.busyIndex = busy.count
+        busy.append(worker)
+    }
+
+    func markDone(_ worker: UnaryWorker) {
+        let i = worker.busyIndex
+        guard i >= 0, i < busy.count, busy[i] === worker else { return }
+        let last = busy.removeLast()
+        if i < busy.count {
+            busy[i] = last
+            last.busyIndex = i
+        }
+        worker.busyIndex = -1
+    }
+
+    /// Whether a worker that drained the queue should wait for more (rather than end).
+    func shouldPark() -> Bool { !closed && idle.count < maxIdle && !Task.isCancelled }
 
     func park(_ worker: UnaryWorker) { idle.append(worker) }
 
     func workerEnded() { liveWorkers -= 1 }
+
+    // MARK: cancellation
+
+    /// Cancels the call `streamID` of `connection`, queued or running. Returns false when it is not here (it
+    /// already finished).
+    func cancel(_ connection: MuxConnection, _ streamID: UInt32) -> Bool {
+        for i in head..<queue.count where queue[i].streamID == streamID && queue[i].connection === connection && !queue[i].cancelled {
+            queue[i].cancelled = true
+            return true
+        }
+        for w in busy where w.streamID == streamID && w.connection === connection && !w.callCancelled {
+            w.cancelCall()
+            return true
+        }
+        return false
+    }
+
+    /// Cancels every call of `connection` (it closed); returns how many.
+    func cancelAll(of connection: MuxConnection) -> Int {
+        var n = 0
+        for i in head..<queue.count where queue[i].connection === connection && !queue[i].cancelled {
+            queue[i].cancelled = true
+            n += 1
+        }
+        for w in busy where w.connection === connection && !w.callCancelled {
+            w.cancelCall()
+            n += 1
+        }
+        return n
+    }
 
     /// Ends every idle worker (the server stops). Busy ones end when their handler returns.
     func close() {
@@ -54,19 +161,13 @@ final class UnaryWorkerPool: @unchecked Sendable {
     }
 }
 
-/// One worker task of a ``UnaryWorkerPool``, and the handle of the call it runs. Loop-confined.
+/// One worker task of a ``UnaryWorkerPool``. Loop-confined.
 final class UnaryWorker: @unchecked Sendable {
-    struct Call {
-        let connection: MuxConnection
-        let streamID: UInt32
-        let handler: any UnaryHandler
-        let request: UnaryRequest
-    }
-
-    /// The call to run next (set before the worker is resumed).
-    var call: Call?
-    /// The stream id of the call running now; 0 when none.
-    var runningStream: UInt32 = 0
+    /// The call running now (connection and stream), for cancellation.
+    private(set) var connection: MuxConnection?
+    private(set) var streamID: UInt32 = 0
+    private(set) var callCancelled = false
+    var busyIndex = -1
     var task: Task<Void, Never>?
     private var continuation: UnsafeContinuation<Bool, Never>?
 
@@ -76,36 +177,42 @@ final class UnaryWorker: @unchecked Sendable {
         c?.resume(returning: more)
     }
 
-    /// Cancels the running call: its handler's task is cancelled, and this worker ends after it returns.
-    func cancelRunningCall() {
-        runningStream = 0
+    /// Cancels the running call: the handler's task is cancelled, its reply will be dropped, and this worker ends
+    /// after the handler returns.
+    func cancelCall() {
+        callCancelled = true
         task?.cancel()
     }
 
     func run(in pool: UnaryWorkerPool) async {
-        while self.call != nil {
-            await runCall()
-            guard pool.parkIfWanted(self) else { break }
+        pool.workerStarted()
+        drain: while true {
+            while let call = pool.nextCall() {
+                await runCall(call, pool)
+                if Task.isCancelled { break drain }
+            }
+            guard pool.shouldPark() else { break }
             let more = await withUnsafeContinuation { (c: UnsafeContinuation<Bool, Never>) in
                 continuation = c
                 pool.park(self)
             }
             if !more { break }
+            pool.workerStarted()
         }
         task = nil
         pool.workerEnded()
     }
 
-    /// Runs the assigned call. A function of its own, so that nothing of the call (its connection, its message)
-    /// stays referenced while the worker waits for the next one.
-    private func runCall() async {
-        guard let call = self.call else { return }
-        self.call = nil
-        runningStream = call.streamID
+    /// Runs one call. Nothing of it (connection, message) stays referenced afterwards.
+    private func runCall(_ call: UnaryWorkerPool.Call, _ pool: UnaryWorkerPool) async {
+        connection = call.connection
+        streamID = call.streamID
+        callCancelled = false
+        pool.markBusy(self)
         let reply = await call.handler.handle(call.request)
-        if runningStream == call.streamID {
-            runningStream = 0
-            call.connection.finishUnary(call.streamID, reply)
-        }
+        pool.markDone(self)
+        let cancelled = callCancelled
+        connection = nil
+        if !cancelled { call.connection.finishUnary(call.streamID, reply) }
     }
 }
