@@ -33,7 +33,10 @@ public protocol UnaryHandler: AnyObject, Sendable {
     /// Answers one request. Runs as a task on the connection's event loop (its executor), so a handler that does
     /// not suspend completes without a thread hop. The task is cancelled when the caller cancels the call or the
     /// connection is lost; the reply is then dropped.
-    func handle(_ request: UnaryRequest) async -> UnaryReply
+    ///
+    /// `nonisolated(nonsending)`: it runs on the caller's executor (the loop), so calling it costs no executor
+    /// check or switch.
+    nonisolated(nonsending) func handle(_ request: UnaryRequest) async -> UnaryReply
 }
 
 /// What a server transport hands its streams to.

@@ -17,8 +17,9 @@ public protocol ClientTransport: Sendable {
 
     /// A unary exchange: one request message, one response. `deadline` bounds the whole call: when it passes,
     /// the call is cancelled at the server and ends with `deadlineExceeded`. Cancelling the calling task cancels
-    /// the call.
-    func unary(
+    /// the call. `nonisolated(nonsending)`: it starts on the caller's executor, so a caller on the transport's
+    /// loop pays no executor switch.
+    nonisolated(nonsending) func unary(
         to address: String,
         head: RequestHead,
         message: [UInt8],
@@ -32,7 +33,7 @@ public protocol ClientTransport: Sendable {
 extension ClientTransport {
     /// A unary exchange over ``openStream(to:head:firstMessage:endOfInput:deadline:)``: what a transport
     /// without a faster path uses.
-    public func unary(
+    public nonisolated(nonsending) func unary(
         to address: String,
         head: RequestHead,
         message: [UInt8],
@@ -42,7 +43,7 @@ extension ClientTransport {
     }
 
     /// A unary exchange without a deadline.
-    public func unary(to address: String, head: RequestHead, message: [UInt8]) async throws(TransportError) -> UnaryResponse {
+    public nonisolated(nonsending) func unary(to address: String, head: RequestHead, message: [UInt8]) async throws(TransportError) -> UnaryResponse {
         try await unary(to: address, head: head, message: message, deadline: nil)
     }
 

@@ -101,7 +101,7 @@ public final class UVClientTransport: ClientTransport {
     /// A unary call. When the caller runs on the loop that carries `address` (a task with that loop as its
     /// executor preference) and a connection has room, the call takes no lock beyond the pool lookup, makes no
     /// thread hop and allocates only the response message.
-    public func unary(
+    public nonisolated(nonsending) func unary(
         to address: String,
         head: RequestHead,
         message: [UInt8],
@@ -127,7 +127,7 @@ public final class UVClientTransport: ClientTransport {
     }
 
     /// The unary call's way through the pool's queue: from another thread, or when no connection has room yet.
-    private func unaryAcquiring(
+    private nonisolated(nonsending) func unaryAcquiring(
         pool: ConnectionPool, head: RequestHead, message: [UInt8], deadline: ContinuousClock.Instant?
     ) async throws(TransportError) -> UnaryResponse {
         let loop = pool.loop

@@ -23,8 +23,8 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     }
 
     unowned let loop: EventLoop
-    /// Calls waiting for a worker, oldest first from `head`.
-    private var queue: [Call] = []
+    /// Calls waiting for a worker, oldest first from `head` (taken ones are nil).
+    private var queue: [Call?] = []
     private var head = 0
     /// Workers waiting for calls.
     private var idle: [UnaryWorker] = []
@@ -85,7 +85,7 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     /// The next call that was not cancelled, or nil.
     func nextCall() -> Call? {
         while head < queue.count {
-            let call = queue[head]
+            guard let call = queue[head].take() else { head += 1; continue }
             head += 1
             if head == queue.count {
                 queue.removeAll(keepingCapacity: true)
@@ -127,8 +127,8 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     /// Cancels the call `streamID` of `connection`, queued or running. Returns false when it is not here (it
     /// already finished).
     func cancel(_ connection: MuxConnection, _ streamID: UInt32) -> Bool {
-        for i in head..<queue.count where queue[i].streamID == streamID && queue[i].connection === connection && !queue[i].cancelled {
-            queue[i].cancelled = true
+        for i in head..<queue.count where queue[i]?.streamID == streamID && queue[i]?.connection === connection && queue[i]?.cancelled == false {
+            queue[i]?.cancelled = true
             return true
         }
         for w in busy where w.streamID == streamID && w.connection === connection && !w.callCancelled {
@@ -141,8 +141,8 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     /// Cancels every call of `connection` (it closed); returns how many.
     func cancelAll(of connection: MuxConnection) -> Int {
         var n = 0
-        for i in head..<queue.count where queue[i].connection === connection && !queue[i].cancelled {
-            queue[i].cancelled = true
+        for i in head..<queue.count where queue[i]?.connection === connection && queue[i]?.cancelled == false {
+            queue[i]?.cancelled = true
             n += 1
         }
         for w in busy where w.connection === connection && !w.callCancelled {
@@ -184,7 +184,7 @@ final class UnaryWorker: @unchecked Sendable {
         task?.cancel()
     }
 
-    func run(in pool: UnaryWorkerPool) async {
+    nonisolated(nonsending) func run(in pool: UnaryWorkerPool) async {
         pool.workerStarted()
         drain: while true {
             while let call = pool.nextCall() {
@@ -204,7 +204,7 @@ final class UnaryWorker: @unchecked Sendable {
     }
 
     /// Runs one call. Nothing of it (connection, message) stays referenced afterwards.
-    private func runCall(_ call: UnaryWorkerPool.Call, _ pool: UnaryWorkerPool) async {
+    private nonisolated(nonsending) func runCall(_ call: consuming UnaryWorkerPool.Call, _ pool: UnaryWorkerPool) async {
         connection = call.connection
         streamID = call.streamID
         callCancelled = false

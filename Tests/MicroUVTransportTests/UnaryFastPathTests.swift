@@ -25,7 +25,7 @@ final class ProbeHandler: UnaryHandler, ServerHandler, @unchecked Sendable {
         return self
     }
 
-    func handle(_ request: UnaryRequest) async -> UnaryReply {
+    nonisolated(nonsending) func handle(_ request: UnaryRequest) async -> UnaryReply {
         calls.add(1, ordering: .relaxed)
         if loops.withLock({ $0.contains(where: { $0.inEventLoop }) }) { onLoopThread.add(1, ordering: .relaxed) }
         switch mode {

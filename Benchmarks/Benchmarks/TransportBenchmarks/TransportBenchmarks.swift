@@ -62,7 +62,7 @@ let benchmarks: @Sendable () -> Void = {
 
 /// Echoes on the transport's unary path (no stream object, no task per call).
 final class EchoHandler: UnaryHandler, ServerHandler {
-    func handle(_ request: UnaryRequest) async -> UnaryReply { UnaryReply(message: request.message) }
+    nonisolated(nonsending) func handle(_ request: UnaryRequest) async -> UnaryReply { UnaryReply(message: request.message) }
     func unaryHandler(for head: RequestHead) -> (any UnaryHandler)? { self }
     func handleStream(_ stream: ServerStream) async { await serveAsStream(stream) }
 }
