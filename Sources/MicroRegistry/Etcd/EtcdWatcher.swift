@@ -3,9 +3,13 @@ import MicroHTTP
 import Synchronization
 
 /// One watch of a key prefix: a long-lived streaming POST to `/v3/watch` whose newline-delimited JSON
-/// messages become ``RegistryEvent``s. When the stream breaks it reconnects (to the next endpoint, backing
-/// off) and resumes at the last revision seen plus one, so no event is lost or repeated unless etcd compacted
-/// it meanwhile (then it resumes at the compaction point). Thread-safe.
+/// messages become ``RegistryEvent``s.
+///
+/// The watcher keeps what it knows of each key. When the stream breaks (a member died, etcd restarted, the
+/// history it needed was compacted) it reconnects to the next endpoint, backing off, reads the prefix again
+/// and reports the difference from what it knew as events, then watches on from that read's revision plus
+/// one. So a consumer's view ends up right whatever happened meanwhile, even if etcd came back without its
+/// data; what it does not see is a key that came and went entirely while it was disconnected. Thread-safe.
 final class EtcdWatcher: Sendable {
     let client: EtcdClient
     let prefix: String
@@ -22,6 +26,12 @@ final class EtcdWatcher: Sendable {
     /// Guarded by its mutex.
     private let state = Mutex(State())
 
+    /// What the watcher knows of one key.
+    struct Known {
+        var createRevision: Int64
+        var service: Service
+    }
+
     init(client: EtcdClient, prefix: String, registryPrefix: String, backoffFirst: Duration, backoffMax: Duration) {
         self.client = client
         self.prefix = prefix
@@ -30,12 +40,15 @@ final class EtcdWatcher: Sendable {
         self.backoffMax = backoffMax
     }
 
-    /// Opens the first stream (throwing when no endpoint answers), then keeps it open in the background.
+    /// Reads the prefix and opens the first stream (throwing when no endpoint answers), then keeps watching in
+    /// the background. Keys present at the start are not reported.
     func start() async throws -> RegistryWatcher {
-        let first = try await open(from: nil)
+        var known: [String: Known] = [:]
+        let revision = try await resync(&known, emit: nil)
+        let first = try await open(from: revision + 1)
         let (events, continuation) = AsyncThrowingStream<RegistryEvent, any Error>.makeStream()
-        let task = Task { [self] in
-            await run(first: first, continuation: continuation)
+        let task = Task { [self, known] in
+            await run(first: first, known: known, nextRevision: revision + 1, continuation: continuation)
         }
         state.withLock { $0.task = task }
         continuation.onTermination = { [self] _ in stop() }
@@ -54,10 +67,39 @@ final class EtcdWatcher: Sendable {
         task?.cancel()
     }
 
-    private func open(from revision: Int64?) async throws -> HTTPStreamingResponse {
+    private var isStopped: Bool { state.withLock { $0.stopped } }
+
+    /// Reads every key under the prefix, reports the differences from `known` to `emit` and updates it.
+    /// Returns the revision of the read.
+    private func resync(_ known: inout [String: Known],
+                        emit: AsyncThrowingStream<RegistryEvent, any Error>.Continuation?) async throws -> Int64 {
+        let request = EtcdRangeRequest(key: prefix.base64, range_end: prefixRangeEnd(prefix), serializable: true)
+        let response = try await client.call("/v3/kv/range", request, as: EtcdRangeResponse.self)
+        var now: [String: Known] = [:]
+        for kv in response.kvs ?? [] {
+            guard let data = kv.valueData, let service = try? JSONDecoder().decode(Service.self, from: data) else { continue }
+            now[kv.keyText] = Known(createRevision: kv.create_revision?.value ?? 0, service: service)
+        }
+        if let emit {
+            for (key, entry) in now {
+                if let old = known[key] {
+                    if old.service != entry.service { emit.yield(RegistryEvent(kind: .update, service: entry.service)) }
+                } else {
+                    emit.yield(RegistryEvent(kind: .create, service: entry.service))
+                }
+            }
+            for (key, entry) in known where now[key] == nil {
+                emit.yield(RegistryEvent(kind: .delete, service: entry.service))
+            }
+        }
+        known = now
+        return response.header?.revision?.value ?? 0
+    }
+
+    private func open(from revision: Int64) async throws -> HTTPStreamingResponse {
         let create = EtcdWatchCreate(create_request: .init(
             key: prefix.base64, range_end: prefixRangeEnd(prefix),
-            start_revision: revision.map(EtcdInt.init), prev_kv: true))
+            start_revision: EtcdInt(revision), prev_kv: true))
         let response = try await client.stream("/v3/watch", create)
         let stopped = state.withLock { s -> Bool in
             if !s.stopped { s.current = response }
@@ -70,13 +112,16 @@ final class EtcdWatcher: Sendable {
         return response
     }
 
-    private func run(first: HTTPStreamingResponse, continuation: AsyncThrowingStream<RegistryEvent, any Error>.Continuation) async {
+    private func run(first: HTTPStreamingResponse, known: [String: Known], nextRevision: Int64,
+                     continuation: AsyncThrowingStream<RegistryEvent, any Error>.Continuation) async {
         var stream: HTTPStreamingResponse? = first
-        var nextRevision: Int64?
+        var known = known
+        var nextRevision = nextRevision
         var failures = 0
-        while !state.withLock({ $0.stopped }) {
+        while !isStopped {
             if stream == nil {
                 do {
+                    nextRevision = try await resync(&known, emit: continuation) + 1
                     stream = try await open(from: nextRevision)
                 } catch {
                     failures += 1
@@ -85,27 +130,30 @@ final class EtcdWatcher: Sendable {
                 }
             }
             var line: [UInt8] = []
+            var restart = false
             do {
-                for try await chunk in stream!.body {
+                read: for try await chunk in stream!.body {
                     for byte in chunk {
-                        if byte == 10 {
-                            if let message = try? JSONDecoder().decode(EtcdWatchMessage.self, from: Data(line)) {
-                                if message.result?.created == true { failures = 0 }
-                                handle(message, nextRevision: &nextRevision, continuation: continuation)
-                            }
-                            line.removeAll(keepingCapacity: true)
-                        } else {
+                        guard byte == 10 else {
                             line.append(byte)
+                            continue
+                        }
+                        defer { line.removeAll(keepingCapacity: true) }
+                        guard let message = try? JSONDecoder().decode(EtcdWatchMessage.self, from: Data(line)) else { continue }
+                        if message.result?.created == true { failures = 0 }
+                        if !handle(message, known: &known, nextRevision: &nextRevision, continuation: continuation) {
+                            restart = true
+                            break read
                         }
                     }
                 }
             } catch {
-                // Broken or cancelled: reconnect below unless stopped.
+                // Broken or cancelled: start again below unless stopped.
             }
             stream?.cancel()
             stream = nil
-            if state.withLock({ $0.stopped }) { break }
-            client.avoidCurrentEndpoint()
+            if isStopped { break }
+            if !restart { client.avoidCurrentEndpoint() }
             failures += 1
             try? await Task.sleep(for: delay(failures))
         }
@@ -118,28 +166,28 @@ final class EtcdWatcher: Sendable {
         return min(d, backoffMax)
     }
 
-    private func handle(_ message: EtcdWatchMessage, nextRevision: inout Int64?,
-                        continuation: AsyncThrowingStream<RegistryEvent, any Error>.Continuation) {
-        guard let result = message.result else { return }
-        if let compacted = result.compact_revision?.value, compacted > 0 {
-            nextRevision = compacted
-            return
-        }
-        if result.created == true, let revision = result.header?.revision?.value, nextRevision == nil {
-            nextRevision = revision + 1
-        }
+    /// Emits the message's events and tracks the revision to resume at. Returns false when the watch must
+    /// start over (etcd cancelled it, e.g. because the revision it needed was compacted).
+    private func handle(_ message: EtcdWatchMessage, known: inout [String: Known], nextRevision: inout Int64,
+                        continuation: AsyncThrowingStream<RegistryEvent, any Error>.Continuation) -> Bool {
+        guard let result = message.result else { return message.error == nil }
+        if result.canceled == true || (result.compact_revision?.value ?? 0) > 0 { return false }
         for event in result.events ?? [] {
             guard let kv = event.kv else { continue }
+            let key = kv.keyText
             if let revision = kv.mod_revision?.value { nextRevision = revision + 1 }
             if event.type == "DELETE" {
-                let service = event.prev_kv?.valueData.flatMap { try? JSONDecoder().decode(Service.self, from: $0) }
-                    ?? serviceFromKey(kv.keyText)
+                let service = known.removeValue(forKey: key)?.service
+                    ?? event.prev_kv?.valueData.flatMap { try? JSONDecoder().decode(Service.self, from: $0) }
+                    ?? serviceFromKey(key)
                 if let service { continuation.yield(RegistryEvent(kind: .delete, service: service)) }
             } else if let data = kv.valueData, let service = try? JSONDecoder().decode(Service.self, from: data) {
-                let kind: RegistryEvent.Kind = kv.version?.value == 1 ? .create : .update
+                let kind: RegistryEvent.Kind = known[key] == nil ? .create : .update
+                known[key] = Known(createRevision: kv.create_revision?.value ?? 0, service: service)
                 continuation.yield(RegistryEvent(kind: kind, service: service))
             }
         }
+        return true
     }
 
     /// A service with only a name and a node id, from `<prefix><service>/<node id>` (a delete without its
