@@ -18,6 +18,10 @@ public final class Next {
     /// Ids of the nodes returned so far (the first inline, to avoid an allocation for the common single pick).
     var firstTried: String?
     var moreTried: [String] = []
+    /// Where the last node returned sat in the pool, valid while the pool's generation is unchanged: lets
+    /// ``mark(_:outcome:)`` find it without hashing.
+    var lastIndex = -1
+    var lastGeneration: UInt64 = 0
 
     init(pool: ServicePool, strategy: Strategy, filters: [Filter], canary: [String: Int]?) {
         self.pool = pool
@@ -34,6 +38,19 @@ public final class Next {
     public func next() throws -> Node {
         try pool.state.withLock { state throws(SelectorError) -> Node in
             try state.pick(for: self)
+        }
+    }
+
+    /// Reports the outcome of a call to `node`, which this `Next` returned: the same as
+    /// ``Selector/mark(_:node:outcome:)`` on its selector, without looking the service and the node up.
+    public func mark(_ node: Node, outcome: Outcome) {
+        pool.state.withLock { state in
+            if lastIndex >= 0, lastGeneration == state.generation, lastIndex < state.nodes.count,
+               state.nodes[lastIndex].node.id == node.id {
+                state.mark(at: lastIndex, outcome: outcome)
+            } else {
+                state.mark(node.id, outcome: outcome)
+            }
         }
     }
 

@@ -100,3 +100,32 @@ import Testing
         #expect(e.maxEjectedShare == 0.5 && e.successRateThreshold == 0.8)
     }
 }
+
+@Suite struct NextMarkTests {
+    @Test func markThroughNextEvenAfterThePoolChanged() async throws {
+        let registry = MemoryRegistry()
+        try await registry.register(Service(name: "s", nodes: nodes(3)))
+        var c = SelectorConfiguration()
+        c.strategy = .roundRobin
+        c.ejection.consecutiveFailures = 2
+        let s = RegistrySelector(registry: registry, configuration: c)
+        // n0 fails twice, marked through its Next; in between, n2 leaves (node indexes move).
+        for round in 0..<2 {
+            var next = try await s.select("s")
+            var node = try next.next()
+            while node.id != "n0" {
+                next.mark(node, outcome: .success(latency: .zero))
+                next = try await s.select("s")
+                node = try next.next()
+            }
+            if round == 1 {
+                try await registry.deregister(Service(name: "s", nodes: [nodes(3)[2]]))
+                // The in-memory registry's watch delivers at once; give the event time to arrive.
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            next.mark(node, outcome: .failure(latency: .zero))
+        }
+        let after = try await distribution(s, "s", count: 10)
+        #expect(after == ["n1": 10], "n0 ejected (the cap allows 1 of 2)")
+    }
+}

@@ -45,6 +45,8 @@ struct PoolState {
     var versions: [VersionSlot] = []
     var nodes: [NodeSlot] = []
     var indexByID: [String: Int] = [:]
+    /// Changes whenever node indexes may have moved (a removal or a full refresh).
+    var generation: UInt64 = 0
     /// Round robin position.
     var turn = 0
     var random = FastRandom()
@@ -64,6 +66,7 @@ struct PoolState {
     mutating func replace(with services: [Service]) {
         let old = nodes
         let oldIndex = indexByID
+        generation &+= 1
         versions = []
         nodes = []
         indexByID = [:]
@@ -114,6 +117,7 @@ struct PoolState {
                 removed = true
             }
             if removed {
+                generation &+= 1
                 indexByID = [:]
                 for (i, slot) in nodes.enumerated() { indexByID[slot.node.id] = i }
             }

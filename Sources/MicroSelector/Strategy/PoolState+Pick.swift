@@ -19,6 +19,8 @@ extension PoolState {
             if let i = choose(next, canaryVersion: canary ? next.canaryVersion : nil, untried: step < 2, healthy: step < 3, now: now) {
                 nodes[i].outstanding += 1
                 next.remember(nodes[i].node.id)
+                next.lastIndex = i
+                next.lastGeneration = generation
                 return nodes[i].node
             }
         }
@@ -28,13 +30,13 @@ extension PoolState {
     /// The index of the node to use under these rules, or nil when none qualifies.
     private mutating func choose(_ next: Next, canaryVersion: String?, untried: Bool, healthy: Bool, now: UInt64) -> Int? {
         candidates.removeAll(keepingCapacity: true)
+        // Fields are read in place (nodes[i].x): copying a whole slot would retain its strings and dictionaries.
         for i in nodes.indices {
-            let slot = nodes[i]
-            if let canaryVersion, versions[slot.version].service.version != canaryVersion { continue }
-            if !next.filters.isEmpty && !passes(slot, next.filters) { continue }
-            if untried && next.hasTried(slot.node.id) { continue }
-            if healthy && slot.health.isEjected {
-                guard !slot.health.probing, now >= slot.health.ejectedUntil else { continue }
+            if let canaryVersion, versions[nodes[i].version].service.version != canaryVersion { continue }
+            if !next.filters.isEmpty && !passes(i, next.filters) { continue }
+            if untried && next.firstTried != nil && next.hasTried(nodes[i].node.id) { continue }
+            if healthy && nodes[i].health.isEjected {
+                guard !nodes[i].health.probing, now >= nodes[i].health.ejectedUntil else { continue }
                 // Its time is up: this call is the probe that decides its return.
                 nodes[i].health.probing = true
                 return i
@@ -61,15 +63,15 @@ extension PoolState {
         }
     }
 
-    private func passes(_ slot: NodeSlot, _ filters: [Filter]) -> Bool {
+    private func passes(_ i: Int, _ filters: [Filter]) -> Bool {
         for filter in filters {
             switch filter {
             case .version(let v):
-                if versions[slot.version].service.version != v { return false }
+                if versions[nodes[i].version].service.version != v { return false }
             case .label(let key, let value):
-                if slot.node.metadata[key] != value { return false }
+                if nodes[i].node.metadata[key] != value { return false }
             case .endpoint(let name):
-                if !versions[slot.version].service.endpoints.contains(where: { $0.name == name }) { return false }
+                if !versions[nodes[i].version].service.endpoints.contains(where: { $0.name == name }) { return false }
             }
         }
         return true
@@ -127,6 +129,11 @@ extension PoolState {
     /// Ends the call to node `id` that `pick` counted, and learns from its outcome.
     mutating func mark(_ id: String, outcome: Outcome) {
         guard let i = indexByID[id] else { return }
+        mark(at: i, outcome: outcome)
+    }
+
+    /// ``mark(_:outcome:)`` for the node at index `i`.
+    mutating func mark(at i: Int, outcome: Outcome) {
         if nodes[i].outstanding > 0 { nodes[i].outstanding -= 1 }
         switch outcome {
         case .success(let latency):
