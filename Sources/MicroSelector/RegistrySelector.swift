@@ -44,7 +44,8 @@ public final class RegistrySelector: Selector {
     /// Whether the registry's watch is open (false during an outage: the cache is then possibly stale).
     public var isWatching: Bool { watchState.withLock { $0.healthy } }
 
-    /// Stops the watch. Selects keep working from the cache; services not cached yet are still read.
+    /// Stops the watch. Selects keep working from the cache; services not cached yet are still read. Until
+    /// closed, the watch task keeps the selector alive: call this when done with it.
     public func close() {
         let (watcher, consumer) = watchState.withLock { s in
             s.closed = true

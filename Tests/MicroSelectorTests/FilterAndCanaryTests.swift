@@ -50,3 +50,23 @@ import Testing
         #expect(none.keys.allSatisfy { $0.hasPrefix("one-") }, "v2 has no us node: the filter still holds")
     }
 }
+
+@Suite struct CanaryVersionLeavesTests {
+    @Test func aVersionWhoseNodesLeftGetsNoShare() async throws {
+        let r = MemoryRegistry()
+        try await r.register(Service(name: "s", version: "v1", nodes: nodes(2, prefix: "one-")))
+        try await r.register(Service(name: "s", version: "v2", nodes: nodes(1, prefix: "two-")))
+        try await r.register(Service(name: "s", version: "v3", nodes: nodes(1, prefix: "three-")))
+        var c = SelectorConfiguration()
+        c.canary = ["s": ["v1": 50, "v2": 25, "v3": 25]]
+        let s = RegistrySelector(registry: r, configuration: c)
+        let before = try await distribution(s, "s", count: 400)
+        #expect(before["two-0"] == 100 && before["three-0"] == 100)
+        try await r.deregister(Service(name: "s", version: "v3", nodes: nodes(1, prefix: "three-")))
+        try await Task.sleep(for: .milliseconds(100))
+        let after = try await distribution(s, "s", count: 300)
+        // 50:25 between the versions left.
+        #expect(after["two-0"] == 100, "\(after)")
+        #expect((after["one-0"] ?? 0) + (after["one-1"] ?? 0) == 200)
+    }
+}

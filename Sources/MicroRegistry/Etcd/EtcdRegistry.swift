@@ -49,7 +49,8 @@ public final class EtcdRegistry: Registry {
     }
 
     /// Stops renewing (the nodes then expire with their TTL; nothing is deleted) and stops the loop this
-    /// registry created. Watches should be stopped first.
+    /// registry created. Watches should be stopped first. Until closed, the keep-alive task keeps the registry
+    /// alive: call this when done with it.
     public func close() async {
         let task = state.withLock { s -> Task<Void, Never>? in
             s.closed = true
@@ -204,9 +205,17 @@ public final class EtcdRegistry: Registry {
         var fresh = registration
         fresh.lease = nil
         fresh.lease = try await put(key, fresh)
-        state.withLock { s in
+        let deregistered = state.withLock { s -> Bool in
             // Only if nobody deregistered or re-registered it meanwhile.
             if s.registrations[key]?.lease == registration.lease { s.registrations[key] = fresh }
+            return s.registrations[key] == nil
+        }
+        if deregistered {
+            // Deregistered while we were putting it back: take it out again.
+            _ = try? await client.call("/v3/kv/deleterange", EtcdDeleteRequest(key: key.base64, range_end: nil), as: EtcdHeaderOnly.self)
+            if let lease = fresh.lease {
+                _ = try? await client.call("/v3/lease/revoke", EtcdLeaseIDRequest(ID: EtcdInt(lease)), as: EtcdHeaderOnly.self)
+            }
         }
     }
 }

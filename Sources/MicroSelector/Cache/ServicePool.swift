@@ -22,6 +22,8 @@ struct VersionSlot {
     var service: Service
     /// Smooth weighted round robin state for canary splits.
     var canaryCurrent = 0
+    /// Nodes registered with this version (a version without nodes takes no part in canary splits).
+    var nodeCount = 0
 }
 
 /// One node and what selection knows of it.
@@ -91,6 +93,7 @@ struct PoolState {
                 }
             }
         }
+        countNodesPerVersion()
     }
 
     /// Applies a watch event: `.create`/`.update` add or refresh the nodes given, `.delete` removes them.
@@ -122,6 +125,12 @@ struct PoolState {
                 for (i, slot) in nodes.enumerated() { indexByID[slot.node.id] = i }
             }
         }
+        countNodesPerVersion()
+    }
+
+    private mutating func countNodesPerVersion() {
+        for v in versions.indices { versions[v].nodeCount = 0 }
+        for slot in nodes { versions[slot.version].nodeCount += 1 }
     }
 
     private mutating func versionIndex(for service: Service) -> Int {

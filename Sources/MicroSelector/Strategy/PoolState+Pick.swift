@@ -108,11 +108,12 @@ extension PoolState {
         return best
     }
 
-    /// Smooth weighted round robin over the registered versions with a positive weight; nil when none has one.
+    /// Smooth weighted round robin over the versions with nodes and a positive weight; nil when none qualifies.
     private mutating func chooseCanaryVersion(_ weights: [String: Int]) -> String? {
         var total = 0
         var best = -1
         for v in versions.indices {
+            guard versions[v].nodeCount > 0 else { continue }
             let w = max(0, weights[versions[v].service.version] ?? 0)
             guard w > 0 else { continue }
             versions[v].canaryCurrent += w
