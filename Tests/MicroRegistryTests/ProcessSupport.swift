@@ -45,7 +45,7 @@ final class ChildProcess: @unchecked Sendable {
             throw TestProcessError(description: "\(path) is missing or not executable")
         }
         self.logPath = logPath
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
