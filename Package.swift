@@ -14,8 +14,13 @@ let package = Package(
         .library(name: "MicroTransport", targets: ["MicroTransport"]),
         .library(name: "MicroUVTransport", targets: ["MicroUVTransport"]),
         .library(name: "MicroTLS", targets: ["MicroTLS"]),
+        .library(name: "MicroHTTP", targets: ["MicroHTTP"]),
+        .library(name: "MicroRegistry", targets: ["MicroRegistry"]),
+        .library(name: "MicroSelector", targets: ["MicroSelector"]),
         .executable(name: "micro-echo", targets: ["micro-echo"]),
         .executable(name: "micro-bench", targets: ["micro-bench"]),
+        .executable(name: "micro-registry", targets: ["micro-registry"]),
+        .executable(name: "micro-selector-bench", targets: ["micro-selector-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -43,6 +48,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // A small HTTP/1.1 client on the libuv loop (etcd's JSON gateway speaks HTTP/1.1).
+        .target(name: "MicroHTTP", dependencies: ["MicroEventLoop"], swiftSettings: strict),
+        .target(name: "MicroRegistry", dependencies: ["MicroEventLoop", "MicroHTTP"], swiftSettings: strict),
+        .target(name: "MicroSelector", dependencies: ["MicroRegistry"], swiftSettings: strict),
+        // Registers, lists and watches services from the command line (and is the second process in tests).
+        .executableTarget(name: "micro-registry", dependencies: ["MicroRegistry"], swiftSettings: strict),
+        // Nodes selected per second from a warm cache, single thread and contended.
+        .executableTarget(name: "micro-selector-bench", dependencies: ["MicroRegistry", "MicroSelector"], swiftSettings: strict),
         .executableTarget(
             name: "micro-echo",
             dependencies: ["MicroEventLoop", "MicroFraming", "MicroUVTransport", "MicroTLS"],
@@ -59,6 +72,17 @@ let package = Package(
         // Helpers shared by the test targets (certificates made with the openssl command, running processes).
         .target(name: "MicroTestSupport", path: "Tests/MicroTestSupport", swiftSettings: strict),
         .testTarget(name: "MicroTLSTests", dependencies: ["MicroTLS", "MicroTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "MicroEventLoop"], swiftSettings: strict),
+        .testTarget(
+            name: "MicroRegistryTests",
+            dependencies: ["MicroRegistry", "MicroHTTP", "MicroEventLoop", "MicroTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MicroSelectorTests",
+            dependencies: ["MicroSelector", "MicroRegistry", "MicroTestSupport"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "MicroUVTransportTests",
             dependencies: [

@@ -1,5 +1,5 @@
 // swift-tools-version:6.0
-// libFuzzer targets for the parsers of MicroFraming. Build and run them with `Fuzz/run TARGET|all SECONDS`
+// libFuzzer targets for the parsers of MicroFraming and MicroHTTP. Build and run them with `Fuzz/run TARGET|all SECONDS`
 // (see Fuzz/README.md): without --sanitize=fuzzer the binaries link but do nothing.
 import PackageDescription
 
@@ -12,6 +12,10 @@ let package = Package(
         .executableTarget(
             name: "FuzzFraming",
             dependencies: [.product(name: "MicroFraming", package: "swift-micro")]
+        ),
+        .executableTarget(
+            name: "FuzzHTTPResponse",
+            dependencies: [.product(name: "MicroHTTP", package: "swift-micro")]
         ),
         .executableTarget(
             name: "FuzzSettings",

@@ -1,0 +1,140 @@
+import Foundation
+
+// The JSON shapes of etcd's v3 gateway (protobuf JSON: int64 as strings, bytes as base64, defaults omitted).
+
+/// An int64 that etcd sends as a JSON string (and accepts as one).
+struct EtcdInt: Codable, Hashable, Sendable {
+    var value: Int64
+    init(_ value: Int64) { self.value = value }
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let s = try? c.decode(String.self), let v = Int64(s) {
+            value = v
+        } else {
+            value = try c.decode(Int64.self)
+        }
+    }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(String(value))
+    }
+}
+
+struct EtcdHeader: Codable {
+    var revision: EtcdInt?
+}
+
+struct EtcdKeyValue: Codable {
+    var key: String?
+    var value: String?
+    var create_revision: EtcdInt?
+    var mod_revision: EtcdInt?
+    var version: EtcdInt?
+    var lease: EtcdInt?
+
+    var keyText: String { key.flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) } ?? "" }
+    var valueData: Data? { value.flatMap { Data(base64Encoded: $0) } }
+}
+
+struct EtcdRangeRequest: Codable {
+    var key: String
+    var range_end: String?
+    var serializable: Bool?
+}
+
+struct EtcdRangeResponse: Codable {
+    var header: EtcdHeader?
+    var kvs: [EtcdKeyValue]?
+}
+
+struct EtcdPutRequest: Codable {
+    var key: String
+    var value: String
+    var lease: EtcdInt?
+}
+
+struct EtcdDeleteRequest: Codable {
+    var key: String
+    var range_end: String?
+}
+
+struct EtcdLeaseGrantRequest: Codable {
+    var TTL: EtcdInt
+}
+
+struct EtcdLeaseGrantResponse: Codable {
+    var ID: EtcdInt?
+    var TTL: EtcdInt?
+    var error: String?
+}
+
+struct EtcdLeaseIDRequest: Codable {
+    var ID: EtcdInt
+}
+
+struct EtcdKeepAliveResponse: Codable {
+    struct Result: Codable {
+        var ID: EtcdInt?
+        var TTL: EtcdInt?
+    }
+    var result: Result?
+    var error: EtcdStreamError?
+}
+
+struct EtcdStreamError: Codable {
+    var grpc_code: Int?
+    var http_code: Int?
+    var message: String?
+}
+
+struct EtcdWatchCreate: Codable {
+    struct Create: Codable {
+        var key: String
+        var range_end: String
+        var start_revision: EtcdInt?
+        var prev_kv: Bool
+    }
+    var create_request: Create
+}
+
+struct EtcdWatchMessage: Codable {
+    struct Event: Codable {
+        var type: String?
+        var kv: EtcdKeyValue?
+        var prev_kv: EtcdKeyValue?
+    }
+    struct Result: Codable {
+        var header: EtcdHeader?
+        var created: Bool?
+        var canceled: Bool?
+        var compact_revision: EtcdInt?
+        var cancel_reason: String?
+        var events: [Event]?
+    }
+    var result: Result?
+    var error: EtcdStreamError?
+}
+
+/// The error body of a failed unary gateway call.
+struct EtcdErrorBody: Codable {
+    var error: String?
+    var message: String?
+    var code: Int?
+}
+
+extension String {
+    var base64: String { Data(utf8).base64EncodedString() }
+}
+
+/// The end of a prefix range: the prefix with its last byte incremented (etcd's `clientv3.GetPrefixRangeEnd`).
+func prefixRangeEnd(_ prefix: String) -> String {
+    var bytes = Array(prefix.utf8)
+    while let last = bytes.last {
+        if last < 0xff {
+            bytes[bytes.count - 1] = last + 1
+            return Data(bytes).base64EncodedString()
+        }
+        bytes.removeLast()
+    }
+    return Data([0]).base64EncodedString()
+}

@@ -1,0 +1,172 @@
+public import MicroRegistry
+import Synchronization
+
+/// The default ``Selector``: services cached from a ``Registry`` and kept fresh by its watch.
+///
+/// The first `select` of a service reads it from the registry (one lookup, counted in ``registryLookups``) and
+/// opens one watch of all services if none is open yet; every later `select` is served from the cache without
+/// touching the registry. When the watch breaks (registry outage), the cache keeps serving what it knew
+/// (stale on error) and the watch is opened again with backoff; once it is back, every cached service is read
+/// again. A service the registry does not know is cached as empty (its `next()` throws
+/// ``SelectorError/noneAvailable(_:)``) until the watch reports nodes.
+///
+/// Not promised: that a select right after a registration elsewhere sees the new node before the watch event
+/// arrives.
+public final class RegistrySelector: Selector {
+    public let registry: any Registry
+    public let configuration: SelectorConfiguration
+
+    /// Cached services by name. Guarded by its mutex (held for a dictionary lookup only).
+    private let pools = Mutex<[String: ServicePool]>([:])
+    private let lookups = Atomic<Int>(0)
+
+    struct WatchState {
+        /// Opens the first watch; every cold select awaits it, so no event between a read and the watch is lost.
+        var starter: Task<Void, Never>?
+        var consumer: Task<Void, Never>?
+        var watcher: RegistryWatcher?
+        var healthy = false
+        var closed = false
+    }
+
+    /// Guarded by its mutex.
+    private let watchState = Mutex(WatchState())
+
+    public init(registry: any Registry, configuration: SelectorConfiguration = SelectorConfiguration()) {
+        self.registry = registry
+        self.configuration = configuration
+    }
+
+    /// How many times this selector has read a service from the registry (cold selects and refreshes after a
+    /// broken watch). Zero growth on the warm path.
+    public var registryLookups: Int { lookups.load(ordering: .relaxed) }
+
+    /// Whether the registry's watch is open (false during an outage: the cache is then possibly stale).
+    public var isWatching: Bool { watchState.withLock { $0.healthy } }
+
+    /// Stops the watch. Selects keep working from the cache; services not cached yet are still read. Until
+    /// closed, the watch task keeps the selector alive: call this when done with it.
+    public func close() {
+        let (watcher, consumer) = watchState.withLock { s in
+            s.closed = true
+            s.healthy = false
+            return (s.watcher, s.consumer)
+        }
+        watcher?.stop()
+        consumer?.cancel()
+    }
+
+    public func select(_ service: String, options: SelectOptions) async throws -> Next {
+        let pool = try await cachedPool(service)
+        return Next(pool: pool, strategy: options.strategy ?? configuration.strategy, filters: options.filters,
+                    canary: options.canary ?? configuration.canary[service])
+    }
+
+    public func mark(_ service: String, node: Node, outcome: Outcome) {
+        guard let pool = pools.withLock({ $0[service] }) else { return }
+        pool.state.withLock { $0.mark(node.id, outcome: outcome) }
+    }
+
+    public func reset(_ service: String) {
+        guard let pool = pools.withLock({ $0[service] }) else { return }
+        pool.state.withLock { $0.reset() }
+    }
+
+    // MARK: - Cache
+
+    private func cachedPool(_ service: String) async throws -> ServicePool {
+        if let pool = pools.withLock({ $0[service] }) { return pool }
+        await startWatching()
+        let services = try await read(service)
+        let pool = ServicePool(name: service, services: services, configuration: configuration)
+        return pools.withLock { p in
+            if let existing = p[service] { return existing }
+            p[service] = pool
+            return pool
+        }
+    }
+
+    /// The service from the registry; a service it does not know is empty.
+    private func read(_ service: String) async throws -> [Service] {
+        lookups.add(1, ordering: .relaxed)
+        do {
+            return try await registry.getService(service)
+        } catch RegistryError.notFound {
+            return []
+        }
+    }
+
+    private func startWatching() async {
+        let starter = watchState.withLock { s -> Task<Void, Never> in
+            if let starter = s.starter { return starter }
+            let task = Task { await self.openFirstWatch() }
+            s.starter = task
+            return task
+        }
+        await starter.value
+    }
+
+    private func openFirstWatch() async {
+        let watcher = try? await registry.watch(WatchOptions())
+        let consumer = Task { await self.consume(first: watcher) }
+        watchState.withLock { s in
+            s.consumer = consumer
+            s.watcher = watcher
+            s.healthy = watcher != nil && !s.closed
+        }
+    }
+
+    /// Applies events while the watch lasts; reopens it when it breaks, then reads every cached service again.
+    private func consume(first: RegistryWatcher?) async {
+        var watcher = first
+        var failures = 0
+        while !Task.isCancelled && !watchState.withLock({ $0.closed }) {
+            if let current = watcher {
+                do {
+                    for try await event in current { apply(event) }
+                } catch {
+                    // Broken: fall through to reopen.
+                }
+                watchState.withLock { $0.healthy = false }
+                watcher = nil
+                continue
+            }
+            failures += 1
+            try? await Task.sleep(for: retryDelay(failures))
+            guard !watchState.withLock({ $0.closed }) else { break }
+            guard let reopened = try? await registry.watch(WatchOptions()) else { continue }
+            failures = 0
+            watcher = reopened
+            let stopped = watchState.withLock { s -> Bool in
+                s.watcher = reopened
+                s.healthy = !s.closed
+                return s.closed
+            }
+            if stopped {
+                reopened.stop()
+                break
+            }
+            await refreshAll()
+        }
+    }
+
+    private func retryDelay(_ failures: Int) -> Duration {
+        var d = configuration.cache.retryFirst
+        for _ in 1..<max(1, failures) where d < configuration.cache.retryMax { d *= 2 }
+        return min(d, configuration.cache.retryMax)
+    }
+
+    /// Reads every cached service again (after the watch was down); a failed read keeps the cached copy.
+    private func refreshAll() async {
+        let all = pools.withLock { Array($0.values) }
+        for pool in all {
+            guard let services = try? await read(pool.name) else { continue }
+            pool.state.withLock { $0.replace(with: services) }
+        }
+    }
+
+    private func apply(_ event: RegistryEvent) {
+        guard let pool = pools.withLock({ $0[event.service.name] }) else { return }
+        pool.state.withLock { $0.apply(event) }
+    }
+}

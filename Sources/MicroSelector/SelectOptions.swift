@@ -1,0 +1,26 @@
+/// Per-call choices for ``Selector/select(_:options:)``.
+public struct SelectOptions: Sendable, Hashable {
+    /// Overrides the configured strategy for this call.
+    public var strategy: Strategy?
+    /// Every filter must pass for a node to be chosen.
+    public var filters: [Filter]
+    /// Overrides the configured canary weights (version -> weight) for this call; ignored when a
+    /// ``Filter/version(_:)`` filter is given.
+    public var canary: [String: Int]?
+
+    public init(strategy: Strategy? = nil, filters: [Filter] = [], canary: [String: Int]? = nil) {
+        self.strategy = strategy
+        self.filters = filters
+        self.canary = canary
+    }
+}
+
+/// Narrows the nodes of a service for one call (go-micro's `selector.Filter*`).
+public enum Filter: Sendable, Hashable {
+    /// Nodes registered with this version.
+    case version(String)
+    /// Nodes whose metadata has `key` set to `value` (e.g. `datacenter` = `eu-1`).
+    case label(String, String)
+    /// Nodes whose service version offers this endpoint (e.g. `Greeter.Hello`).
+    case endpoint(String)
+}

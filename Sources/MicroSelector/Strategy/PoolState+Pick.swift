@@ -1,0 +1,174 @@
+import Glibc
+import MicroRegistry
+
+extension PoolState {
+    /// Picks the next node for `next` (see ``Next`` for the rules) and counts it outstanding.
+    mutating func pick(for next: Next) throws(SelectorError) -> Node {
+        if !next.canaryDecided {
+            next.canaryDecided = true
+            if let weights = next.canary, !weights.isEmpty, !next.filters.contains(where: { if case .version = $0 { true } else { false } }) {
+                next.canaryVersion = chooseCanaryVersion(weights)
+            }
+        }
+        let now = ejected > 0 ? monotonicNanoseconds() : 0
+        // Relax the rules one by one until some node qualifies: the canary's version, then "not tried yet", then
+        // ejection. (A loop over a counter, not an array of rule sets: no allocation per pick.)
+        for step in 0..<4 {
+            let canary = step == 0
+            if canary && next.canaryVersion == nil { continue }
+            if let i = choose(next, canaryVersion: canary ? next.canaryVersion : nil, untried: step < 2, healthy: step < 3, now: now) {
+                nodes[i].outstanding += 1
+                next.remember(nodes[i].node.id)
+                next.lastIndex = i
+                next.lastGeneration = generation
+                return nodes[i].node
+            }
+        }
+        throw .noneAvailable(next.service)
+    }
+
+    /// The index of the node to use under these rules, or nil when none qualifies.
+    private mutating func choose(_ next: Next, canaryVersion: String?, untried: Bool, healthy: Bool, now: UInt64) -> Int? {
+        candidates.removeAll(keepingCapacity: true)
+        // Fields are read in place (nodes[i].x): copying a whole slot would retain its strings and dictionaries.
+        for i in nodes.indices {
+            if let canaryVersion, versions[nodes[i].version].service.version != canaryVersion { continue }
+            if !next.filters.isEmpty && !passes(i, next.filters) { continue }
+            if untried && next.firstTried != nil && next.hasTried(nodes[i].node.id) { continue }
+            if healthy && nodes[i].health.isEjected {
+                guard !nodes[i].health.probing, now >= nodes[i].health.ejectedUntil else { continue }
+                // Its time is up: this call is the probe that decides its return.
+                nodes[i].health.probing = true
+                return i
+            }
+            candidates.append(i)
+        }
+        let n = candidates.count
+        if n == 0 { return nil }
+        if n == 1 { return candidates[0] }
+        switch next.strategy {
+        case .random:
+            return candidates[random.below(n)]
+        case .roundRobin:
+            defer { turn &+= 1 }
+            return candidates[turn % n]
+        case .leastOutstanding:
+            let (a, b) = twoDistinct(n)
+            return nodes[b].outstanding < nodes[a].outstanding ? b : a
+        case .peakEWMA:
+            let (a, b) = twoDistinct(n)
+            return cost(b) < cost(a) ? b : a
+        case .weighted:
+            return smoothWeighted()
+        }
+    }
+
+    private func passes(_ i: Int, _ filters: [Filter]) -> Bool {
+        for filter in filters {
+            switch filter {
+            case .version(let v):
+                if versions[nodes[i].version].service.version != v { return false }
+            case .label(let key, let value):
+                if nodes[i].node.metadata[key] != value { return false }
+            case .endpoint(let name):
+                if !versions[nodes[i].version].service.endpoints.contains(where: { $0.name == name }) { return false }
+            }
+        }
+        return true
+    }
+
+    /// Two different candidates, at random.
+    private mutating func twoDistinct(_ n: Int) -> (Int, Int) {
+        let a = random.below(n)
+        var b = random.below(n - 1)
+        if b >= a { b += 1 }
+        return (candidates[a], candidates[b])
+    }
+
+    /// Peak-EWMA cost: latency x (outstanding + 1).
+    private func cost(_ i: Int) -> Double {
+        let latency = nodes[i].ewma > 0 ? nodes[i].ewma : Double(configuration.ewmaDefaultLatency.nanoseconds)
+        return latency * Double(nodes[i].outstanding + 1)
+    }
+
+    /// Smooth weighted round robin over the candidates (all weights 0: round robin).
+    private mutating func smoothWeighted() -> Int {
+        var total = 0
+        var best = -1
+        for i in candidates {
+            nodes[i].weightCurrent += nodes[i].weight
+            total += nodes[i].weight
+            if best < 0 || nodes[i].weightCurrent > nodes[best].weightCurrent { best = i }
+        }
+        if total == 0 {
+            defer { turn &+= 1 }
+            return candidates[turn % candidates.count]
+        }
+        nodes[best].weightCurrent -= total
+        return best
+    }
+
+    /// Smooth weighted round robin over the versions with nodes and a positive weight; nil when none qualifies.
+    private mutating func chooseCanaryVersion(_ weights: [String: Int]) -> String? {
+        var total = 0
+        var best = -1
+        for v in versions.indices {
+            guard versions[v].nodeCount > 0 else { continue }
+            let w = max(0, weights[versions[v].service.version] ?? 0)
+            guard w > 0 else { continue }
+            versions[v].canaryCurrent += w
+            total += w
+            if best < 0 || versions[v].canaryCurrent > versions[best].canaryCurrent { best = v }
+        }
+        guard best >= 0 else { return nil }
+        versions[best].canaryCurrent -= total
+        return versions[best].service.version
+    }
+
+    // MARK: - Outcomes
+
+    /// Ends the call to node `id` that `pick` counted, and learns from its outcome.
+    mutating func mark(_ id: String, outcome: Outcome) {
+        guard let i = indexByID[id] else { return }
+        mark(at: i, outcome: outcome)
+    }
+
+    /// ``mark(_:outcome:)`` for the node at index `i`.
+    mutating func mark(at i: Int, outcome: Outcome) {
+        if nodes[i].outstanding > 0 { nodes[i].outstanding -= 1 }
+        switch outcome {
+        case .success(let latency):
+            let now = monotonicNanoseconds()
+            observe(i, latency: latency, now: now)
+            recordSuccess(i, now: now)
+        case .failure(let latency):
+            let now = monotonicNanoseconds()
+            observe(i, latency: latency, now: now)
+            recordFailure(i, now: now)
+        case .ignored:
+            // A probe that was abandoned lets the next call probe.
+            nodes[i].health.probing = false
+        }
+    }
+
+    /// Peak EWMA: a latency above the average replaces it; a lower one moves it by the decay weight.
+    private mutating func observe(_ i: Int, latency: Duration, now: UInt64) {
+        let rtt = Double(latency.nanoseconds)
+        let last = nodes[i].ewmaUpdated
+        nodes[i].ewmaUpdated = now
+        if last == 0 || rtt > nodes[i].ewma {
+            nodes[i].ewma = rtt
+            return
+        }
+        let elapsed = Double(now &- last)
+        let w = exp(-elapsed / Double(max(1, configuration.ewmaDecay.nanoseconds)))
+        nodes[i].ewma = nodes[i].ewma * w + rtt * (1 - w)
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (a vDSO call, no system call).
+func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
