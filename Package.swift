@@ -17,13 +17,17 @@ let package = Package(
         .library(name: "MicroHTTP", targets: ["MicroHTTP"]),
         .library(name: "MicroRegistry", targets: ["MicroRegistry"]),
         .library(name: "MicroSelector", targets: ["MicroSelector"]),
+        .library(name: "MicroRPC", targets: ["MicroRPC"]),
         .executable(name: "micro-echo", targets: ["micro-echo"]),
         .executable(name: "micro-bench", targets: ["micro-bench"]),
+        .executable(name: "micro-greeter", targets: ["micro-greeter"]),
         .executable(name: "micro-registry", targets: ["micro-registry"]),
         .executable(name: "micro-selector-bench", targets: ["micro-selector-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -52,6 +56,16 @@ let package = Package(
         .target(name: "MicroHTTP", dependencies: ["MicroEventLoop"], swiftSettings: strict),
         .target(name: "MicroRegistry", dependencies: ["MicroEventLoop", "MicroHTTP"], swiftSettings: strict),
         .target(name: "MicroSelector", dependencies: ["MicroRegistry"], swiftSettings: strict),
+        .target(
+            name: "MicroRPC",
+            dependencies: [
+                "MicroFraming", "MicroTransport", "MicroRegistry", "MicroSelector",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         // Registers, lists and watches services from the command line (and is the second process in tests).
         .executableTarget(name: "micro-registry", dependencies: ["MicroRegistry"], swiftSettings: strict),
         // Nodes selected per second from a warm cache, single thread and contended.
@@ -62,8 +76,22 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "micro-greeter",
+            dependencies: ["MicroEventLoop", "MicroRPC", "MicroRegistry", "MicroUVTransport"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "micro-bench",
             dependencies: ["MicroEventLoop", "MicroFraming", "MicroTransport", "MicroUVTransport", "MicroTLS"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MicroRPCTests",
+            dependencies: [
+                "MicroRPC", "MicroTransport", "MicroUVTransport", "MicroEventLoop", "MicroRegistry", "MicroSelector",
+                "MicroFraming", "MicroTestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "MicroEventLoopTests", dependencies: ["MicroEventLoop"], swiftSettings: strict),

@@ -80,6 +80,9 @@ public protocol ServerTransport: Sendable {
     /// its own; requests that arrive whole may take the handler's unary path (``ServerHandler``).
     func serve(_ handler: any ServerHandler) async throws
 
+    /// Where clients reach this server once it serves ("host:port", or the in-memory name); nil before.
+    var boundAddress: String? { get }
+
     /// Graceful stop: accept no new streams (peers are told to go elsewhere), let open streams finish for up
     /// to `gracePeriod`, cancel what is left, then close everything.
     func drain(gracePeriod: Duration) async

@@ -24,6 +24,8 @@ public final class UVServerTransport: ServerTransport {
     /// The bound address once serving (with the real port when port 0 was asked for).
     public var localAddress: SocketAddress? { listener.withLock { $0?.localAddress } }
 
+    public var boundAddress: String? { localAddress?.description }
+
     public func serve(_ handler: any ServerHandler) async throws {
         let states = perLoop
         let l = try await TCPListener.bind(loops: group.loops, address: requestedAddress) { tcp in

@@ -43,6 +43,8 @@ public final class InMemoryServer: ServerTransport {
         network.unregister(address)
     }
 
+    public var boundAddress: String? { address }
+
     /// Streams being handled now.
     public var inFlightCount: Int { state.withLock { $0.inFlight.count } }
 

@@ -1,0 +1,28 @@
+public import MicroSelector
+
+/// Options of one call; unset values take the client's configuration.
+public struct CallOptions: Sendable {
+    /// This call's own timeout. The effective deadline is the earlier of now + timeout and the deadline the
+    /// calling handler received (``RPCContext``).
+    public var timeout: Duration?
+    /// Retries after the first attempt (nil: the client's).
+    public var retries: Int?
+    /// Whether the endpoint may run twice without harm: then a call whose outcome is unknown (connection lost
+    /// mid-call) may be retried too. Otherwise only calls whose work certainly did not start are retried.
+    public var idempotent: Bool
+    /// Call this address ("host:port") instead of selecting a node of the service.
+    public var address: String?
+    /// How nodes are chosen and which qualify (strategy, filters by version, label or endpoint, canary
+    /// weights), when the client has a selector.
+    public var selection: SelectOptions
+
+    public init(timeout: Duration? = nil, retries: Int? = nil, idempotent: Bool = false, address: String? = nil,
+                selection: SelectOptions = SelectOptions()) {
+        self.timeout = timeout
+        self.retries = retries
+        self.idempotent = idempotent
+        self.address = address
+        self.selection = selection
+    }
+}
+

@@ -1,0 +1,95 @@
+import Synchronization
+
+/// Caps retries so that they can never multiply load (Finagle's, linkerd's and Envoy's retry budget): over a
+/// sliding window, retries may be at most `ratio` of the calls made, plus `minPerSecond` per second so that a
+/// client with little traffic can still retry.
+///
+/// Thread-safe: one short lock per call (a deposit) and per retry (a withdrawal).
+public final class RetryBudget: Sendable {
+    public struct Configuration: Sendable, Hashable {
+        /// Retries allowed per call made, e.g. 0.2 = 20%.
+        public var ratio: Double
+        /// Retries allowed per second regardless of traffic.
+        public var minPerSecond: Int
+        /// The window the counts cover.
+        public var window: Duration
+
+        public init(ratio: Double = 0.2, minPerSecond: Int = 10, window: Duration = .seconds(10)) {
+            self.ratio = max(0, ratio)
+            self.minPerSecond = max(0, minPerSecond)
+            self.window = window
+        }
+    }
+
+    /// Counts per slot of the window (ten slots).
+    struct Slots: ~Copyable {
+        var calls: [Int]
+        var retries: [Int]
+        /// The slot index of the current slot's start, in slot units since `origin`.
+        var current: Int64 = 0
+    }
+
+    static let slotCount = 10
+    public let configuration: Configuration
+    private let slotNanos: Int64
+    private let origin = ContinuousClock.now
+    private let slots: Mutex<Slots>
+
+    public init(_ configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+        let w = configuration.window.components
+        let nanos = w.seconds * 1_000_000_000 + w.attoseconds / 1_000_000_000
+        slotNanos = max(1_000_000, nanos / Int64(Self.slotCount))
+        slots = Mutex(Slots(calls: Array(repeating: 0, count: Self.slotCount), retries: Array(repeating: 0, count: Self.slotCount)))
+    }
+
+    private func slotIndex() -> Int64 {
+        let d = origin.duration(to: .now).components
+        return (d.seconds * 1_000_000_000 + d.attoseconds / 1_000_000_000) / slotNanos
+    }
+
+    /// Moves the window to `now`, clearing slots that fell out of it.
+    private static func advance(_ s: inout Slots, to index: Int64) {
+        if index <= s.current { return }
+        let steps = min(Int64(slotCount), index - s.current)
+        for k in 1...steps {
+            let i = Int((s.current + k) % Int64(slotCount))
+            s.calls[i] = 0
+            s.retries[i] = 0
+        }
+        s.current = index
+    }
+
+    /// Records a call (the first attempt).
+    public func recordCall() {
+        let index = slotIndex()
+        slots.withLock { s in
+            Self.advance(&s, to: index)
+            s.calls[Int(index % Int64(Self.slotCount))] += 1
+        }
+    }
+
+    /// Takes one retry from the budget; false when it is spent.
+    public func tryRetry() -> Bool {
+        let index = slotIndex()
+        let windowSeconds = Double(configuration.window.components.seconds) + Double(configuration.window.components.attoseconds) / 1e18
+        return slots.withLock { s in
+            Self.advance(&s, to: index)
+            let calls = s.calls.reduce(0, +)
+            let retries = s.retries.reduce(0, +)
+            let allowed = Double(configuration.minPerSecond) * windowSeconds + configuration.ratio * Double(calls)
+            guard Double(retries) + 1 <= allowed else { return false }
+            s.retries[Int(index % Int64(Self.slotCount))] += 1
+            return true
+        }
+    }
+
+    /// Retries taken in the current window.
+    public var retriesInWindow: Int {
+        let index = slotIndex()
+        return slots.withLock { s in
+            Self.advance(&s, to: index)
+            return s.retries.reduce(0, +)
+        }
+    }
+}

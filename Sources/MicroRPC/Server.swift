@@ -1,0 +1,227 @@
+import Foundation
+public import Logging
+public import MicroFraming
+public import MicroRegistry
+public import MicroTransport
+import Synchronization
+
+/// Serves a service's endpoints over a transport, and announces it in a registry.
+///
+/// Register handlers, then ``start()``: the server listens, registers its node with a TTL and renews it at an
+/// interval (a crashed node expires). ``shutdown()`` (or SIGTERM/SIGINT when run in a `ServiceGroup`, see
+/// `run()`) deregisters, answers health checks NOT_SERVING, sends DRAIN on every connection, lets in-flight
+/// calls finish for the grace period, then closes.
+///
+/// Unary handlers run on the connection's event loop as part of a reused task: a call that does not suspend
+/// costs no task and no thread hop. Above ``ServerConfiguration/maxConcurrentCalls`` new calls get a restartable
+/// NACK, so that clients retry on another node.
+///
+/// Every server answers `Health.Check` with `{"status":"SERVING"}` (or `NOT_SERVING` while stopping).
+public final class Server: ServerHandler, Sendable {
+    public static let healthEndpoint = "Health.Check"
+
+    public let configuration: ServerConfiguration
+    public let transport: any ServerTransport
+    public let registry: (any Registry)?
+    public let logger: Logger
+    /// This node's id in the registry.
+    public let nodeID: String
+    let core: ServerCore
+    private let routes = Mutex<[String: Route]>([:])
+    private let unknownEndpoint: Route
+    private let overloaded: Route
+    private let health: Route
+
+    private struct Lifecycle: ~Copyable {
+        var started = false
+        var stopped = false
+        var registered: Service?
+        var renewal: Task<Void, Never>?
+    }
+    private let lifecycle = Mutex(Lifecycle())
+
+    public init(configuration: ServerConfiguration, transport: any ServerTransport, registry: (any Registry)? = nil,
+                logger: Logger = Logger(label: "swift-micro.server")) {
+        self.configuration = configuration
+        self.transport = transport
+        self.registry = registry
+        self.logger = logger
+        nodeID = "\(configuration.name)-\(UUID().uuidString.lowercased())"
+        let core = ServerCore(configuration: configuration)
+        self.core = core
+        unknownEndpoint = Route(endpoint: "", kind: .unknownEndpoint(service: configuration.name), server: core, counted: false)
+        overloaded = Route(endpoint: "", kind: .refuse(.nack(restartable: true, code: RPCError.Code.resourceExhausted.rawValue,
+                                                            message: "server \(configuration.name) is at its limit of \(configuration.maxConcurrentCalls) concurrent calls")), server: core)
+        health = Route(endpoint: Self.healthEndpoint, kind: .unary({ _, _ in
+            Response(body: Array((core.draining.load(ordering: .relaxed) ? #"{"status":"NOT_SERVING"}"# : #"{"status":"SERVING"}"#).utf8))
+        }), server: core, counted: false)
+    }
+
+    // MARK: handlers
+
+    /// Serves `endpoint` (e.g. `Greeter.Hello`) with a unary handler of raw requests.
+    public func handle(_ endpoint: String, _ body: @escaping UnaryRequestHandler) {
+        add(Route(endpoint: endpoint, kind: .unary(body), server: core))
+    }
+
+    /// Serves `endpoint` with a typed unary handler: the request is decoded with the codec of its content type,
+    /// the response encoded with the same codec.
+    public func handle<Req, Res>(
+        _ endpoint: String,
+        _ requestType: Req.Type = Req.self,
+        _ body: @escaping TypedUnaryHandler<Req, Res>
+    ) {
+        let codecs = configuration.codecs
+        handle(endpoint) { request, context in
+            guard let codec = codecs.codec(for: request.contentType) else { throw codecs.unsupported(request.contentType) }
+            let value = try codec.decode(Req.self, from: request.body)
+            let result = try await body(value, context)
+            return Response(body: try codec.encode(result))
+        }
+    }
+
+    /// Serves `endpoint` as a bidirectional stream.
+    public func handleStream(_ endpoint: String, _ body: @escaping StreamRequestHandler) {
+        add(Route(endpoint: endpoint, kind: .stream(body), server: core))
+    }
+
+    private func add(_ route: Route) {
+        routes.withLock { $0[route.endpoint] = route }
+    }
+
+    private func route(_ endpoint: String) -> Route? {
+        if let r = routes.withLock({ $0[endpoint] }) { return r }
+        return endpoint == Self.healthEndpoint ? health : nil
+    }
+
+    // MARK: ServerHandler
+
+    public func unaryHandler(for head: RequestHead) -> (any UnaryHandler)? {
+        guard let route = route(head.endpoint) else { return unknownEndpoint }
+        if route.isStream { return nil }
+        if route === health { return health }
+        return core.admit() ? route : overloaded
+    }
+
+    public func handleStream(_ stream: ServerStream) async {
+        let head = stream.head
+        guard let route = route(head.endpoint) else {
+            try? await stream.finish(ResponseHead(status: Route.unknown(head.endpoint, service: configuration.name).status))
+            return
+        }
+        if route === health {
+            await route.serveAsStream(stream)
+            return
+        }
+        guard core.admit() else {
+            await overloaded.serveAsStream(stream)
+            return
+        }
+        switch route.kind {
+        case .unary:
+            await route.serveAsStream(stream)  // counted out by the route
+        case .refuse, .unknownEndpoint:
+            core.callEnded()
+            await route.serveAsStream(stream)
+        case .stream(let body):
+            defer { core.callEnded() }
+            await Self.runStream(body, stream, core: core)
+        }
+    }
+
+    static func runStream(_ body: StreamRequestHandler, _ stream: ServerStream, core: ServerCore) async {
+        let head = stream.head
+        guard let codec = core.configuration.codecs.codec(for: head.contentType) else {
+            try? await stream.finish(ResponseHead(status: core.configuration.codecs.unsupported(head.contentType).status))
+            return
+        }
+        var deadline: ContinuousClock.Instant?
+        if head.timeoutMicroseconds > 0 {
+            deadline = .now + .microseconds(Int64(min(head.timeoutMicroseconds, UInt64(Int64.max / 1000))))
+        }
+        let context = RPCContext(service: head.service, endpoint: head.endpoint, deadline: deadline,
+                                 metadata: head.metadata, peer: stream.peer, attempt: head.attempt)
+        let call = ServerCallStream(stream: stream, context: context, codec: codec)
+        do {
+            try await RPCContext.$current.withValue(context) { try await body(call) }
+            try? await stream.finish(ResponseHead())
+        } catch let e as RPCError {
+            try? await stream.finish(ResponseHead(status: e.status, metadata: e.metadata))
+        } catch {
+            try? await stream.finish(ResponseHead(status: .error(code: RPCError.Code.internalError.rawValue, message: "\(error)")))
+        }
+    }
+
+    // MARK: lifecycle
+
+    /// Whether the server serves (false once a graceful stop began): what `Health.Check` reports.
+    public var isServing: Bool { !core.draining.load(ordering: .relaxed) }
+
+    /// Calls being handled now.
+    public var inFlightCalls: Int { core.inFlight.load(ordering: .relaxed) }
+    /// Calls refused (NACK) because of the concurrency limit, since the start.
+    public var refusedCalls: Int { core.refused.load(ordering: .relaxed) }
+
+    /// The registry record of this node (with the transport's address once serving).
+    public var serviceRecord: Service {
+        let address = configuration.advertiseAddress ?? transport.boundAddress ?? ""
+        let endpoints = routes.withLock { Array($0.keys) }.sorted().map { Endpoint(name: $0) }
+        return Service(name: configuration.name, version: configuration.version, metadata: configuration.metadata,
+                       endpoints: endpoints + [Endpoint(name: Self.healthEndpoint)],
+                       nodes: [Node(id: nodeID, address: address, metadata: configuration.nodeMetadata)])
+    }
+
+    /// Starts serving and registers the node (with its TTL, renewed every interval).
+    public func start() async throws {
+        let first = lifecycle.withLock { l -> Bool in
+            if l.started { return false }
+            l.started = true
+            return true
+        }
+        guard first else { throw RPCUsageError("server \(configuration.name) was already started") }
+        try await transport.serve(self)
+        guard let registry else { return }
+        let record = serviceRecord
+        let options = RegisterOptions(ttl: configuration.registerTTL)
+        try await registry.register(record, options: options)
+        let interval = configuration.registerInterval
+        let logger = self.logger
+        let renewal = Task {
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: interval) } catch { return }
+                do {
+                    try await registry.register(record, options: options)
+                } catch {
+                    logger.warning("renewing the registration failed", metadata: ["service": "\(record.name)", "error": "\(error)"])
+                }
+            }
+        }
+        lifecycle.withLock { l in
+            l.registered = record
+            l.renewal = renewal
+        }
+        logger.info("serving", metadata: ["service": "\(record.name)", "node": "\(nodeID)", "address": "\(record.nodes[0].address)"])
+    }
+
+    /// Graceful stop: deregister, health NOT_SERVING, DRAIN every connection, in-flight calls finish within the
+    /// grace period (the configuration's unless given), then close. Idempotent.
+    public func shutdown(gracePeriod: Duration? = nil) async {
+        let (first, record, renewal) = lifecycle.withLock { l -> (Bool, Service?, Task<Void, Never>?) in
+            if l.stopped { return (false, nil, nil) }
+            l.stopped = true
+            defer { l.renewal = nil; l.registered = nil }
+            return (true, l.registered, l.renewal)
+        }
+        guard first else { return }
+        core.draining.store(true, ordering: .relaxed)
+        renewal?.cancel()
+        if let registry, let record {
+            do {
+                try await registry.deregister(record)
+            } catch {
+                logger.warning("deregistering failed (the TTL will expire the node)", metadata: ["error": "\(error)"])
+            }
+        }
+        await transport.drain(gracePeriod: gracePeriod ?? configuration.gracePeriod)
+    }
+}
