@@ -7,7 +7,11 @@ public import MicroRegistry
 /// tried does it return one again. When ejection or filters leave nothing, it still returns an ejected node
 /// that passes the filters rather than nothing ("panic mode"). Not thread-safe: use it from one task.
 public final class Next {
-    let pool: ServicePool
+    /// The registry-fed pool it picks from; nil for a `Next` made by another ``Selector`` from a closure.
+    let pool: ServicePool?
+    /// A custom selector's pick, used instead of the pool.
+    let customPick: (() throws -> Node)?
+    let customService: String
     let strategy: Strategy
     let filters: [Filter]
     /// Canary weights by version (nil: no split).
@@ -25,25 +29,41 @@ public final class Next {
 
     init(pool: ServicePool, strategy: Strategy, filters: [Filter], canary: [String: Int]?) {
         self.pool = pool
+        self.customPick = nil
+        self.customService = pool.name
         self.strategy = strategy
         self.filters = filters
         self.canary = canary
     }
 
+    /// A `Next` for selectors of your own: each ``next()`` calls `pick`, which should prefer nodes it has not
+    /// returned yet (retries go to another node).
+    public init(service: String, pick: @escaping () throws -> Node) {
+        self.pool = nil
+        self.customPick = pick
+        self.customService = service
+        self.strategy = .roundRobin
+        self.filters = []
+        self.canary = nil
+    }
+
     /// The service this `Next` selects for.
-    public var service: String { pool.name }
+    public var service: String { customService }
 
     /// The next node; counted outstanding until marked. Throws ``SelectorError/noneAvailable(_:)`` when the
     /// service has no node that passes the filters.
     public func next() throws -> Node {
-        try pool.state.withLock { state throws(SelectorError) -> Node in
+        guard let pool else { return try customPick!() }
+        return try pool.state.withLock { state throws(SelectorError) -> Node in
             try state.pick(for: self)
         }
     }
 
     /// Reports the outcome of a call to `node`, which this `Next` returned: the same as
-    /// ``Selector/mark(_:node:outcome:)`` on its selector, without looking the service and the node up.
+    /// ``Selector/mark(_:node:outcome:)`` on its selector, without looking the service and the node up. (A
+    /// `Next` made from a closure has no pool: mark through its selector instead.)
     public func mark(_ node: Node, outcome: Outcome) {
+        guard let pool else { return }
         pool.state.withLock { state in
             if lastIndex >= 0, lastGeneration == state.generation, lastIndex < state.nodes.count,
                state.nodes[lastIndex].node.id == node.id {
