@@ -17,6 +17,18 @@ import Testing
         s.close()
     }
 
+    @Test func synchronousWarmPath() async throws {
+        let registry = FlakyRegistry()
+        try await registry.register(Service(name: "s", nodes: nodes(2)))
+        let s = RegistrySelector(registry: registry)
+        #expect(s.selectCached("s") == nil)
+        _ = try await s.select("s")
+        let next = try #require(s.selectCached("s", options: SelectOptions(strategy: .roundRobin)))
+        #expect(Set([try next.next().id, try next.next().id]) == ["n0", "n1"])
+        #expect(registry.getServiceCalls == 1)
+        s.close()
+    }
+
     @Test func watchKeepsTheCacheFresh() async throws {
         let registry = FlakyRegistry()
         try await registry.register(Service(name: "s", nodes: nodes(2)))
