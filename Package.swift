@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "MicroFramingTests", dependencies: ["MicroFraming"], swiftSettings: strict),
         .testTarget(name: "MicroTransportTests", dependencies: ["MicroTransport"], swiftSettings: strict),
         // Helpers shared by the test targets (certificates made with the openssl command, running processes).
-        .target(name: "MicroTestSupport", path: "Tests/MicroTestSupport", swiftSettings: strict),
+        .target(name: "MicroTestSupport", dependencies: ["MicroEventLoop", "MicroHTTP"], path: "Tests/MicroTestSupport", swiftSettings: strict),
         .testTarget(name: "MicroTLSTests", dependencies: ["MicroTLS", "MicroTestSupport"], swiftSettings: strict),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "MicroEventLoop"], swiftSettings: strict),
         .testTarget(
@@ -108,7 +108,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MicroSelectorTests",
-            dependencies: ["MicroSelector", "MicroRegistry", "MicroTestSupport"],
+            dependencies: ["MicroSelector", "MicroRegistry", "MicroEventLoop", "MicroTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

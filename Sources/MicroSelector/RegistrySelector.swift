@@ -57,7 +57,16 @@ public final class RegistrySelector: Selector {
     }
 
     public func select(_ service: String, options: SelectOptions) async throws -> Next {
+        if let next = selectCached(service, options: options) { return next }
         let pool = try await cachedPool(service)
+        return Next(pool: pool, strategy: options.strategy ?? configuration.strategy, filters: options.filters,
+                    canary: options.canary ?? configuration.canary[service])
+    }
+
+    /// The warm path without `async`: a ``Next`` when the service is cached, nil when it is not (then call
+    /// ``select(_:options:)``, which reads it). Never touches the registry.
+    public func selectCached(_ service: String, options: SelectOptions = SelectOptions()) -> Next? {
+        guard let pool = pools.withLock({ $0[service] }) else { return nil }
         return Next(pool: pool, strategy: options.strategy ?? configuration.strategy, filters: options.filters,
                     canary: options.canary ?? configuration.canary[service])
     }

@@ -19,25 +19,3 @@ extension Selector {
         try await select(service, options: SelectOptions())
     }
 }
-
-/// How a call to a node ended, as reported by ``Selector/mark(_:node:outcome:)``.
-public enum Outcome: Sendable, Hashable {
-    /// The node answered (an application error from the handler is still a success for the node).
-    case success(latency: Duration)
-    /// The node failed the call (connect error, reset, timeout, server overload).
-    case failure(latency: Duration)
-    /// Ends the outstanding count without judging the node (the caller cancelled).
-    case ignored
-}
-
-/// Why no node could be selected.
-public enum SelectorError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// The service has no node that passes the filters.
-    case noneAvailable(String)
-
-    public var description: String {
-        switch self {
-        case .noneAvailable(let service): "no node of \(service) available"
-        }
-    }
-}

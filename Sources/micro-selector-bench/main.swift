@@ -1,5 +1,6 @@
-// micro-selector-bench: nodes selected per second from a warm cache, single task and contended, per strategy;
-// and the registry lookups the selector made during a 10,000-call run.
+// micro-selector-bench: nodes selected per second from a warm cache, per strategy: one task through `select`
+// (async), one task through `selectCached` (sync), and `--tasks` tasks at once on the same service; and the
+// registry lookups the selector made during a 10,000-call run after warm-up.
 //
 //   swift build -c release --product micro-selector-bench && .build/release/micro-selector-bench [--calls N] [--nodes N] [--tasks N]
 import MicroRegistry
@@ -66,6 +67,14 @@ func run(_ strategy: Strategy) async throws {
     let single = try await clock.measure {
         for _ in 0..<config.calls { try await cycle(selector, .microseconds(100)) }
     }
+    // Single task, the synchronous warm path (selectCached).
+    let sync = clock.measure {
+        for _ in 0..<config.calls {
+            let next = selector.selectCached("bench")!
+            let node = try! next.next()
+            next.mark(node, outcome: .success(latency: .microseconds(100)))
+        }
+    }
     // Contended: `tasks` tasks on the same service at once.
     let perTask = config.calls / config.tasks
     let contended = try await clock.measure {
@@ -85,7 +94,7 @@ func run(_ strategy: Strategy) async throws {
         return "\(Int(perSecond / 1000)) k/s (\(Int((seconds / Double(n)) * 1e9)) ns)"
     }
     let name = strategy.rawValue.padding(toLength: 17, withPad: " ", startingAt: 0)
-    print("\(name) single: \(rate(config.calls, single))   \(config.tasks) tasks: \(rate(perTask * config.tasks, contended))   lookups in 10,000 calls: \(lookups)")
+    print("\(name) single: \(rate(config.calls, single))  sync: \(rate(config.calls, sync))  \(config.tasks) tasks: \(rate(perTask * config.tasks, contended))  lookups in 10,000 calls: \(lookups)")
 }
 
 print("select + next + mark per second, warm cache, \(config.nodes) nodes, \(config.calls) calls per measurement")

@@ -1,4 +1,5 @@
 import MicroRegistry
+import MicroTestSupport
 import Synchronization
 
 /// Collects a watcher's events in the background so that tests can wait for them with a deadline.

@@ -1,5 +1,6 @@
 import Foundation
 import MicroRegistry
+import MicroTestSupport
 import Testing
 
 /// The zero-config registry across processes: the `micro-registry` executable is the other process.

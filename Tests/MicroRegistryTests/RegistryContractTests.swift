@@ -1,5 +1,6 @@
 import Foundation
 import MicroRegistry
+import MicroTestSupport
 import Testing
 
 /// The contract every registry keeps, run against the in-process ones (etcd's run in EtcdRegistryTests).

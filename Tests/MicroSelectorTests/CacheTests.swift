@@ -1,5 +1,6 @@
 import MicroRegistry
 import MicroSelector
+import MicroTestSupport
 import Testing
 
 @Suite struct CacheTests {
@@ -13,6 +14,18 @@ import Testing
         _ = try await distribution(s, "s", count: 10_000)
         #expect(registry.getServiceCalls == warm, "lookups during 10,000 calls: \(registry.getServiceCalls - warm)")
         #expect(s.registryLookups == 1)
+        s.close()
+    }
+
+    @Test func synchronousWarmPath() async throws {
+        let registry = FlakyRegistry()
+        try await registry.register(Service(name: "s", nodes: nodes(2)))
+        let s = RegistrySelector(registry: registry)
+        #expect(s.selectCached("s") == nil)
+        _ = try await s.select("s")
+        let next = try #require(s.selectCached("s", options: SelectOptions(strategy: .roundRobin)))
+        #expect(Set([try next.next().id, try next.next().id]) == ["n0", "n1"])
+        #expect(registry.getServiceCalls == 1)
         s.close()
     }
 

@@ -1,5 +1,6 @@
 import MicroRegistry
 import MicroSelector
+import MicroTestSupport
 import Testing
 
 @Suite struct EjectionTests {

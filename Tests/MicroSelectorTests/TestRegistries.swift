@@ -1,5 +1,6 @@
 import MicroRegistry
 import MicroSelector
+import MicroTestSupport
 import Synchronization
 
 /// Wraps a registry: counts reads, and can be taken down (every call fails, open watches break) and back up.
@@ -53,13 +54,4 @@ func distribution(_ selector: any Selector, _ service: String, count: Int, optio
         selector.mark(service, node: node, outcome: .success(latency: .microseconds(100)))
     }
     return counts
-}
-
-func eventually(_ seconds: Double, _ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return await condition()
 }

@@ -36,6 +36,11 @@ struct EtcdKeyValue: Codable {
     var valueData: Data? { value.flatMap { Data(base64Encoded: $0) } }
 }
 
+/// Any answer whose content we do not need.
+struct EtcdHeaderOnly: Codable {
+    var header: EtcdHeader?
+}
+
 struct EtcdRangeRequest: Codable {
     var key: String
     var range_end: String?

@@ -63,7 +63,7 @@ public final class EtcdRegistry: Registry {
     }
 
     func key(_ name: String, _ nodeID: String) -> String {
-        configuration.prefix + LocalRegistry.escape(name) + "/" + LocalRegistry.escape(nodeID)
+        configuration.prefix + escapeKeyComponent(name) + "/" + escapeKeyComponent(nodeID)
     }
 
     public func register(_ service: Service, options: RegisterOptions) async throws {
@@ -119,7 +119,7 @@ public final class EtcdRegistry: Registry {
     }
 
     public func getService(_ name: String) async throws -> [Service] {
-        let services = try await range(configuration.prefix + LocalRegistry.escape(name) + "/")
+        let services = try await range(configuration.prefix + escapeKeyComponent(name) + "/")
         guard !services.isEmpty else { throw RegistryError.notFound(name) }
         return mergeByVersion(services)
     }
@@ -140,7 +140,7 @@ public final class EtcdRegistry: Registry {
     }
 
     public func watch(_ options: WatchOptions) async throws -> RegistryWatcher {
-        let prefix = configuration.prefix + (options.service.map { LocalRegistry.escape($0) + "/" } ?? "")
+        let prefix = configuration.prefix + (options.service.map { escapeKeyComponent($0) + "/" } ?? "")
         let watcher = EtcdWatcher(client: client, prefix: prefix, registryPrefix: configuration.prefix,
                                   backoffFirst: configuration.reconnectBackoffFirst, backoffMax: configuration.reconnectBackoffMax)
         return try await watcher.start()
@@ -218,9 +218,4 @@ public final class EtcdRegistry: Registry {
             }
         }
     }
-}
-
-/// Any answer whose content we do not need.
-struct EtcdHeaderOnly: Codable {
-    var header: EtcdHeader?
 }

@@ -196,21 +196,6 @@ final class EtcdWatcher: Sendable {
         guard key.hasPrefix(registryPrefix) else { return nil }
         let parts = key.dropFirst(registryPrefix.count).split(separator: "/", maxSplits: 1)
         guard parts.count == 2 else { return nil }
-        return Service(name: unescape(parts[0]), version: "", nodes: [Node(id: unescape(parts[1]), address: "")])
+        return Service(name: unescapeKeyComponent(parts[0]), version: "", nodes: [Node(id: unescapeKeyComponent(parts[1]), address: "")])
     }
-}
-
-/// Reverses ``LocalRegistry/escape(_:)``.
-func unescape(_ text: Substring) -> String {
-    var bytes: [UInt8] = []
-    var it = Array(text.utf8)[...]
-    while let b = it.popFirst() {
-        if b == UInt8(ascii: "%"), it.count >= 2, let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16) {
-            bytes.append(v)
-            it = it.dropFirst(2)
-        } else {
-            bytes.append(b)
-        }
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }

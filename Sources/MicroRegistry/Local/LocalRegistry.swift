@@ -52,7 +52,7 @@ public final class LocalRegistry: Registry {
             encoder.outputFormatting = .sortedKeys
             for node in service.nodes {
                 let data = try encoder.encode(Record(expires: expires, service: service.with(node: node)))
-                let path = dir + "/" + Self.escape(node.id) + ".json"
+                let path = dir + "/" + escapeKeyComponent(node.id) + ".json"
                 let tmp = dir + "/.tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
                 guard FileManager.default.createFile(atPath: tmp, contents: data) else {
                     throw RegistryError.unavailable("cannot write \(tmp)")
@@ -72,7 +72,7 @@ public final class LocalRegistry: Registry {
     public func deregister(_ service: Service) async throws {
         let dir = serviceDirectory(service.name)
         for node in service.nodes {
-            unlink(dir + "/" + Self.escape(node.id) + ".json")
+            unlink(dir + "/" + escapeKeyComponent(node.id) + ".json")
         }
         rmdir(dir)  // only succeeds when empty
     }
@@ -128,7 +128,7 @@ public final class LocalRegistry: Registry {
         var record: Record?
     }
 
-    func serviceDirectory(_ name: String) -> String { directory + "/" + Self.escape(name) }
+    func serviceDirectory(_ name: String) -> String { directory + "/" + escapeKeyComponent(name) }
 
     /// Live records by file path, for one service or all. `cache` keeps decoded files by modification time so
     /// that polling decodes only what changed.
@@ -166,29 +166,5 @@ public final class LocalRegistry: Registry {
         }
         for key in cache.keys where !seen.contains(key) { cache[key] = nil }
         return result
-    }
-
-    /// Makes a name safe as one path component: letters, digits, `-`, `_` and `.` stay (a leading `.` does not);
-    /// every other byte becomes `%XX`.
-    static func escape(_ name: String) -> String {
-        var out = ""
-        for (i, b) in name.utf8.enumerated() {
-            switch b {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
-                out.unicodeScalars.append(UnicodeScalar(b))
-            case UInt8(ascii: ".") where i > 0:
-                out.unicodeScalars.append(UnicodeScalar(b))
-            default:
-                out += "%" + String(b, radix: 16, uppercase: true).leftPadded(to: 2)
-            }
-        }
-        return out
-    }
-}
-
-extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -4,26 +4,26 @@ import MicroHTTP
 
 /// Debian's `etcd` on free loopback ports with fresh data directories; members killed by pid.
 /// If etcd is not installed this fails loudly: the test command installs it (scripts/install-deps).
-final class EtcdCluster: @unchecked Sendable {
-    struct Member {
-        let name: String
-        let clientPort: Int
-        let peerPort: Int
-        var dataDir: String
+public final class EtcdCluster: @unchecked Sendable {
+    public struct Member {
+        public let name: String
+        public let clientPort: Int
+        public let peerPort: Int
+        public var dataDir: String
         var process: ChildProcess?
-        var endpoint: String { "127.0.0.1:\(clientPort)" }
+        public var endpoint: String { "127.0.0.1:\(clientPort)" }
     }
 
-    let binary: String
-    let directory: String
-    let token: String
+    public let binary: String
+    public let directory: String
+    public let token: String
     // Used by the test's own task only.
-    var members: [Member]
+    public var members: [Member]
     private let loop = EventLoop()
 
-    var endpoints: [String] { members.map(\.endpoint) }
+    public var endpoints: [String] { members.map(\.endpoint) }
 
-    static func findEtcd() throws -> String {
+    public static func findEtcd() throws -> String {
         for dir in ["/usr/bin", "/usr/local/bin"] + (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) {
             let path = dir + "/etcd"
             if FileManager.default.isExecutableFile(atPath: path) { return path }
@@ -32,7 +32,7 @@ final class EtcdCluster: @unchecked Sendable {
     }
 
     /// Starts `size` members and waits until each answers /health.
-    init(size: Int) async throws {
+    public init(size: Int) async throws {
         binary = try Self.findEtcd()
         directory = try makeTemporaryDirectory("micro-etcd")
         token = "micro-\(UUID().uuidString.prefix(8))"
@@ -48,7 +48,7 @@ final class EtcdCluster: @unchecked Sendable {
     }
 
     /// Starts member `i` (again); `wipe` gives it an empty data directory (a single-member cluster starts anew).
-    func start(_ i: Int, wipe: Bool = false) throws {
+    public func start(_ i: Int, wipe: Bool = false) throws {
         if members[i].dataDir.isEmpty || wipe {
             members[i].dataDir = directory + "/\(members[i].name)-\(UUID().uuidString.prefix(6))"
         }
@@ -63,12 +63,12 @@ final class EtcdCluster: @unchecked Sendable {
         members[i].process = try ChildProcess(binary, args, logPath: directory + "/\(m.name).log")
     }
 
-    func kill(_ i: Int) {
+    public func kill(_ i: Int) {
         members[i].process?.kill()
         members[i].process = nil
     }
 
-    func waitHealthy(_ i: Int, seconds: Double = 20) async throws {
+    public func waitHealthy(_ i: Int, seconds: Double = 20) async throws {
         let client = HTTPClient(loop: loop)
         let address = try SocketAddress(host: "127.0.0.1", port: members[i].clientPort)
         let ok = await eventually(seconds) {
@@ -81,7 +81,7 @@ final class EtcdCluster: @unchecked Sendable {
         }
     }
 
-    func stop() {
+    public func stop() {
         for i in members.indices { kill(i) }
         _ = loop.shutdownGracefully()
         try? FileManager.default.removeItem(atPath: directory)

@@ -1,8 +1,10 @@
 import Foundation
 import Glibc
 
+/// Shared by the test targets: free ports, temporary folders, child processes killed by pid, polling with a deadline.
+
 /// A free TCP port on loopback (bound to port 0 and released; another process could take it in between).
-func freePort() -> Int {
+public func freePort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var addr = sockaddr_in()
@@ -16,14 +18,14 @@ func freePort() -> Int {
 }
 
 /// A fresh temporary directory.
-func makeTemporaryDirectory(_ prefix: String) throws -> String {
+public func makeTemporaryDirectory(_ prefix: String) throws -> String {
     let dir = NSTemporaryDirectory() + prefix + "-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     return dir
 }
 
 /// The directory of the test binary, where SwiftPM also puts the package's executables.
-func productsDirectory() -> String {
+public func productsDirectory() -> String {
     let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     var dir = (exe as NSString).deletingLastPathComponent
     // Inside an .xctest bundle directory (macOS layout), go up.
@@ -31,16 +33,17 @@ func productsDirectory() -> String {
     return dir
 }
 
-struct TestProcessError: Error, CustomStringConvertible {
-    var description: String
+public struct TestProcessError: Error, CustomStringConvertible {
+    public var description: String
+    public init(description: String) { self.description = description }
 }
 
 /// A child process with its output in a file; killed by pid.
-final class ChildProcess: @unchecked Sendable {
+public final class ChildProcess: @unchecked Sendable {
     let process = Process()
-    let logPath: String
+    public let logPath: String
 
-    init(_ path: String, _ arguments: [String], environment: [String: String]? = nil, logPath: String) throws {
+    public init(_ path: String, _ arguments: [String], environment: [String: String]? = nil, logPath: String) throws {
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw TestProcessError(description: "\(path) is missing or not executable")
         }
@@ -56,18 +59,18 @@ final class ChildProcess: @unchecked Sendable {
         try process.run()
     }
 
-    var pid: Int32 { process.processIdentifier }
-    var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    public var pid: Int32 { process.processIdentifier }
+    public var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// SIGKILL (a crash: nothing is cleaned up) and reap.
-    func kill() {
+    public func kill() {
         guard process.isRunning else { return }
         Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
     /// Waits up to `seconds` for the process to exit by itself.
-    func waitForExit(seconds: Double) async -> Bool {
+    public func waitForExit(seconds: Double) async -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         return !process.isRunning
@@ -77,7 +80,7 @@ final class ChildProcess: @unchecked Sendable {
 }
 
 /// Polls `condition` every 20 ms until it holds or `seconds` pass; returns whether it held.
-func eventually(_ seconds: Double, _ condition: () async -> Bool) async -> Bool {
+public func eventually(_ seconds: Double, _ condition: () async -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
     while ContinuousClock.now < deadline {
         if await condition() { return true }

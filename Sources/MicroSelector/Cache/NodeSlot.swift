@@ -1,0 +1,16 @@
+import MicroRegistry
+
+/// One node and what selection knows of it.
+struct NodeSlot {
+    var node: Node
+    var version: Int
+    var weight: Int
+    /// Calls handed out and not yet marked.
+    var outstanding = 0
+    /// Peak EWMA latency in nanoseconds (0: none observed yet) and when it was last updated.
+    var ewma: Double = 0
+    var ewmaUpdated: UInt64 = 0
+    /// Smooth weighted round robin state.
+    var weightCurrent = 0
+    var health = NodeHealth()
+}

@@ -1,0 +1,9 @@
+/// How a call to a node ended, as reported by ``Selector/mark(_:node:outcome:)``.
+public enum Outcome: Sendable, Hashable {
+    /// The node answered (an application error from the handler is still a success for the node).
+    case success(latency: Duration)
+    /// The node failed the call (connect error, reset, timeout, server overload).
+    case failure(latency: Duration)
+    /// Ends the outstanding count without judging the node (the caller cancelled).
+    case ignored
+}
