@@ -37,7 +37,8 @@ public final class ClientCallStream: Sendable {
         }
     }
 
-    public func send<T>(_ value: T) async throws { try await send(try codec.encode(value)) }
+    /// Sends `value` encoded with the call's codec.
+    public func send<T>(value: T) async throws { try await send(try codec.encode(value)) }
 
     /// Ends the sending side; the server may still send.
     public func closeSend() async throws {

@@ -39,7 +39,8 @@ public struct ServerCallStream: Sendable {
         }
     }
 
-    public func send<T>(_ value: T) async throws {
+    /// Sends `value` encoded with the call's codec.
+    public func send<T>(value: T) async throws {
         try await send(try codec.encode(value))
     }
 }

@@ -1,0 +1,136 @@
+import Foundation
+import Glibc
+import MicroEventLoop
+import MicroRPC
+import MicroRegistry
+import MicroSelector
+import MicroTestSupport
+import MicroTransport
+import MicroUVTransport
+import Testing
+
+/// The address a micro-greeter child prints once it listens.
+func listeningAddress(_ child: ChildProcess, seconds: Double = 15) async throws -> String {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if let line = child.output.split(separator: "\n").first(where: { $0.hasPrefix("listening ") }) {
+            return String(line.split(separator: " ")[1])
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    throw TimedOut(what: "micro-greeter did not start: \(child.output)")
+}
+
+@Suite("Server lifecycle: registration, graceful stop, crashes", .serialized)
+struct LifecycleTests {
+    @Test("start registers the node with its endpoints; renewal keeps it past the TTL; shutdown deregisters it")
+    func registration() async throws {
+        let registry = MemoryRegistry()
+        let s = try await RunningServer.start("greeter", registry: registry, configure: {
+            $0.registerTTL = .milliseconds(600)
+            $0.registerInterval = .milliseconds(150)
+            $0.version = "1.2.0"
+            $0.nodeMetadata = ["datacenter": "eu-1"]
+        }) { $0.handle("Greeter.Hello") { r, _ in Response(body: r.body) } }
+        let services = try await registry.getService("greeter")
+        let node = try #require(services.first?.nodes.first)
+        #expect(node.address == s.address)
+        #expect(node.metadata["datacenter"] == "eu-1")
+        #expect(services.first?.version == "1.2.0")
+        #expect(services.first?.endpoints.map(\.name).contains("Greeter.Hello") == true)
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect((try? await registry.getService("greeter"))?.first?.nodes.count == 1, "renewal must keep the node past its TTL")
+        await s.stop()
+        let after = try? await registry.getService("greeter")
+        #expect(after?.flatMap(\.nodes).isEmpty ?? true)
+    }
+
+    @Test("a graceful stop loses no in-flight call; new calls go elsewhere")
+    func gracefulStop() async throws {
+        let registry = MemoryRegistry()
+        let s = try await RunningServer.start("work", registry: registry) { server in
+            server.handle("Slow.Call") { req, _ in
+                try await Task.sleep(for: .milliseconds(300))
+                return Response(body: req.body)
+            }
+        }
+        let c = RunningClient.start()
+        let client = c.client, address = s.address
+        let calls = (0..<50).map { i in
+            Task { try await client.call(Request(service: "work", endpoint: "Slow.Call", body: [UInt8(i)]), options: CallOptions(retries: 0, address: address)) }
+        }
+        try await eventually(5, "all in flight") { s.server.inFlightCalls == 50 }
+        await s.server.shutdown(gracePeriod: .seconds(5))
+        for (i, call) in calls.enumerated() {
+            let r = try await withTimeout(5) { try await call.value }
+            #expect(r.body == [UInt8(i)])
+        }
+        #expect((try? await registry.getService("work"))?.flatMap(\.nodes).isEmpty ?? true)
+        do {
+            _ = try await client.call(Request(service: "work", endpoint: "Slow.Call", body: []), options: CallOptions(retries: 0, address: address))
+            Issue.record("a stopped server must not take calls")
+        } catch let e as RPCError {
+            #expect(e.code == .unavailable)
+        }
+        await c.stop()
+        #expect(s.group.shutdownGracefully())
+    }
+
+    @Test("a server killed with SIGKILL mid-call: the caller gets an error at once, or a retry elsewhere when idempotent; its registration expires")
+    func killedMidCall() async throws {
+        let dir = try makeTemporaryDirectory("rpc-kill")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let exe = productsDirectory() + "/micro-greeter"
+        var env = ProcessInfo.processInfo.environment
+        env["MICRO_REGISTRY_DIR"] = dir
+        let child = try ChildProcess(exe, ["--name", "greeter", "--registry", "local", "--ttl", "1", "--interval", "0.3"],
+                                     environment: env, logPath: dir + "/greeter.log")
+        let address = try await listeningAddress(child)
+        let registry = LocalRegistry(directory: dir, pollInterval: .milliseconds(50))
+        #expect((try await registry.getService("greeter")).flatMap(\.nodes).map(\.address) == [address])
+
+        let c = RunningClient.start()
+        let client = c.client
+        let target = address
+        let hello = try await client.call(Request(service: "greeter", endpoint: "Greeter.Hello", contentType: ContentType.json,
+                                                  body: bytes(#"{"name":"kill"}"#)), options: CallOptions(address: target))
+        #expect(text(hello.body).contains("Hello, kill!"))
+        // A call that will never finish on its own, then the process dies.
+        let start = ContinuousClock.now
+        let call = Task { try await client.call(Request(service: "greeter", endpoint: "Sleep.Call", body: bytes("10000")), options: CallOptions(retries: 0, address: target)) }
+        try await Task.sleep(for: .milliseconds(200))
+        child.kill()
+        do {
+            _ = try await withTimeout(5) { try await call.value }
+            Issue.record("expected an error")
+        } catch let e as RPCError {
+            #expect(e.code == .unavailable)
+        }
+        #expect(ContinuousClock.now - start < .seconds(3), "the error must come when the connection breaks, not at a timeout")
+
+        // With a second node and an idempotent call, the caller gets a successful retry instead.
+        let other = try await RunningServer.start("greeter") { server in
+            server.handle("Sleep.Call") { _, _ in Response(body: bytes("slept elsewhere")) }
+        }
+        let child2 = try ChildProcess(exe, ["--name", "greeter", "--registry", "local", "--ttl", "1", "--interval", "0.3"],
+                                      environment: env, logPath: dir + "/greeter2.log")
+        let address2 = try await listeningAddress(child2)
+        let selector = OrderedSelector([address2, other.address])
+        let c2 = RunningClient.start(selector: selector)
+        let client2 = c2.client
+        let retried = Task { try await client2.call(Request(service: "greeter", endpoint: "Sleep.Call", body: bytes("10000")), options: CallOptions(retries: 2, idempotent: true)) }
+        try await Task.sleep(for: .milliseconds(200))
+        child2.kill()
+        let r = try await withTimeout(5) { try await retried.value }
+        #expect(text(r.body) == "slept elsewhere")
+
+        // Both crashed nodes stop renewing: the registry forgets them after the TTL.
+        try await eventually(10, "registrations expired") {
+            let nodes = (try? await registry.getService("greeter"))?.flatMap(\.nodes) ?? []
+            return !nodes.contains { $0.address == address || $0.address == address2 }
+        }
+        await c.stop()
+        await c2.stop()
+        await other.stop()
+    }
+}
