@@ -82,7 +82,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "micro-bench",
-            dependencies: ["MicroEventLoop", "MicroFraming", "MicroTransport", "MicroUVTransport", "MicroTLS"],
+            dependencies: ["MicroEventLoop", "MicroFraming", "MicroTransport", "MicroUVTransport", "MicroTLS", "MicroRPC"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,11 +1,14 @@
-// micro-bench: a bounded load run of unary echo calls over the multiplexed protocol, against an embedded server
-// on loopback. Prints calls/s, latency percentiles and the server loop's CPU per call.
+// micro-bench: a bounded load run of unary echo calls of raw bytes against an embedded server on loopback,
+// through the RPC layer (MicroRPC's Client and Server; `--layer transport` for the bare transport). Prints
+// calls/s, latency percentiles, the server loop's CPU per call and, when run with the malloc counter preloaded
+// (scripts/bench does), allocations per call on the client's and the server's loop threads.
 //
 // usage: micro-bench [--connections 1] [--concurrency 64] [--size 64] [--duration 5] [--warmup 1]
-//                    [--server-threads 1] [--client-threads 1]
+//                    [--server-threads 1] [--client-threads 1] [--layer rpc|transport]
 import Glibc
 import MicroEventLoop
 import MicroFraming
+import MicroRPC
 import MicroTLS
 import MicroTransport
 import MicroUVTransport
@@ -20,6 +23,7 @@ struct Options {
     var serverThreads = 1
     var clientThreads = 1
     var tlsHandshakes = 0
+    var rpc = true
 }
 
 func fail(_ message: String) -> Never {
@@ -48,8 +52,14 @@ func parse() -> Options {
         case "--server-threads": o.serverThreads = int(a)
         case "--client-threads": o.clientThreads = int(a)
         case "--tls-handshakes": o.tlsHandshakes = int(a)
+        case "--layer":
+            switch it.next() {
+            case "rpc": o.rpc = true
+            case "transport": o.rpc = false
+            default: fail("--layer needs rpc or transport")
+            }
         case "-h", "--help":
-            say("usage: micro-bench [--connections 1] [--concurrency 64] [--size 64] [--duration 5] [--warmup 1] [--server-threads 1] [--client-threads 1]")
+            say("usage: micro-bench [--connections 1] [--concurrency 64] [--size 64] [--duration 5] [--warmup 1] [--server-threads 1] [--client-threads 1] [--layer rpc|transport]")
             say("       micro-bench --tls-handshakes N     (full and resumed TLS handshakes per second)")
             exit(0)
         default: fail("micro-bench: unknown argument \(a)")
@@ -69,6 +79,18 @@ func threadCPUMicros() -> Double {
 func serverCPU(_ group: EventLoopGroup) async -> Double {
     var total = 0.0
     for loop in group.loops { total += (try? await loop.submit { threadCPUMicros() }) ?? 0 }
+    return total
+}
+
+/// The preloaded malloc counter's per-thread count (Benchmarks/malloc-counter), when it is loaded.
+typealias MallocCount = @convention(c) () -> UInt64
+let mallocCount: MallocCount? = dlsym(UnsafeMutableRawPointer(bitPattern: -2), "micro_malloc_count").map { unsafeBitCast($0, to: MallocCount.self) }
+
+/// Allocations made so far on the loop threads of `group`.
+func loopMallocs(_ group: EventLoopGroup) async -> UInt64? {
+    guard let count = mallocCount else { return nil }
+    var total: UInt64 = 0
+    for loop in group.loops { total += (try? await loop.submit { count() }) ?? 0 }
     return total
 }
 
@@ -106,7 +128,13 @@ final class Echo: UnaryHandler, ServerHandler {
     func unaryHandler(for head: RequestHead) -> (any UnaryHandler)? { self }
     func handleStream(_ stream: ServerStream) async { await serveAsStream(stream) }
 }
-try await server.serve(Echo())
+let rpcServer = Server(configuration: ServerConfiguration(name: "bench"), transport: server)
+if options.rpc {
+    rpcServer.handle("echo") { request, _ in Response(body: request.body) }
+    try await rpcServer.start()
+} else {
+    try await server.serve(Echo())
+}
 guard let bound = server.localAddress else { fail("server did not bind") }
 let address = bound.description
 
@@ -115,21 +143,36 @@ clientConfig.maxConnectionsPerAddress = options.connections
 clientConfig.maxStreamsPerConnection = (options.concurrency + options.connections - 1) / options.connections
 let client = UVClientTransport(group: clientGroup, configuration: clientConfig)
 let clientLoop = try client.loop(for: address)
+let rpcClient = Client(transport: client)
+let callOptions = CallOptions(address: address)
 
-say("micro-bench: unary echo, \(options.size) B, \(options.connections) connection(s) x \(options.concurrency) in flight, \(options.duration) s (+\(options.warmup) s warm-up), server \(options.serverThreads) loop(s), client \(options.clientThreads) loop(s), \(address)")
+say("micro-bench: \(options.rpc ? "RPC" : "transport") unary echo of raw bytes, \(options.size) B, \(options.connections) connection(s) x \(options.concurrency) in flight, \(options.duration) s (+\(options.warmup) s warm-up), server \(options.serverThreads) loop(s), client \(options.clientThreads) loop(s), \(address)")
 
 let payload = [UInt8](repeating: 0x5A, count: options.size)
 let head = RequestHead(service: "bench", endpoint: "echo")
+let request = Request(service: "bench", endpoint: "echo", body: payload)
+let rpc = options.rpc
+
+/// One echo call through the layer under test; returns the echoed byte count.
+@Sendable nonisolated(nonsending) func echo() async throws -> Int {
+    if rpc {
+        return try await rpcClient.call(request, options: callOptions).body.count
+    }
+    let r = try await client.unary(to: address, head: head, message: payload)
+    guard r.status == .ok else { throw TransportError(.protocolError, "bad echo \(r.status)") }
+    return r.message?.count ?? -1
+}
 let recorder = Recorder()
 let clock = ContinuousClock()
 let start = clock.now
 let measureFrom = start + .milliseconds(Int(options.warmup * 1000))
 let stopAt = measureFrom + .milliseconds(Int(options.duration * 1000))
-let measuring = Atomic<Bool>(false)
+/// Calls completed, for the allocation counts (read next to them).
+let completedCalls = Atomic<Int>(0)
 
 // Open the connections first so that the run measures calls, not dials.
 do {
-    _ = try await client.unary(to: address, head: head, message: payload)
+    _ = try await echo()
 } catch {
     fail("first call failed: \(error)")
 }
@@ -146,8 +189,8 @@ let workers = (0..<options.concurrency).map { _ in
             let t0 = clock.now
             if t0 >= stopAt { break }
             do {
-                let r = try await client.unary(to: address, head: head, message: payload)
-                guard r.status == .ok, r.message?.count == payload.count else { throw TransportError(.protocolError, "bad echo \(r.status)") }
+                guard try await echo() == payload.count else { throw TransportError(.protocolError, "bad echo") }
+                completedCalls.add(1, ordering: .relaxed)
                 if t0 >= measureFrom {
                     let d = clock.now - t0
                     samples.append(UInt32(min(Int64(UInt32.max), d.components.seconds * 1_000_000 + d.components.attoseconds / 1_000_000_000_000)))
@@ -163,8 +206,14 @@ let workers = (0..<options.concurrency).map { _ in
 }
 try await Task.sleep(until: measureFrom)
 cpuAtStart = await serverCPU(serverGroup)
+let serverMallocsAtStart = await loopMallocs(serverGroup)
+let clientMallocsAtStart = await loopMallocs(clientGroup)
+let callsAtStart = completedCalls.load(ordering: .relaxed)
 try await Task.sleep(until: stopAt)
 let cpuAtEnd = await serverCPU(serverGroup)
+let serverMallocsAtEnd = await loopMallocs(serverGroup)
+let clientMallocsAtEnd = await loopMallocs(clientGroup)
+let callsAtEnd = completedCalls.load(ordering: .relaxed)
 for w in workers { await w.value }
 
 let result = recorder.state.withLock { s in (s.samples.sorted(), s.calls, s.errors, s.firstError) }
@@ -180,10 +229,15 @@ say("calls: \(calls) ok, \(errors) errors in \(options.duration) s")
 say("throughput: \(Int(rate)) calls/s")
 say("latency: p50 \(pct(0.50))  p90 \(pct(0.90))  p99 \(pct(0.99))  p99.9 \(pct(0.999))  max \(sorted.last.map { "\($0) µs" } ?? "-")")
 say("server CPU per call: \(Double(Int(cpuPerCall * 100)) / 100) µs (server loop threads)")
+if let s0 = serverMallocsAtStart, let s1 = serverMallocsAtEnd, let c0 = clientMallocsAtStart, let c1 = clientMallocsAtEnd, callsAtEnd > callsAtStart {
+    let n = Double(callsAtEnd - callsAtStart)
+    func per(_ a: UInt64, _ b: UInt64) -> String { "\(Double(Int((Double(b - a) / n) * 100)) / 100)" }
+    say("allocations per call: server \(per(s0, s1)), client \(per(c0, c1)) (loop threads)")
+}
 if let firstError { say("first error: \(firstError)") }
 
 await client.shutdown()
-await server.drain(gracePeriod: .seconds(1))
+if options.rpc { await rpcServer.shutdown(gracePeriod: .seconds(1)) } else { await server.drain(gracePeriod: .seconds(1)) }
 let clean = serverGroup.shutdownGracefully() && clientGroup.shutdownGracefully()
 if !clean { say("warning: an event loop did not close clean") }
 exit(errors == 0 && calls > 0 ? 0 : 1)
