@@ -64,7 +64,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strict
+            // Async code runs on its caller's executor (the event loop for handlers and loop-bound callers):
+            // no executor switch per call.
+            swiftSettings: strict + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
         ),
         // Registers, lists and watches services from the command line (and is the second process in tests).
         .executableTarget(name: "micro-registry", dependencies: ["MicroRegistry"], swiftSettings: strict),

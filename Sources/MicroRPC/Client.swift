@@ -29,22 +29,27 @@ public final class Client: Sendable {
 
     /// The deadline of a call made now with `timeout`: the earlier of it and the current handler's.
     func deadline(timeout: Duration?) -> ContinuousClock.Instant {
-        let own = ContinuousClock.now + (timeout ?? configuration.defaultTimeout)
-        if let inherited = RPCContext.current?.deadline, inherited < own { return inherited }
+        deadline(timeout: timeout, now: .now)
+    }
+
+    func deadline(timeout: Duration?, now: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        let own = now + (timeout ?? configuration.defaultTimeout)
+        if let inherited = RPCContext.inheritedDeadline, inherited < own { return inherited }
         return own
     }
 
     /// A unary call with raw bytes. Throws ``RPCError`` for every failed outcome, ``RPCUsageError`` when neither
     /// an address nor a selector says where to send it.
     public nonisolated(nonsending) func call(_ request: Request, options: CallOptions = CallOptions()) async throws -> Response {
-        let deadline = deadline(timeout: options.timeout)
+        var now = ContinuousClock.now
+        let deadline = deadline(timeout: options.timeout, now: now)
         let maxRetries = max(0, options.retries ?? configuration.retries)
         retryBudget.recordCall()
         var attempt: UInt16 = 1
         var next: Next?
         var lastError: RPCError?
         while true {
-            let now = ContinuousClock.now
+            if attempt > 1 { now = ContinuousClock.now }
             if now >= deadline {
                 throw RPCError(.deadlineExceeded, lastError.map { "deadline exceeded after \(attempt - 1) attempt(s); last: \($0.message)" }
                                ?? "deadline exceeded before the call was sent", cause: lastError)
@@ -130,6 +135,6 @@ public final class Client: Sendable {
     static func microseconds(_ d: Duration) -> UInt64 {
         let c = d.components
         if c.seconds < 0 { return 1 }
-        return max(1, UInt64(c.seconds) * 1_000_000 + UInt64(c.attoseconds / 1_000_000_000_000))
+        return max(1, UInt64(c.seconds) &* 1_000_000 &+ UInt64(c.attoseconds / 1_000_000_000_000))
     }
 }

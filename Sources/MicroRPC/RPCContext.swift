@@ -1,8 +1,9 @@
 public import MicroFraming
+internal import MicroTransport
 
-/// What a handler knows about the call it serves; also bound as a task-local while it runs, so that calls the
-/// handler makes downstream inherit its deadline (each hop uses the earlier of the remaining budget and its own
-/// timeout).
+/// What a handler knows about the call it serves. While the handler runs, its deadline is kept in the task's
+/// `CallScope`, so that calls it makes downstream inherit it: each hop uses the earlier of the remaining budget
+/// and its own timeout.
 public struct RPCContext: Sendable {
     public var service: String
     public var endpoint: String
@@ -24,8 +25,8 @@ public struct RPCContext: Sendable {
         self.attempt = attempt
     }
 
-    /// The context of the call the current task serves, if any.
-    @TaskLocal public static var current: RPCContext?
+    /// The deadline of the call the current task serves, if any: what a ``Client`` call made from it inherits.
+    public static var inheritedDeadline: ContinuousClock.Instant? { CallScope.current?.deadline }
 
     /// The budget left, or nil without a deadline.
     public var remaining: Duration? { deadline.map { ContinuousClock.now.duration(to: $0) } }

@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 
 /// Caps retries so that they can never multiply load (Finagle's, linkerd's and Envoy's retry budget): over a
@@ -32,7 +33,6 @@ public final class RetryBudget: Sendable {
     static let slotCount = 10
     public let configuration: Configuration
     private let slotNanos: Int64
-    private let origin = ContinuousClock.now
     private let slots: Mutex<Slots>
 
     public init(_ configuration: Configuration = Configuration()) {
@@ -43,9 +43,12 @@ public final class RetryBudget: Sendable {
         slots = Mutex(Slots(calls: Array(repeating: 0, count: Self.slotCount), retries: Array(repeating: 0, count: Self.slotCount)))
     }
 
+    /// The current slot, from the coarse monotonic clock: slots are a second long, and the coarse clock is read
+    /// without a system call or a conversion, once per call.
     private func slotIndex() -> Int64 {
-        let d = origin.duration(to: .now).components
-        return (d.seconds * 1_000_000_000 + d.attoseconds / 1_000_000_000) / slotNanos
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
+        return (Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)) / slotNanos
     }
 
     /// Moves the window to `now`, clearing slots that fell out of it.

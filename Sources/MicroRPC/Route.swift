@@ -29,47 +29,60 @@ final class Route: UnaryHandler, @unchecked Sendable {
     var isStream: Bool { if case .stream = kind { true } else { false } }
 
     nonisolated(nonsending) func handle(_ request: UnaryRequest) async -> UnaryReply {
+        guard case .unary(let body) = kind else { return refusal(request) }
+        defer { if counted { server.callEnded() } }
+        // The checks, then the handler with its deadline bound for downstream calls; errors become statuses.
+        let head = request.head
+        var deadline: ContinuousClock.Instant?
+        if head.timeoutMicroseconds > 0 {
+            let d = request.receivedAt.advanced(by: .microseconds(Int64(min(head.timeoutMicroseconds, UInt64(Int64.max / 1000)))))
+            // A budget of a second or more cannot have run out between arrival and now (the handler starts in the
+            // turn the request arrived in; a caller that gave up sent CANCEL): no clock read for it.
+            if head.timeoutMicroseconds < 1_000_000 && d <= .now {
+                return Self.reply(RPCError(.deadlineExceeded, "the request arrived with its deadline already passed; not run"))
+            }
+            deadline = d
+        }
+        let codecs = server.configuration.codecs
+        if !codecs.knows(head.contentType) { return Self.reply(codecs.unsupported(head.contentType)) }
+        let context = RPCContext(service: head.service, endpoint: head.endpoint, deadline: deadline,
+                                 metadata: head.metadata, peer: request.peer, attempt: head.attempt)
+        let call = Request(service: head.service, endpoint: head.endpoint, contentType: head.contentType,
+                           body: request.message, metadata: head.metadata)
+        let result: Result<Response, any Error>
+        do {
+            if let scope = CallScope.current {
+                // A transport worker's scope: set this call's deadline in it, no binding per call.
+                scope.deadline = deadline
+                defer { scope.deadline = nil }
+                result = .success(try await body(call, context))
+            } else {
+                result = .success(try await CallScope.$current.withValue(CallScope(deadline: deadline)) { try await body(call, context) })
+            }
+        } catch {
+            result = .failure(error)
+        }
+        switch result {
+        case .success(let response):
+            return UnaryReply(head: ResponseHead(metadata: response.metadata), message: response.body)
+        case .failure(let e as RPCError):
+            return Self.reply(e)
+        case .failure(is CancellationError):
+            return Self.reply(RPCError(.cancelled, "the handler was cancelled"))
+        case .failure(let e):
+            return Self.reply(RPCError(.internalError, "\(e)"))
+        }
+    }
+
+    /// The answer of a route that does not run a unary handler.
+    private func refusal(_ request: UnaryRequest) -> UnaryReply {
         switch kind {
         case .refuse(let status):
             return UnaryReply(head: ResponseHead(status: status), message: nil)
         case .unknownEndpoint(let service):
             return Self.reply(Self.unknown(request.head.endpoint, service: service))
-        case .stream:
-            return UnaryReply(head: ResponseHead(status: .error(code: RPCError.Code.internalError.rawValue, message: "\(endpoint) is a streaming endpoint")), message: nil)
-        case .unary(let body):
-            defer { if counted { server.callEnded() } }
-            return await Self.run(body, request, server: server)
-        }
-    }
-
-    /// Runs a unary handler for one request: deadline and content-type checks, the context bound for the
-    /// handler's downstream calls, errors turned into statuses.
-    static nonisolated(nonsending) func run(_ body: UnaryRequestHandler, _ request: UnaryRequest, server: ServerCore) async -> UnaryReply {
-        let head = request.head
-        var deadline: ContinuousClock.Instant?
-        if head.timeoutMicroseconds > 0 {
-            let d = request.receivedAt.advanced(by: .microseconds(Int64(min(head.timeoutMicroseconds, UInt64(Int64.max / 1000)))))
-            if d <= .now {
-                return Self.reply(RPCError(.deadlineExceeded, "the request arrived with its deadline already passed; not run"))
-            }
-            deadline = d
-        }
-        if server.configuration.codecs.codec(for: head.contentType) == nil {
-            return Self.reply(server.configuration.codecs.unsupported(head.contentType))
-        }
-        let context = RPCContext(service: head.service, endpoint: head.endpoint, deadline: deadline,
-                                 metadata: head.metadata, peer: request.peer, attempt: head.attempt)
-        let call = Request(service: head.service, endpoint: head.endpoint, contentType: head.contentType,
-                           body: request.message, metadata: head.metadata)
-        do {
-            let response = try await RPCContext.$current.withValue(context) { try await body(call, context) }
-            return UnaryReply(head: ResponseHead(metadata: response.metadata), message: response.body)
-        } catch let e as RPCError {
-            return Self.reply(e)
-        } catch is CancellationError {
-            return Self.reply(RPCError(.cancelled, "the handler was cancelled"))
-        } catch {
-            return Self.reply(RPCError(.internalError, "\(error)"))
+        case .stream, .unary:
+            return Self.reply(RPCError(.internalError, "\(endpoint) is a streaming endpoint"))
         }
     }
 

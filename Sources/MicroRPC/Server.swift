@@ -27,7 +27,14 @@ public final class Server: ServerHandler, Sendable {
     /// This node's id in the registry.
     public let nodeID: String
     let core: ServerCore
+    /// Handlers registered so far (guarded by its lock).
     private let routes = Mutex<[String: Route]>([:])
+    /// The handlers as `start()` found them, read without a lock on every request. Written once, before the
+    /// transport serves (so before any reader exists); handlers added later are found through `routes`.
+    private nonisolated(unsafe) var frozenRoutes: [String: Route] = [:]
+    /// The same, as a list when it is short: comparing a few names (the transport hands out the same interned
+    /// String for a repeated name, which compares at once) costs less than hashing one.
+    private nonisolated(unsafe) var frozenList: [(name: String, route: Route)] = []
     private let unknownEndpoint: Route
     private let overloaded: Route
     private let health: Route
@@ -90,6 +97,11 @@ public final class Server: ServerHandler, Sendable {
     }
 
     private func route(_ endpoint: String) -> Route? {
+        if !frozenList.isEmpty {
+            for entry in frozenList where entry.name == endpoint { return entry.route }
+        } else if let r = frozenRoutes[endpoint] {
+            return r
+        }
         if let r = routes.withLock({ $0[endpoint] }) { return r }
         return endpoint == Self.healthEndpoint ? health : nil
     }
@@ -143,7 +155,7 @@ public final class Server: ServerHandler, Sendable {
                                  metadata: head.metadata, peer: stream.peer, attempt: head.attempt)
         let call = ServerCallStream(stream: stream, context: context, codec: codec)
         do {
-            try await RPCContext.$current.withValue(context) { try await body(call) }
+            try await CallScope.$current.withValue(CallScope(deadline: deadline)) { try await body(call) }
             try? await stream.finish(ResponseHead())
         } catch let e as RPCError {
             try? await stream.finish(ResponseHead(status: e.status, metadata: e.metadata))
@@ -179,6 +191,8 @@ public final class Server: ServerHandler, Sendable {
             return true
         }
         guard first else { throw RPCUsageError("server \(configuration.name) was already started") }
+        frozenRoutes = routes.withLock { $0 }
+        frozenList = frozenRoutes.count <= 16 ? frozenRoutes.map { (name: $0.key, route: $0.value) } : []
         try await transport.serve(self)
         guard let registry else { return }
         let record = serviceRecord

@@ -28,8 +28,8 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     private var head = 0
     /// Workers waiting for calls.
     private var idle: [UnaryWorker] = []
-    /// Workers inside a handler (running or suspended), each knowing its index here.
-    private var busy: [UnaryWorker] = []
+    /// Every worker alive (for cancellation, which looks for the one running a call: rare, so a scan).
+    private var workers: [UnaryWorker] = []
     /// Workers resumed or created that have not started draining yet: one is enough per burst.
     private var starting = 0
     private var flushScheduled = false
@@ -47,7 +47,7 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     var queuedCount: Int { queue.count - head }
 
     /// Queues a call; a worker runs it in this loop turn.
-    func dispatch(_ call: Call) {
+    func dispatch(_ call: consuming Call) {
         queue.append(call)
         if starting == 0 { startWorker() }
         if !flushScheduled {
@@ -64,6 +64,7 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
         }
         let w = UnaryWorker()
         liveWorkers += 1
+        workers.append(w)
         w.task = Task(executorPreference: loop) { await w.run(in: self) }
     }
 
@@ -99,28 +100,15 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
         return nil
     }
 
-    func markBusy(_ worker: UnaryWorker) {
-        worker.busyIndex = busy.count
-        busy.append(worker)
-    }
-
-    func markDone(_ worker: UnaryWorker) {
-        let i = worker.busyIndex
-        guard i >= 0, i < busy.count, busy[i] === worker else { return }
-        let last = busy.removeLast()
-        if i < busy.count {
-            busy[i] = last
-            last.busyIndex = i
-        }
-        worker.busyIndex = -1
-    }
-
     /// Whether a worker that drained the queue should wait for more (rather than end).
     func shouldPark() -> Bool { !closed && idle.count < maxIdle && !Task.isCancelled }
 
     func park(_ worker: UnaryWorker) { idle.append(worker) }
 
-    func workerEnded() { liveWorkers -= 1 }
+    func workerEnded(_ worker: UnaryWorker) {
+        liveWorkers -= 1
+        if let i = workers.firstIndex(where: { $0 === worker }) { workers.remove(at: i) }
+    }
 
     // MARK: cancellation
 
@@ -131,7 +119,7 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
             queue[i]?.cancelled = true
             return true
         }
-        for w in busy where w.streamID == streamID && w.connection === connection && !w.callCancelled {
+        for w in workers where w.streamID == streamID && w.connection === connection && !w.callCancelled {
             w.cancelCall()
             return true
         }
@@ -145,7 +133,7 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
             queue[i]?.cancelled = true
             n += 1
         }
-        for w in busy where w.connection === connection && !w.callCancelled {
+        for w in workers where w.connection === connection && !w.callCancelled {
             w.cancelCall()
             n += 1
         }
@@ -167,7 +155,6 @@ final class UnaryWorker: @unchecked Sendable {
     private(set) var connection: MuxConnection?
     private(set) var streamID: UInt32 = 0
     private(set) var callCancelled = false
-    var busyIndex = -1
     var task: Task<Void, Never>?
     private var continuation: UnsafeContinuation<Bool, Never>?
 
@@ -185,10 +172,15 @@ final class UnaryWorker: @unchecked Sendable {
     }
 
     nonisolated(nonsending) func run(in pool: UnaryWorkerPool) async {
+        // One scope for the worker's life: its calls set their deadline there (see CallScope).
+        await CallScope.$current.withValue(CallScope()) { await drain(pool) }
+    }
+
+    private nonisolated(nonsending) func drain(_ pool: UnaryWorkerPool) async {
         pool.workerStarted()
         drain: while true {
             while let call = pool.nextCall() {
-                await runCall(call, pool)
+                await runCall(call)
                 if Task.isCancelled { break drain }
             }
             guard pool.shouldPark() else { break }
@@ -200,17 +192,15 @@ final class UnaryWorker: @unchecked Sendable {
             pool.workerStarted()
         }
         task = nil
-        pool.workerEnded()
+        pool.workerEnded(self)
     }
 
     /// Runs one call. Nothing of it (connection, message) stays referenced afterwards.
-    private nonisolated(nonsending) func runCall(_ call: consuming UnaryWorkerPool.Call, _ pool: UnaryWorkerPool) async {
+    private nonisolated(nonsending) func runCall(_ call: consuming UnaryWorkerPool.Call) async {
         connection = call.connection
         streamID = call.streamID
         callCancelled = false
-        pool.markBusy(self)
         let reply = await call.handler.handle(call.request)
-        pool.markDone(self)
         let cancelled = callCancelled
         connection = nil
         if !cancelled { call.connection.finishUnary(call.streamID, reply) }

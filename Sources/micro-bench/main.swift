@@ -84,7 +84,7 @@ func serverCPU(_ group: EventLoopGroup) async -> Double {
 
 /// The preloaded malloc counter's per-thread count (Benchmarks/malloc-counter), when it is loaded.
 typealias MallocCount = @convention(c) () -> UInt64
-let mallocCount: MallocCount? = dlsym(UnsafeMutableRawPointer(bitPattern: -2), "micro_malloc_count").map { unsafeBitCast($0, to: MallocCount.self) }
+let mallocCount: MallocCount? = dlsym(dlopen(nil, RTLD_NOW), "micro_malloc_count").map { unsafeBitCast($0, to: MallocCount.self) }
 
 /// Allocations made so far on the loop threads of `group`.
 func loopMallocs(_ group: EventLoopGroup) async -> UInt64? {
@@ -206,11 +206,13 @@ let workers = (0..<options.concurrency).map { _ in
 }
 try await Task.sleep(until: measureFrom)
 cpuAtStart = await serverCPU(serverGroup)
+let clientCPUAtStart = await serverCPU(clientGroup)
 let serverMallocsAtStart = await loopMallocs(serverGroup)
 let clientMallocsAtStart = await loopMallocs(clientGroup)
 let callsAtStart = completedCalls.load(ordering: .relaxed)
 try await Task.sleep(until: stopAt)
 let cpuAtEnd = await serverCPU(serverGroup)
+let clientCPUAtEnd = await serverCPU(clientGroup)
 let serverMallocsAtEnd = await loopMallocs(serverGroup)
 let clientMallocsAtEnd = await loopMallocs(clientGroup)
 let callsAtEnd = completedCalls.load(ordering: .relaxed)
@@ -229,6 +231,9 @@ say("calls: \(calls) ok, \(errors) errors in \(options.duration) s")
 say("throughput: \(Int(rate)) calls/s")
 say("latency: p50 \(pct(0.50))  p90 \(pct(0.90))  p99 \(pct(0.99))  p99.9 \(pct(0.999))  max \(sorted.last.map { "\($0) µs" } ?? "-")")
 say("server CPU per call: \(Double(Int(cpuPerCall * 100)) / 100) µs (server loop threads)")
+if calls > 0 {
+    say("client CPU per call: \(Double(Int((clientCPUAtEnd - clientCPUAtStart) / Double(calls) * 100)) / 100) µs (client loop threads)")
+}
 if let s0 = serverMallocsAtStart, let s1 = serverMallocsAtEnd, let c0 = clientMallocsAtStart, let c1 = clientMallocsAtEnd, callsAtEnd > callsAtStart {
     let n = Double(callsAtEnd - callsAtStart)
     func per(_ a: UInt64, _ b: UInt64) -> String { "\(Double(Int((Double(b - a) / n) * 100)) / 100)" }
