@@ -13,7 +13,7 @@ public struct ClientConfiguration: Sendable {
     public var codecs: CodecSet = .standard
     /// The content type of typed calls whose request is not a protobuf message or raw bytes.
     public var defaultContentType: String = ContentType.json
-    /// Where ``Client/publish(topic:message:)`` sends messages; nil: publishing throws ``RPCUsageError``.
+    /// Where ``Client/publish(topic:message:metadata:)`` sends messages; nil: publishing throws ``RPCUsageError``.
     public var broker: (any Broker)? = nil
 
     public init() {}

@@ -13,11 +13,20 @@ import Testing
         return Int(Double(n) / s)
     }
 
-    func run(_ broker: EmbeddedBroker, _ topic: String) async throws -> Duration {
+    /// Publishes `count` messages from `tasks` concurrent tasks (each waits for its acknowledgment before its next).
+    func run(_ broker: EmbeddedBroker, _ topic: String, tasks: Int = 1) async throws -> Duration {
         let start = ContinuousClock.now
-        for i in 0..<Self.count {
-            let r = try await broker.publish(topic, message("\(i)"))
-            #expect(r.delivered == 1)
+        let per = Self.count / tasks
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for t in 0..<tasks {
+                group.addTask {
+                    for i in 0..<per {
+                        let r = try await broker.publish(topic, message("\(t * per + i)"))
+                        #expect(r.delivered == 1)
+                    }
+                }
+            }
+            try await group.waitForAll()
         }
         return ContinuousClock.now - start
     }
@@ -36,16 +45,21 @@ import Testing
             let d2 = try await run(f.brokers[0], "loopback")
             #expect(other.count == Self.count)
             print("broker throughput: \(Self.count) publishes to another broker in-process (loopback TCP): \(d2), \(rate(Self.count, d2))/s")
+            let d2c = try await run(f.brokers[0], "loopback", tasks: 16)
+            #expect(other.count == 2 * Self.count)
+            print("broker throughput: \(Self.count) publishes from 16 tasks to another broker in-process (loopback TCP): \(d2c), \(rate(Self.count, d2c))/s")
 
-            let child = try ChildProcess(probePath, ["subscribe", "child", "\(Self.count)", "--timeout", "90"],
+            let child = try ChildProcess(probePath, ["subscribe", "child", "\(2 * Self.count)", "--timeout", "90"],
                                          environment: f.childEnvironment, logPath: f.directory + "-child.log")
             defer { child.kill() }
             let ready = await eventually(15) { child.output.contains("subscribed ") }
             #expect(ready)
             let d3 = try await run(f.brokers[0], "child")
-            #expect(await child.waitForExit(seconds: 30))
-            #expect(child.output.split(separator: "\n").count == Self.count + 1)
             print("broker throughput: \(Self.count) publishes to a child-process subscriber: \(d3), \(rate(Self.count, d3))/s")
+            let d3c = try await run(f.brokers[0], "child", tasks: 16)
+            print("broker throughput: \(Self.count) publishes from 16 tasks to a child-process subscriber: \(d3c), \(rate(Self.count, d3c))/s")
+            #expect(await child.waitForExit(seconds: 30))
+            #expect(child.output.split(separator: "\n").count == 2 * Self.count + 1)
         }
         await f.stop()
     }

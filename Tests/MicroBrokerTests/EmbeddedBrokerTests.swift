@@ -1,5 +1,6 @@
 import Foundation
 import MicroBroker
+import MicroEventLoop
 import MicroRegistry
 import MicroTestSupport
 import Testing
@@ -129,5 +130,40 @@ import Testing
             await #expect(throws: BrokerError.self) { _ = try await f.brokers[0].subscribe("a") { _ in } }
         }
         await f.stop()
+    }
+}
+
+/// A registry that counts its reads.
+final class CountingRegistry: Registry {
+    let base = MemoryRegistry()
+    let reads = Recorder<String>()
+    func register(_ service: Service, options: RegisterOptions) async throws { try await base.register(service, options: options) }
+    func deregister(_ service: Service) async throws { try await base.deregister(service) }
+    func getService(_ name: String) async throws -> [Service] {
+        reads.append(name)
+        return try await base.getService(name)
+    }
+    func listServices() async throws -> [Service] { try await base.listServices() }
+    func watch(_ options: WatchOptions) async throws -> RegistryWatcher { try await base.watch(options) }
+}
+
+@Suite struct SubscriberCacheTests {
+    @Test func publishingReadsTheRegistryOncePerCacheTTL() async throws {
+        let group = EventLoopGroup(threads: 1)
+        let registry = CountingRegistry()
+        var configuration = EmbeddedBrokerConfiguration()
+        configuration.subscriberCacheTTL = .seconds(60)
+        let subscriber = EmbeddedBroker(group: group, registry: registry, configuration: configuration)
+        let publisher = EmbeddedBroker(group: group, registry: registry, configuration: configuration)
+        try await withTimeout(30, "cache") {
+            let got = Recorder<Int>()
+            _ = try await subscriber.subscribe("busy") { _ in got.append(1) }
+            for i in 0..<500 { #expect(try await publisher.publish("busy", message("\(i)")).delivered == 1) }
+            #expect(got.count == 500)
+            #expect(registry.reads.count == 1, "one registry read for 500 publishes: \(registry.reads.count)")
+        }
+        await subscriber.close()
+        await publisher.close()
+        #expect(group.shutdownGracefully())
     }
 }

@@ -159,13 +159,15 @@ public final class EmbeddedBroker: Broker {
         return Task { [weak self] in
             while !Task.isCancelled {
                 do { try await Task.sleep(for: interval) } catch { return }
-                guard let records = self?.state.withLock({ Array($0.records.values) }) else { return }
-                for record in records {
+                guard let records = self?.state.withLock({ $0.records }) else { return }
+                for (id, record) in records {
                     do {
                         try await registry.register(record, options: options)
                     } catch {
                         logger.warning("renewing a subscription failed", metadata: ["service": "\(record.name)", "error": "\(error)"])
                     }
+                    // Unsubscribed (or closed) while renewing: take back what was just written.
+                    if self?.state.withLock({ $0.records[id] }) == nil { try? await registry.deregister(record) }
                 }
             }
         }

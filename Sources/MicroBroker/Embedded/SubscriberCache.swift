@@ -1,4 +1,3 @@
-import Foundation
 internal import MicroRegistry
 import Synchronization
 
@@ -18,7 +17,7 @@ final class SubscriberCache: Sendable {
 
     let registry: any Registry
     let ttl: Duration
-    /// Guards the entries.
+    /// Entries by topic. Guarded by its mutex.
     private let entries = Mutex<[String: Entry]>([:])
 
     init(registry: any Registry, ttl: Duration) {
