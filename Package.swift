@@ -17,11 +17,13 @@ let package = Package(
         .library(name: "MicroHTTP", targets: ["MicroHTTP"]),
         .library(name: "MicroRegistry", targets: ["MicroRegistry"]),
         .library(name: "MicroSelector", targets: ["MicroSelector"]),
+        .library(name: "MicroBroker", targets: ["MicroBroker"]),
         .library(name: "MicroRPC", targets: ["MicroRPC"]),
         .executable(name: "micro-echo", targets: ["micro-echo"]),
         .executable(name: "micro-bench", targets: ["micro-bench"]),
         .executable(name: "micro-greeter", targets: ["micro-greeter"]),
         .executable(name: "micro-registry", targets: ["micro-registry"]),
+        .executable(name: "micro-broker-probe", targets: ["micro-broker-probe"]),
         .executable(name: "micro-selector-bench", targets: ["micro-selector-bench"]),
     ],
     dependencies: [
@@ -56,10 +58,19 @@ let package = Package(
         .target(name: "MicroHTTP", dependencies: ["MicroEventLoop"], swiftSettings: strict),
         .target(name: "MicroRegistry", dependencies: ["MicroEventLoop", "MicroHTTP"], swiftSettings: strict),
         .target(name: "MicroSelector", dependencies: ["MicroRegistry"], swiftSettings: strict),
+        // Asynchronous messages by topic: in memory, and embedded (no server; every process of one machine).
+        .target(
+            name: "MicroBroker",
+            dependencies: [
+                "MicroEventLoop", "MicroFraming", "MicroTransport", "MicroUVTransport", "MicroRegistry",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "MicroRPC",
             dependencies: [
-                "MicroFraming", "MicroTransport", "MicroRegistry", "MicroSelector",
+                "MicroFraming", "MicroTransport", "MicroRegistry", "MicroSelector", "MicroBroker",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -72,6 +83,12 @@ let package = Package(
         .executableTarget(name: "micro-registry", dependencies: ["MicroRegistry"], swiftSettings: strict),
         // Nodes selected per second from a warm cache, single thread and contended.
         .executableTarget(name: "micro-selector-bench", dependencies: ["MicroRegistry", "MicroSelector"], swiftSettings: strict),
+        // Subscribes or publishes from the command line with the embedded broker (the second process in tests).
+        .executableTarget(
+            name: "micro-broker-probe",
+            dependencies: ["MicroBroker", "MicroEventLoop", "MicroRegistry"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "micro-echo",
             dependencies: ["MicroEventLoop", "MicroFraming", "MicroUVTransport", "MicroTLS"],
@@ -93,6 +110,13 @@ let package = Package(
                 "MicroRPC", "MicroTransport", "MicroUVTransport", "MicroEventLoop", "MicroRegistry", "MicroSelector",
                 "MicroFraming", "MicroTestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MicroBrokerTests",
+            dependencies: [
+                "MicroBroker", "MicroRPC", "MicroEventLoop", "MicroRegistry", "MicroUVTransport", "MicroTestSupport",
             ],
             swiftSettings: strict
         ),

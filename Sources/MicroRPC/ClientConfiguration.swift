@@ -1,3 +1,5 @@
+public import MicroBroker
+
 /// How a ``Client`` calls, unless a call's ``CallOptions`` say otherwise.
 public struct ClientConfiguration: Sendable {
     /// The timeout of a call that sets none (the deadline a handler inherited still applies when earlier).
@@ -11,6 +13,8 @@ public struct ClientConfiguration: Sendable {
     public var codecs: CodecSet = .standard
     /// The content type of typed calls whose request is not a protobuf message or raw bytes.
     public var defaultContentType: String = ContentType.json
+    /// Where ``Client/publish(topic:message:metadata:)`` sends messages; nil: publishing throws ``RPCUsageError``.
+    public var broker: (any Broker)? = nil
 
     public init() {}
 }

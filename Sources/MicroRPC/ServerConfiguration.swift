@@ -1,3 +1,5 @@
+public import MicroBroker
+
 /// How a ``Server`` announces itself and serves.
 public struct ServerConfiguration: Sendable {
     /// The service name callers use, e.g. `greeter`.
@@ -20,6 +22,9 @@ public struct ServerConfiguration: Sendable {
     public var gracePeriod: Duration = .seconds(10)
     /// Codecs by content type; a request in another content type is refused with `invalidArgument`.
     public var codecs: CodecSet = .standard
+    /// What ``Server/subscribe(topic:queue:handler:)`` subscribes with; nil: subscribing throws
+    /// ``RPCUsageError``.
+    public var broker: (any Broker)? = nil
 
     public init(name: String) { self.name = name }
 }

@@ -1,0 +1,203 @@
+import Foundation
+internal import Logging
+public import MicroEventLoop
+public import MicroRegistry
+internal import MicroTransport
+internal import MicroUVTransport
+import Synchronization
+
+/// The zero-config broker (go-micro's HTTP broker on this project's transport): in-process and across the
+/// processes of one machine, with no broker server to install.
+///
+/// A process that subscribes runs one listener (the libuv transport on loopback, port chosen by the system) and
+/// registers a node per subscription in the registry (default: ``LocalRegistry``, shared by the machine's
+/// processes through a directory), as service ``serviceName(_:)`` with the queue group in the node's metadata,
+/// with a TTL it renews. A publisher reads the topic's subscribers from the registry (cached for
+/// ``EmbeddedBrokerConfiguration/subscriberCacheTTL``), picks every subscriber without a queue group and one
+/// member of each group (round robin), and delivers to each with a unary call to its listener: service
+/// `micro.broker`, endpoint the topic, the header as metadata, the body as the message. Subscribers of this
+/// broker instance are called directly, without the network.
+///
+/// A subscriber that cannot be reached (connect refused: its process is gone) or no longer has the
+/// subscription is skipped, its stale registration removed, and for a queue group the next member tried. Every
+/// other failure (the handler threw, the delivery timed out or its connection broke) makes `publish` throw
+/// ``BrokerError`` after the other deliveries completed. See ``Broker`` for the contract (at most once).
+///
+/// Thread-safe. Needs an event-loop group, which the caller shuts down after ``close()``.
+public final class EmbeddedBroker: Broker {
+    /// The service of delivery requests.
+    public static let deliveryService = "micro.broker"
+    /// The node metadata key holding a subscription's queue group.
+    public static let queueMetadataKey = "queue"
+
+    /// The registry service under which `topic`'s subscriptions are registered.
+    public static func serviceName(_ topic: String) -> String { "micro.broker." + topic }
+
+    public let group: EventLoopGroup
+    public let registry: any Registry
+    public let configuration: EmbeddedBrokerConfiguration
+    let client: UVClientTransport
+    let listener = BrokerListener()
+    let cache: SubscriberCache
+    /// Advances per publish: which queue group member is picked. Atomic.
+    let rotation = Atomic<Int>(0)
+    /// Set by `close()`. Atomic (read per publish without the lock).
+    let closed = Atomic<Bool>(false)
+
+    private struct State: ~Copyable {
+        var server: UVServerTransport?
+        /// Starting (or started) the listener: its registered address.
+        var starting: Task<String, any Error>?
+        /// Registrations by subscription id, renewed every interval and removed by `close()`.
+        var records: [String: Service] = [:]
+        var renewal: Task<Void, Never>?
+    }
+    /// Guards the listener, the registrations and the renewal task.
+    private let state = Mutex(State())
+
+    public init(group: EventLoopGroup, registry: any Registry = LocalRegistry(), configuration: EmbeddedBrokerConfiguration = EmbeddedBrokerConfiguration()) {
+        self.group = group
+        self.registry = registry
+        self.configuration = configuration
+        client = UVClientTransport(group: group, configuration: configuration.transport)
+        cache = SubscriberCache(registry: registry, ttl: configuration.subscriberCacheTTL)
+    }
+
+    /// Where this broker's listener is reached, once a subscription started it.
+    public var address: String? {
+        state.withLock { s in s.server?.boundAddress.map { configuration.advertiseAddress ?? $0 } }
+    }
+
+    /// Subscriptions of this broker alive now.
+    public var subscriptionCount: Int { listener.count }
+
+    // MARK: subscribing
+
+    public func subscribe(_ topic: String, options: SubscribeOptions, handler: @escaping BrokerHandler) async throws -> Subscription {
+        try Self.validate(topic)
+        let address = try await listenerAddress()
+        let id = "\(Self.deliveryService)-\(UUID().uuidString.lowercased())"
+        var metadata = ["topic": topic]
+        if let q = options.queue { metadata[Self.queueMetadataKey] = q }
+        let record = Service(name: Self.serviceName(topic), nodes: [Node(id: id, address: address, metadata: metadata)])
+        // In the table before the registry, so that a publisher that finds the registration finds the handler.
+        listener.add(id, BrokerListener.Local(topic: topic, queue: options.queue, handler: handler))
+        do {
+            try await registry.register(record, options: RegisterOptions(ttl: configuration.registerTTL))
+        } catch {
+            listener.remove(id)
+            throw BrokerError(.registryUnavailable, "registering the subscription to \(topic): \(error)")
+        }
+        let isClosed = state.withLock { s -> Bool in
+            if closed.load(ordering: .relaxed) { return true }
+            s.records[id] = record
+            return false
+        }
+        if isClosed {
+            try? await registry.deregister(record)
+            listener.remove(id)
+            throw BrokerError(.closed, "the broker was closed while subscribing")
+        }
+        cache.invalidate(topic)
+        return Subscription(id: id, topic: topic, options: options) { [weak self] in await self?.unsubscribe(id, topic: topic) }
+    }
+
+    private func unsubscribe(_ id: String, topic: String) async {
+        guard let record = state.withLock({ $0.records.removeValue(forKey: id) }) else { return }
+        // Out of the registry first, then out of the table: once this returns, a publisher still holding the
+        // registration gets a NACK (it skips the subscriber and drops the registration).
+        do {
+            try await registry.deregister(record)
+        } catch {
+            configuration.logger.warning("deregistering a subscription failed (its TTL will expire it)",
+                                         metadata: ["topic": "\(topic)", "error": "\(error)"])
+        }
+        listener.remove(id)
+        cache.invalidate(topic)
+    }
+
+    /// Starts the listener on first use (and the renewal of registrations); its address.
+    private func listenerAddress() async throws -> String {
+        let task = try state.withLock { s throws(BrokerError) -> Task<String, any Error> in
+            if closed.load(ordering: .relaxed) { throw BrokerError(.closed, "the broker is closed") }
+            if let t = s.starting { return t }
+            let socketAddress: SocketAddress
+            do { socketAddress = try SocketAddress(configuration.listenAddress) } catch {
+                throw BrokerError(.listenFailed, "bad listen address \(configuration.listenAddress): \(error)")
+            }
+            let server = UVServerTransport(group: group, address: socketAddress, configuration: configuration.transport)
+            s.server = server
+            let listener = self.listener
+            let advertise = configuration.advertiseAddress
+            let t = Task<String, any Error> {
+                try await server.serve(listener)
+                guard let bound = server.boundAddress else { throw BrokerError(.listenFailed, "the listener has no address") }
+                return advertise ?? bound
+            }
+            s.starting = t
+            s.renewal = startRenewal()
+            return t
+        }
+        do {
+            return try await task.value
+        } catch {
+            state.withLock { s in
+                s.starting = nil
+                s.server = nil
+                s.renewal?.cancel()
+                s.renewal = nil
+            }
+            throw BrokerError(.listenFailed, "starting the broker listener on \(configuration.listenAddress): \(error)")
+        }
+    }
+
+    private func startRenewal() -> Task<Void, Never> {
+        let interval = configuration.registerInterval
+        let options = RegisterOptions(ttl: configuration.registerTTL)
+        let logger = configuration.logger
+        let registry = self.registry
+        return Task { [weak self] in
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: interval) } catch { return }
+                guard let records = self?.state.withLock({ $0.records }) else { return }
+                for (id, record) in records {
+                    do {
+                        try await registry.register(record, options: options)
+                    } catch {
+                        logger.warning("renewing a subscription failed", metadata: ["service": "\(record.name)", "error": "\(error)"])
+                    }
+                    // Unsubscribed (or closed) while renewing: take back what was just written.
+                    if self?.state.withLock({ $0.records[id] }) == nil { try? await registry.deregister(record) }
+                }
+            }
+        }
+    }
+
+    // MARK: closing
+
+    public func close() async {
+        guard !closed.exchange(true, ordering: .relaxed) else { return }
+        let (records, server, starting, renewal) = state.withLock { s in
+            defer {
+                s.records = [:]
+                s.renewal = nil
+            }
+            return (Array(s.records.values), s.server, s.starting, s.renewal)
+        }
+        renewal?.cancel()
+        for record in records {
+            do { try await registry.deregister(record) } catch {
+                configuration.logger.warning("deregistering a subscription failed (its TTL will expire it)", metadata: ["error": "\(error)"])
+            }
+        }
+        listener.removeAll()
+        if let starting { _ = try? await starting.value }
+        await server?.drain(gracePeriod: configuration.gracePeriod)
+        await client.shutdown()
+    }
+
+    static func validate(_ topic: String) throws(BrokerError) {
+        guard !topic.isEmpty else { throw BrokerError(.invalidTopic, "empty topic") }
+        guard topic.utf8.count < 0xFFFF - 64 else { throw BrokerError(.invalidTopic, "topic longer than the wire allows") }
+    }
+}

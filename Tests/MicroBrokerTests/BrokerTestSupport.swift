@@ -1,0 +1,71 @@
+import Foundation
+import MicroBroker
+import MicroEventLoop
+import MicroRegistry
+import MicroTestSupport
+import Synchronization
+import Testing
+
+struct TimedOut: Error, CustomStringConvertible {
+    var what: String
+    var description: String { "timed out: \(what)" }
+}
+
+/// Runs `body`, failing with `TimedOut` if it takes longer than `seconds`: no test can hang.
+func withTimeout<T: Sendable>(_ seconds: Double, _ what: String = "operation", _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            throw TimedOut(what: what)
+        }
+        let r = try await group.next()!
+        group.cancelAll()
+        return r
+    }
+}
+
+/// Records values across tasks.
+final class Recorder<T: Sendable>: Sendable {
+    let items = Mutex<[T]>([])
+    func append(_ t: T) { items.withLock { $0.append(t) } }
+    var all: [T] { items.withLock { $0 } }
+    var count: Int { items.withLock { $0.count } }
+}
+
+func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
+func message(_ s: String) -> BrokerMessage { BrokerMessage(body: bytes(s)) }
+
+/// Embedded brokers on one loop, sharing a local registry in a fresh directory (as processes of one machine do).
+struct BrokerFixture {
+    let group: EventLoopGroup
+    let directory: String
+    let registry: LocalRegistry
+    let brokers: [EmbeddedBroker]
+
+    init(count: Int, configure: (inout EmbeddedBrokerConfiguration) -> Void = { _ in }) throws {
+        group = EventLoopGroup(threads: 1)
+        directory = try makeTemporaryDirectory("micro-broker-test")
+        registry = LocalRegistry(directory: directory)
+        var configuration = EmbeddedBrokerConfiguration()
+        configure(&configuration)
+        brokers = (0..<count).map { [group, registry, configuration] _ in EmbeddedBroker(group: group, registry: registry, configuration: configuration) }
+    }
+
+    /// Closes every broker; the loop must close clean.
+    func stop() async {
+        for b in brokers { await b.close() }
+        #expect(group.shutdownGracefully(), "broker loops must close clean")
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// The environment of a child process that shares this fixture's registry.
+    var childEnvironment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["MICRO_REGISTRY_DIR"] = directory
+        return env
+    }
+}
+
+var probePath: String { productsDirectory() + "/micro-broker-probe" }
