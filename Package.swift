@@ -110,6 +110,8 @@ let package = Package(
                 "MicroRPC", "MicroTransport", "MicroUVTransport", "MicroEventLoop", "MicroRegistry", "MicroSelector",
                 "MicroFraming", "MicroTestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

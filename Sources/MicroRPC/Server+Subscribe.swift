@@ -5,14 +5,16 @@ extension Server {
     /// `queue`, as a member of that queue group (one member gets each message). Active at once, whether or not
     /// the server was started. What the handler throws is returned to the publisher.
     ///
-    /// Not done by the server: ending the subscription. Call `unsubscribe()` on it (or close the broker) when
-    /// the server stops. Throws ``RPCUsageError`` when no broker is configured.
+    /// ``shutdown(gracePeriod:)`` ends the subscription (before draining, so that publishers stop choosing this
+    /// node); `unsubscribe()` ends it earlier. Throws ``RPCUsageError`` when no broker is configured.
     public func subscribe(topic: String, queue: String? = nil,
                           handler: @escaping @Sendable (BrokerMessage) async throws -> Void) async throws -> Subscription {
         guard let broker = configuration.broker else {
             throw RPCUsageError("server \(configuration.name) has no broker: set ServerConfiguration.broker to subscribe to \(topic)")
         }
-        return try await broker.subscribe(topic, options: SubscribeOptions(queue: queue), handler: handler)
+        let subscription = try await broker.subscribe(topic, options: SubscribeOptions(queue: queue), handler: handler)
+        remember(subscription)
+        return subscription
     }
 
     /// Subscribes a typed handler: each message's body is decoded as `T` with the codec its `Content-Type`

@@ -1,4 +1,5 @@
 import Foundation
+internal import MicroBroker
 public import Logging
 public import MicroFraming
 public import MicroRegistry
@@ -44,6 +45,8 @@ public final class Server: ServerHandler, Sendable {
         var stopped = false
         var registered: Service?
         var renewal: Task<Void, Never>?
+        /// Broker subscriptions made through the server, ended when it stops.
+        var subscriptions: [Subscription] = []
     }
     private let lifecycle = Mutex(Lifecycle())
 
@@ -217,16 +220,21 @@ public final class Server: ServerHandler, Sendable {
         logger.info("serving", metadata: ["service": "\(record.name)", "node": "\(nodeID)", "address": "\(record.nodes[0].address)"])
     }
 
+    func remember(_ subscription: Subscription) {
+        lifecycle.withLock { $0.subscriptions.append(subscription) }
+    }
+
     /// Graceful stop: deregister, health NOT_SERVING, DRAIN every connection, in-flight calls finish within the
     /// grace period (the configuration's unless given), then close. Idempotent.
     public func shutdown(gracePeriod: Duration? = nil) async {
-        let (first, record, renewal) = lifecycle.withLock { l -> (Bool, Service?, Task<Void, Never>?) in
-            if l.stopped { return (false, nil, nil) }
+        let (first, record, renewal, subscriptions) = lifecycle.withLock { l -> (Bool, Service?, Task<Void, Never>?, [Subscription]) in
+            if l.stopped { return (false, nil, nil, []) }
             l.stopped = true
-            defer { l.renewal = nil; l.registered = nil }
-            return (true, l.registered, l.renewal)
+            defer { l.renewal = nil; l.registered = nil; l.subscriptions = [] }
+            return (true, l.registered, l.renewal, l.subscriptions)
         }
         guard first else { return }
+        for subscription in subscriptions { await subscription.unsubscribe() }
         core.draining.store(true, ordering: .relaxed)
         renewal?.cancel()
         if let registry, let record {

@@ -71,6 +71,11 @@ import Testing
         let client = Client(transport: transport, configuration: clientConfiguration)
         #expect(try await client.publish(topic: "raw", [UInt8]([1, 2, 3])).delivered == 1)
         #expect(got.all == [[1, 2, 3]])
+        // Stopping the server ends its subscriptions: nobody gets the next message.
+        try await server.start()
+        await server.shutdown(gracePeriod: .milliseconds(50))
+        #expect(try await client.publish(topic: "raw", [UInt8]([4])).delivered == 0)
+        #expect(got.all == [[1, 2, 3]])
         await broker.close()
         await transport.shutdown()
         #expect(group.shutdownGracefully())

@@ -7,6 +7,8 @@ import MicroSelector
 import MicroTestSupport
 import MicroTransport
 import MicroUVTransport
+import Logging
+import ServiceLifecycle
 import Testing
 
 /// The address a micro-greeter child prints once it listens.
@@ -132,5 +134,58 @@ struct LifecycleTests {
         await c.stop()
         await c2.stop()
         await other.stop()
+    }
+}
+
+@Suite("Stopping on a signal", .serialized)
+struct SignalTests {
+    @Test("SIGTERM: the service deregisters, finishes its in-flight call, and exits")
+    func sigterm() async throws {
+        let dir = try makeTemporaryDirectory("rpc-term")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var env = ProcessInfo.processInfo.environment
+        env["MICRO_REGISTRY_DIR"] = dir
+        let child = try ChildProcess(productsDirectory() + "/micro-greeter", ["--name", "term", "--registry", "local"],
+                                     environment: env, logPath: dir + "/term.log")
+        let address = try await listeningAddress(child)
+        let registry = LocalRegistry(directory: dir, pollInterval: .milliseconds(50))
+        #expect((try await registry.getService("term")).flatMap(\.nodes).count == 1)
+        let c = RunningClient.start()
+        let client = c.client
+        let call = Task { try await client.call(Request(service: "term", endpoint: "Sleep.Call", body: bytes("500")), options: CallOptions(retries: 0, address: address)) }
+        try await Task.sleep(for: .milliseconds(150))
+        kill(child.pid, SIGTERM)
+        let r = try await withTimeout(5) { try await call.value }
+        #expect(text(r.body) == "slept", "the in-flight call finishes during the graceful stop")
+        #expect(await child.waitForExit(seconds: 10), "the process exits after its graceful stop")
+        #expect(child.output.contains("stopped"))
+        let left = (try? await registry.getService("term"))?.flatMap(\.nodes) ?? []
+        #expect(left.isEmpty, "the node deregistered")
+        await c.stop()
+    }
+}
+
+@Suite("swift-service-lifecycle", .serialized)
+struct ServiceGroupTests {
+    @Test("in a ServiceGroup the server starts, registers, and stops gracefully when the group shuts down")
+    func serviceGroup() async throws {
+        let registry = MemoryRegistry()
+        let group = EventLoopGroup(threads: 1)
+        let server = Server(configuration: ServerConfiguration(name: "grouped"),
+                            transport: UVServerTransport(group: group, address: try SocketAddress(host: "127.0.0.1", port: 0)),
+                            registry: registry)
+        server.handle("Echo.Call") { r, _ in Response(body: r.body) }
+        let serviceGroup = ServiceGroup(configuration: .init(services: [server], logger: Logger(label: "test")))
+        let running = Task { try await serviceGroup.run() }
+        try await eventually(5, "registered") { ((try? await registry.getService("grouped"))?.flatMap(\.nodes).count ?? 0) == 1 }
+        let c = RunningClient.start()
+        let r = try await c.client.call(Request(service: "grouped", endpoint: "Echo.Call", body: [3]), options: CallOptions(address: server.serviceRecord.nodes[0].address))
+        #expect(r.body == [3])
+        await serviceGroup.triggerGracefulShutdown()
+        try await withTimeout(10) { try await running.value }
+        #expect(!server.isServing)
+        #expect(((try? await registry.getService("grouped"))?.flatMap(\.nodes).count ?? 0) == 0)
+        await c.stop()
+        #expect(group.shutdownGracefully())
     }
 }
