@@ -43,7 +43,7 @@ public final class Client: Sendable {
     public nonisolated(nonsending) func call(_ request: Request, options: CallOptions = CallOptions()) async throws -> Response {
         var now = ContinuousClock.now
         let deadline = deadline(timeout: options.timeout, now: now)
-        let maxRetries = max(0, options.retries ?? configuration.retries)
+        let maxRetries = min(1000, max(0, options.retries ?? configuration.retries))
         retryBudget.recordCall()
         var attempt: UInt16 = 1
         var next: Next?
@@ -132,9 +132,11 @@ public final class Client: Sendable {
         return idempotent && error.code == .unavailable
     }
 
+    /// The budget sent to the server: at least 1 µs, at most about 3,000 years (no overflow for huge timeouts).
     static func microseconds(_ d: Duration) -> UInt64 {
         let c = d.components
         if c.seconds < 0 { return 1 }
-        return max(1, UInt64(c.seconds) &* 1_000_000 &+ UInt64(c.attoseconds / 1_000_000_000_000))
+        if c.seconds >= 100_000_000_000 { return 100_000_000_000_000_000 }
+        return max(1, UInt64(c.seconds) * 1_000_000 + UInt64(c.attoseconds / 1_000_000_000_000))
     }
 }

@@ -104,7 +104,8 @@ extension Client {
             throw RPCUsageError("no codec for content type \"\(contentType)\"")
         }
         let deadline = deadline(timeout: options.timeout)
-        let maxRetries = max(0, options.retries ?? configuration.retries)
+        let maxRetries = min(1000, max(0, options.retries ?? configuration.retries))
+        retryBudget.recordCall()
         var next: Next?
         var attempt: UInt16 = 1
         while true {
@@ -132,7 +133,9 @@ extension Client {
                 if let node, let selector { selector.mark(service, node: node, outcome: .success(latency: now.duration(to: .now))) }
                 return ClientCallStream(stream: s, codec: codec, deadline: deadline)
             } catch {
-                if let node, let selector { selector.mark(service, node: node, outcome: .failure(latency: now.duration(to: .now))) }
+                if let node, let selector {
+                    selector.mark(service, node: node, outcome: error.code == .cancelled ? .ignored : .failure(latency: now.duration(to: .now)))
+                }
                 let e = RPCError(error)
                 guard Int(attempt) <= maxRetries, error.isRetrySafe, retryBudget.tryRetry() else { throw e }
                 try? await Task.sleep(until: min(.now + configuration.backoff.delay(forRetry: Int(attempt)), deadline), clock: .continuous)

@@ -36,7 +36,10 @@ extension RPCError {
         case .error(let code, let message):
             self.init(Code(status: code), message, metadata: metadata)
         case .nack(let restartable, let code, let message):
-            self.init(Code(status: code == 0 ? Code.unavailable.rawValue : code), message, metadata: metadata, workNotStarted: restartable)
+            // A NACK's code is the server's reason for refusing: overload is resourceExhausted; the transport's
+            // own refusals (REFUSED_STREAM and others, numbered by the protocol, not by gRPC) mean unavailable.
+            let mapped: Code = code == Code.resourceExhausted.rawValue ? .resourceExhausted : .unavailable
+            self.init(mapped, message, metadata: metadata, workNotStarted: restartable)
         }
     }
 

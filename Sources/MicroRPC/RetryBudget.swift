@@ -38,7 +38,7 @@ public final class RetryBudget: Sendable {
     public init(_ configuration: Configuration = Configuration()) {
         self.configuration = configuration
         let w = configuration.window.components
-        let nanos = w.seconds * 1_000_000_000 + w.attoseconds / 1_000_000_000
+        let nanos = min(w.seconds, 1_000_000_000) * 1_000_000_000 + w.attoseconds / 1_000_000_000
         slotNanos = max(1_000_000, nanos / Int64(Self.slotCount))
         slots = Mutex(Slots(calls: Array(repeating: 0, count: Self.slotCount), retries: Array(repeating: 0, count: Self.slotCount)))
     }

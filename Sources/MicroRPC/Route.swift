@@ -74,6 +74,10 @@ final class Route: UnaryHandler, @unchecked Sendable {
         }
     }
 
+    func dropped() {
+        if counted, case .unary = kind { server.callEnded() }
+    }
+
     /// The answer of a route that does not run a unary handler.
     private func refusal(_ request: UnaryRequest) -> UnaryReply {
         switch kind {

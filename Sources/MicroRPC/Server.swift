@@ -33,6 +33,9 @@ public final class Server: ServerHandler, Sendable {
     /// The handlers as `start()` found them, read without a lock on every request. Written once, before the
     /// transport serves (so before any reader exists); handlers added later are found through `routes`.
     private nonisolated(unsafe) var frozenRoutes: [String: Route] = [:]
+    /// Set (releasing) once the frozen routes are written; readers load it (acquiring) before reading them, so
+    /// a transport serving this handler before `start()` reads only the locked table.
+    private let routesFrozen = Atomic<Bool>(false)
     /// The same, as a list when it is short: comparing a few names (the transport hands out the same interned
     /// String for a repeated name, which compares at once) costs less than hashing one.
     private nonisolated(unsafe) var frozenList: [(name: String, route: Route)] = []
@@ -69,7 +72,8 @@ public final class Server: ServerHandler, Sendable {
 
     // MARK: handlers
 
-    /// Serves `endpoint` (e.g. `Greeter.Hello`) with a unary handler of raw requests.
+    /// Serves `endpoint` (e.g. `Greeter.Hello`) with a unary handler of raw requests. Register handlers before
+    /// ``start()``: one added later is served too, but replacing one that `start()` saw has no effect.
     public func handle(_ endpoint: String, _ body: @escaping UnaryRequestHandler) {
         add(Route(endpoint: endpoint, kind: .unary(body), server: core))
     }
@@ -100,6 +104,10 @@ public final class Server: ServerHandler, Sendable {
     }
 
     private func route(_ endpoint: String) -> Route? {
+        guard routesFrozen.load(ordering: .acquiring) else {
+            if let r = routes.withLock({ $0[endpoint] }) { return r }
+            return endpoint == Self.healthEndpoint ? health : nil
+        }
         if !frozenList.isEmpty {
             for entry in frozenList where entry.name == endpoint { return entry.route }
         } else if let r = frozenRoutes[endpoint] {
@@ -129,7 +137,8 @@ public final class Server: ServerHandler, Sendable {
             return
         }
         guard core.admit() else {
-            await overloaded.serveAsStream(stream)
+            // Refused before reading anything: the client may retry elsewhere at once.
+            if case .refuse(let status) = overloaded.kind { try? await stream.finish(ResponseHead(status: status)) }
             return
         }
         switch route.kind {
@@ -189,13 +198,14 @@ public final class Server: ServerHandler, Sendable {
     /// Starts serving and registers the node (with its TTL, renewed every interval).
     public func start() async throws {
         let first = lifecycle.withLock { l -> Bool in
-            if l.started { return false }
+            if l.started || l.stopped { return false }
             l.started = true
             return true
         }
-        guard first else { throw RPCUsageError("server \(configuration.name) was already started") }
+        guard first else { throw RPCUsageError("server \(configuration.name) was already started or stopped") }
         frozenRoutes = routes.withLock { $0 }
         frozenList = frozenRoutes.count <= 16 ? frozenRoutes.map { (name: $0.key, route: $0.value) } : []
+        routesFrozen.store(true, ordering: .releasing)
         try await transport.serve(self)
         guard let registry else { return }
         let record = serviceRecord
@@ -213,9 +223,17 @@ public final class Server: ServerHandler, Sendable {
                 }
             }
         }
-        lifecycle.withLock { l in
+        let stoppedMeanwhile = lifecycle.withLock { l -> Bool in
+            if l.stopped { return true }
             l.registered = record
             l.renewal = renewal
+            return false
+        }
+        if stoppedMeanwhile {
+            // shutdown() ran while we registered: it could not see the registration, so undo it here.
+            renewal.cancel()
+            try? await registry.deregister(record)
+            return
         }
         logger.info("serving", metadata: ["service": "\(record.name)", "node": "\(nodeID)", "address": "\(record.nodes[0].address)"])
     }

@@ -37,6 +37,15 @@ public protocol UnaryHandler: AnyObject, Sendable {
     /// `nonisolated(nonsending)`: it runs on the caller's executor (the loop), so calling it costs no executor
     /// check or switch.
     nonisolated(nonsending) func handle(_ request: UnaryRequest) async -> UnaryReply
+
+    /// Called instead of ``handle(_:)`` for a request this handler was chosen for but that will never run (it
+    /// was cancelled while queued, its connection closed, or it came without a message), so that what the
+    /// handler counted when it was chosen can be counted out. Exactly one of the two is called per request.
+    func dropped()
+}
+
+extension UnaryHandler {
+    public func dropped() {}
 }
 
 /// What a server transport hands its streams to.
@@ -71,11 +80,13 @@ extension UnaryHandler {
         let message: [UInt8]
         do {
             guard let m = try await stream.receive() else {
+                dropped()
                 try? await stream.finish(ResponseHead(status: .error(code: 3, message: "a unary call needs one request message")))
                 return
             }
             message = m
         } catch {
+            dropped()
             return
         }
         let reply = await handle(UnaryRequest(head: stream.head, message: message, peer: stream.peer, receivedAt: receivedAt))

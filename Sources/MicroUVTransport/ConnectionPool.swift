@@ -41,7 +41,8 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
         self.config = config
     }
 
-    var waitingCount: Int { waiters.count - waiterHead }
+    /// Callers waiting now (timed-out and cancelled ones are not counted, though they may still sit in `waiters`).
+    private(set) var waitingCount = 0
 
     /// Finds a connection with room for one more stream, dialling or waiting as needed. `completion` runs on
     /// the loop exactly once.
@@ -66,16 +67,19 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
                 completion(.failure(TransportError(.deadlineExceeded, "deadline passed while waiting for a connection to \(address)")))
                 return nil
             }
-            let ms = UInt64(max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+            let secs = min(left.components.seconds, 100_000_000_000)
+            let ms = UInt64(max(1, secs * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
             waiter.timer = LoopTimer(loop: loop, timeout: ms) { [weak self, weak waiter] _ in
                 guard let waiter, !waiter.done else { return }
                 waiter.done = true
+                self?.waitingCount -= 1
                 waiter.timer = nil
                 waiter.completion(.failure(TransportError(.deadlineExceeded, "no stream to \(self?.address.description ?? "?") became free before the deadline")))
                 self?.compactWaiters()
             }
         }
         waiters.append(waiter)
+        waitingCount += 1
         if ready.count + opening < config.maxConnectionsPerAddress && needsAnotherConnection() {
             dial()
         }
@@ -86,6 +90,7 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
     func cancel(_ waiter: Waiter, error: TransportError) {
         guard !waiter.done else { return }
         waiter.done = true
+        waitingCount -= 1
         waiter.timer?.cancel()
         waiter.timer = nil
         waiter.completion(.failure(error))
@@ -165,6 +170,7 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
         let pending = waiters[waiterHead...]
         waiters.removeAll()
         waiterHead = 0
+        waitingCount = 0
         for w in pending where !w.done {
             w.done = true
             w.timer?.cancel()
@@ -182,6 +188,7 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
             guard let c = bestConnection() else { break }
             waiterHead += 1
             w.done = true
+            waitingCount -= 1
             w.timer?.cancel()
             w.timer = nil
             w.completion(.success(c))

@@ -48,10 +48,6 @@ extension MuxConnection {
             continuation.resume(returning: .failure(closeReason ?? TransportError(.notProcessed, "the connection to \(peerDescription) closed before the call was sent")))
             return
         }
-        if Task.isCancelled {
-            continuation.resume(returning: .failure(TransportError(.cancelled, "the caller's task was cancelled")))
-            return
-        }
         if let at = deadlineAt, at <= loop.nowMilliseconds {
             continuation.resume(returning: .failure(TransportError(.deadlineExceeded, "the deadline passed before the call was sent")))
             return

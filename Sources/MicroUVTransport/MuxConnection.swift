@@ -298,6 +298,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     // MARK: reading
 
     func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {
+        // After a connection error nothing more is processed: the peer was told which streams were not.
+        guard !isClosed else { return }
         var input = bytes
         if prefaceRemaining > 0 {
             let expected = ConnectionPreface.bytes
@@ -325,6 +327,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     }
 
     func connectionDidReadDirect(_ connection: TCPConnection, count: Int) {
+        guard !isClosed else { return }
         lastReadAt = loop.nowMilliseconds
         burstStartedAt = nil
         accumulator.commitDirectRead(count) { frame in self.handle(frame) }
@@ -435,7 +438,11 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             if endStream { remoteEnd(stream) }
         case .end(let id, let head):
             if role == .client, let call = clientUnary.removeValue(forKey: id) {
-                guard let head else { return protocolViolation("END without a status from the server on stream \(id)") }
+                guard let head else {
+                    call.continuation.resume(returning: .failure(TransportError(.protocolError, "END without a status from the server on stream \(id)")))
+                    streamEnded()
+                    return protocolViolation("END without a status from the server on stream \(id)")
+                }
                 call.continuation.resume(returning: .success(UnaryResponse(head: call.head ?? head, message: call.message, trailers: head)))
                 streamEnded()
                 return !isClosed
@@ -597,6 +604,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
                 remove(s, error: TransportError(.notProcessed, "peer closed the connection before processing the stream (\(code)): \(reason)"))
             }
             failUnaryCalls(above: lastStream, TransportError(.notProcessed, "peer closed the connection before processing the call (\(code)): \(reason)"))
+            isDraining = true  // no new streams in the window before the close callback
             tcp.close(error: nil)
             return
         }
@@ -626,6 +634,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             FrameEncoder.encodeDrain(lastStream: last, code: code, reason: r, into: $0)
         }
         isClosed = true
+        drainLimit = last
+        tcp.stopReading()
         let open = Array(streams.values)
         streams.removeAll()
         for s in open { s.terminate(error) }
@@ -637,6 +647,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     func close(_ error: TransportError) {
         guard !isClosed else { return }
         closeReason = error
+        isDraining = true  // no new streams in the window before the close callback
         tcp.close(error: nil)
     }
 

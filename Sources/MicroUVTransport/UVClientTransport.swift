@@ -112,11 +112,15 @@ public final class UVClientTransport: ClientTransport {
         let loop = pool.loop
         if loop.inEventLoop, let connection = pool.readyConnection() {
             var deadlineAt: UInt64?
-            if let deadline { deadlineAt = loop.nowMilliseconds + Self.milliseconds(until: deadline) }
+            if let deadline { deadlineAt = Self.loopTime(loop, plus: Self.milliseconds(until: deadline)) }
             let id = try connection.reserveUnaryStream(head: head, messageCount: message.count)
             let result = await withTaskCancellationHandler {
                 await withUnsafeContinuation { (c: UnsafeContinuation<Result<UnaryResponse, TransportError>, Never>) in
-                    connection.sendUnary(id, head: head, message: message, deadlineAt: deadlineAt, continuation: c)
+                    if Task.isCancelled {
+                        c.resume(returning: .failure(TransportError(.cancelled, "the caller's task was cancelled")))
+                    } else {
+                        connection.sendUnary(id, head: head, message: message, deadlineAt: deadlineAt, continuation: c)
+                    }
                 }
             } onCancel: {
                 loop.execute { connection.cancelUnary(id, error: TransportError(.cancelled, "the caller's task was cancelled")) }
@@ -149,7 +153,7 @@ public final class UVClientTransport: ClientTransport {
                             }
                             do throws(TransportError) {
                                 let id = try connection.reserveUnaryStream(head: head, messageCount: message.count)
-                                let deadlineAt = deadline.map { loop.nowMilliseconds + Self.milliseconds(until: $0) }
+                                let deadlineAt = deadline.map { Self.loopTime(loop, plus: Self.milliseconds(until: $0)) }
                                 handle.call = (connection, id)
                                 connection.sendUnary(id, head: head, message: message, deadlineAt: deadlineAt, continuation: c)
                             } catch {
@@ -173,12 +177,19 @@ public final class UVClientTransport: ClientTransport {
         return try result.get()
     }
 
-    /// Milliseconds from now until `deadline`, rounded up (0 when it passed).
+    /// Milliseconds from now until `deadline`, rounded up (0 when it passed), at most about 3,000 years.
     static func milliseconds(until deadline: ContinuousClock.Instant) -> UInt64 {
         let left = ContinuousClock.now.duration(to: deadline)
         if left <= .zero { return 0 }
         let (s, atto) = left.components
+        if s >= 100_000_000_000 { return 100_000_000_000_000 }
         return UInt64(s) * 1000 + UInt64((atto + 999_999_999_999_999) / 1_000_000_000_000_000)
+    }
+
+    /// The loop time `ms` from now, saturating.
+    static func loopTime(_ loop: EventLoop, plus ms: UInt64) -> UInt64 {
+        let (sum, overflow) = loop.nowMilliseconds.addingReportingOverflow(ms)
+        return overflow ? .max : sum
     }
 
     /// Counters of the pool for `address` (nil if it was never used).

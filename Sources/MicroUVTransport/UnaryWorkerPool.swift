@@ -83,11 +83,12 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
 
     func workerStarted() { starting -= 1 }
 
-    /// The next call that was not cancelled, or nil.
+    /// The next call that was not cancelled, or nil. Cancelled ones are counted out with their handler.
     func nextCall() -> Call? {
         while head < queue.count {
             guard let call = queue[head].take() else { head += 1; continue }
             head += 1
+            if call.cancelled { call.handler.dropped() }
             if head == queue.count {
                 queue.removeAll(keepingCapacity: true)
                 head = 0
@@ -143,6 +144,10 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     /// Ends every idle worker (the server stops). Busy ones end when their handler returns.
     func close() {
         closed = true
+        // Calls still queued will not run (their connections are closed): count them out, let go of them.
+        for i in head..<queue.count { queue[i]?.handler.dropped() }
+        queue.removeAll()
+        head = 0
         let waiting = idle
         idle.removeAll()
         for w in waiting { w.resume(false) }

@@ -249,3 +249,46 @@ struct ResilienceTests {
         await s.stop()
     }
 }
+
+@Suite("Admission accounting", .serialized)
+struct AdmissionTests {
+    @Test("calls cancelled at any point, and calls lost with their connection, are all counted out: the limit admits new calls afterwards")
+    func noDrift() async throws {
+        let s = try await RunningServer.start(configure: { $0.maxConcurrentCalls = 64 }) { server in
+            server.handle("Maybe.Slow") { req, _ in
+                if req.body.first == 1 { try await Task.sleep(for: .seconds(5)) }
+                return Response(body: req.body)
+            }
+        }
+        for round in 0..<3 {
+            let c = RunningClient.start()
+            let client = c.client, address = s.address
+            let calls = (0..<60).map { i in
+                Task { try await client.call(Request(service: "svc", endpoint: "Maybe.Slow", body: [UInt8(i % 2)]), options: CallOptions(retries: 0, address: address)) }
+            }
+            try await Task.sleep(for: .milliseconds(20 + round * 10))
+            for (i, call) in calls.enumerated() where i % 3 == 0 { call.cancel() }
+            if round == 2 {
+                await c.stop()  // the connection goes away with calls in flight
+            }
+            for call in calls { _ = await call.result }
+            if round < 2 { await c.stop() }
+        }
+        try await eventually(10, "every call counted out") { s.server.inFlightCalls == 0 }
+        // All 64 slots are free again.
+        let c = RunningClient.start()
+        let client = c.client, address = s.address
+        let ok = try await withThrowingTaskGroup(of: Bool.self) { g in
+            for _ in 0..<64 {
+                g.addTask { try await client.call(Request(service: "svc", endpoint: "Maybe.Slow", body: [0]), options: CallOptions(retries: 0, address: address)).body == [0] }
+            }
+            var all = true
+            for try await r in g { all = all && r }
+            return all
+        }
+        #expect(ok)
+        #expect(s.server.refusedCalls == 0)
+        await c.stop()
+        await s.stop()
+    }
+}
