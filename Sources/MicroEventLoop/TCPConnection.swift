@@ -43,6 +43,12 @@ public protocol ConnectionTransform: AnyObject {
     func outbound(_ bytes: UnsafeRawBufferPointer, scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) throws
     /// A graceful end (TLS close_notify) to `emit`.
     func finish(scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void)
+    /// The connection closed and drops the transform: release what it holds on the loop (timers). Called once.
+    func connectionDidClose()
+}
+
+extension ConnectionTransform {
+    public func connectionDidClose() {}
 }
 
 /// A TCP connection on one event loop: reads into the loop's shared buffer, batches writes, and reports
@@ -499,6 +505,7 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
             raw = nil
             rawCount = 0
         }
+        extras?.transform?.connectionDidClose()
         extras?.transform = nil
         let d = delegate
         delegate = nil
