@@ -23,6 +23,7 @@ static inline uint64_t micro_default_options(void) {
 }
 static inline long micro_sess_cache_client(void) { return SSL_SESS_CACHE_CLIENT; }
 static inline long micro_sess_cache_server(void) { return SSL_SESS_CACHE_SERVER; }
+static inline long micro_sess_cache_off(void) { return SSL_SESS_CACHE_OFF; }
 static inline int micro_verify_peer(void) { return SSL_VERIFY_PEER; }
 static inline int micro_verify_fail_if_no_peer_cert(void) { return SSL_VERIFY_FAIL_IF_NO_PEER_CERT; }
 static inline int micro_verify_none(void) { return SSL_VERIFY_NONE; }

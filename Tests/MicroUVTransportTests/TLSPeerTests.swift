@@ -50,6 +50,22 @@ struct TLSPeerTests {
         }
     }
 
+    @Test func tls12ClientsResumeWithTicketsAlone() async throws {
+        defer { certs.remove() }
+        // The server keeps no session cache: a TLS 1.2 client resumes with its ticket.
+        let file = NSTemporaryDirectory() + "micro-tls12-session-\(getpid()).pem"
+        defer { unlink(file) }
+        try await withEchoServer(try serverContext()) { port, _ in
+            let common = ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certs.ca, "-tls1_2"]
+            let first = try run("/usr/bin/openssl", common + ["-sess_out", file], input: Data())
+            #expect(first.status == 0, "\(first.output)")
+            #expect(first.output.contains("New, TLSv1.2"), "\(first.output)")
+            let second = try run("/usr/bin/openssl", common + ["-sess_in", file], input: Data())
+            #expect(second.status == 0, "\(second.output)")
+            #expect(second.output.contains("Reused, TLSv1.2"), "\(second.output)")
+        }
+    }
+
     @Test func pythonSSLClientEchoesThroughOurServer() async throws {
         defer { certs.remove() }
         try await withEchoServer(try serverContext()) { port, _ in
