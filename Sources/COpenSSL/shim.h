@@ -86,14 +86,31 @@ static inline long micro_io_ctrl(BIO *b, int cmd, long num, void *ptr) {
     }
 }
 
-static inline int micro_io_create(BIO *b) { BIO_set_init(b, 1); return 1; }
+// The state lives as long as the BIO (its last reference may be an SSL's).
+static inline int micro_io_create(BIO *b) {
+    micro_io_state *st = (micro_io_state *)OPENSSL_zalloc(sizeof(micro_io_state));
+    if (st == NULL) return 0;
+    BIO_set_data(b, st);
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static inline int micro_io_destroy(BIO *b) {
+    OPENSSL_free(BIO_get_data(b));
+    BIO_set_data(b, NULL);
+    return 1;
+}
+
+/// The state of the micro_io BIO an SSL reads from.
+static inline micro_io_state *micro_io_state_of(const SSL *ssl) { return (micro_io_state *)BIO_get_data(SSL_get_rbio(ssl)); }
 
 /// The method of micro_io BIOs; made once per process (the caller keeps it).
 static inline BIO_METHOD *micro_io_method_new(void) {
     BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "swift-micro io");
     if (m == NULL) return NULL;
     if (!BIO_meth_set_write(m, micro_io_write) || !BIO_meth_set_read(m, micro_io_read) ||
-        !BIO_meth_set_ctrl(m, micro_io_ctrl) || !BIO_meth_set_create(m, micro_io_create)) {
+        !BIO_meth_set_ctrl(m, micro_io_ctrl) || !BIO_meth_set_create(m, micro_io_create) ||
+        !BIO_meth_set_destroy(m, micro_io_destroy)) {
         BIO_meth_free(m);
         return NULL;
     }

@@ -9,11 +9,10 @@ internal import COpenSSL
 /// own. Thread-confined, like the sessions using it. Calls may nest (a session's `deliver` may drive another
 /// session on the same thread): each call saves and restores the state it replaces.
 public final class TLSIO {
-    /// The BIO (one reference ours; each session's SSL holds another).
+    /// The BIO (one reference ours; each session's SSL holds another). Its state (`micro_io_state`: where it reads
+    /// and writes during one SSL call, empty between calls) is allocated with it and freed with its last reference;
+    /// it is confined to the owning thread.
     let bio: OpaquePointer
-    /// Where the BIO reads and writes during one SSL call; empty (no input, no room) between calls.
-    /// Confined to the owning thread.
-    let state: UnsafeMutablePointer<micro_io_state>
 
     /// One method for every such BIO of the process (never freed: BIOs may outlive any one owner).
     nonisolated(unsafe) private static let method: OpaquePointer? = micro_io_method_new()
@@ -23,21 +22,15 @@ public final class TLSIO {
             fatalError("swift-micro: cannot create the TLS BIO: \(TLSContext.drainErrors())")
         }
         self.bio = bio
-        state = .allocate(capacity: 1)
-        state.initialize(to: micro_io_state())
-        BIO_set_data(bio, state)
     }
 
-    deinit {
-        // Sessions retain their TLSIO, so no SSL uses this BIO any more.
-        BIO_free(bio)
-        state.deallocate()
-    }
+    deinit { BIO_free(bio) }
 
-    /// Runs one SSL call with `input` to read and `output` to write into; returns what it wrote (valid until
-    /// the output buffer is reused) along with `body`'s result.
+    /// Runs one SSL call with `input` to read and `output` to write into, through the BIO whose state is `state`;
+    /// returns what it wrote (valid until the output buffer is reused) along with `body`'s result.
     @inline(__always)
-    func run<R>(input: inout UnsafeRawBufferPointer, output: UnsafeMutableRawBufferPointer, _ body: () -> R) -> (R, Int) {
+    static func run<R>(_ state: UnsafeMutablePointer<micro_io_state>, input: inout UnsafeRawBufferPointer,
+                       output: UnsafeMutableRawBufferPointer, _ body: () -> R) -> (R, Int) {
         let saved = state.pointee
         state.pointee = micro_io_state(
             in: input.baseAddress?.assumingMemoryBound(to: UInt8.self), in_len: input.count,

@@ -11,11 +11,13 @@ import Glibc
 ///
 /// Not thread-safe: confine a session, and its ``TLSIO``, to one thread (its connection's loop); every mutable
 /// field below is confined to it. OpenSSL's error queue is per thread and is cleared before each call.
-public final class TLSSession {
+///
+/// Open (though nothing in it can be overridden) so that a connection transform can be the session itself, with
+/// its own fields in the same object: one allocation less per connection.
+open class TLSSession {
+    // 80 bytes: the BIO is reached through the SSL, not kept here (a TLSTransform adds 8 and fits a 96-byte block).
     public let context: TLSContext
     let ssl: OpaquePointer
-    /// The BIO the SSL reads and writes through (shared by the sessions of one loop).
-    public let io: TLSIO
     public private(set) var isHandshakeComplete = false
     /// The peer sent close_notify.
     public private(set) var receivedCloseNotify = false
@@ -31,7 +33,6 @@ public final class TLSSession {
         guard let ssl = SSL_new(context.ctx) else { throw TLSError(.badConfiguration, "SSL_new failed: \(TLSContext.drainErrors())") }
         self.ssl = ssl
         let io = io ?? TLSIO()
-        self.io = io
         cacheKey = context.configuration.serverName ?? serverName ?? ""
         // Only the client's new-session callback looks the session up (ex_data costs two allocations per SSL).
         if context.role == .client { _ = micro_ssl_set_app_data(ssl, Unmanaged.passUnretained(self).toOpaque()) }
@@ -61,6 +62,9 @@ public final class TLSSession {
             }
         }
     }
+
+    /// Whether this session reads and writes through `io`.
+    public func uses(_ io: TLSIO) -> Bool { SSL_get_rbio(ssl) == io.bio }
 
     deinit {
         // Freeing an SSL that never sent close_notify marks its session not resumable; a connection that ended
@@ -202,7 +206,7 @@ public final class TLSSession {
     private func step(_ input: inout UnsafeRawBufferPointer, out: UnsafeMutableRawBufferPointer,
                       emit: (UnsafeRawBufferPointer) -> Void, _ op: () -> Int32) -> (Int32, Int32) {
         ERR_clear_error()
-        let (result, written) = io.run(input: &input, output: out) { () -> (Int32, Int32) in
+        let (result, written) = TLSIO.run(micro_io_state_of(ssl), input: &input, output: out) { () -> (Int32, Int32) in
             let rc = op()
             return (rc, rc > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, rc))
         }

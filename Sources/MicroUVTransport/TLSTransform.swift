@@ -1,35 +1,34 @@
 public import MicroEventLoop
 public import MicroTLS
 
-/// TLS as a ``ConnectionTransform``: a ``TLSSession`` between the socket and the protocol. Loop-confined (`Sendable`
-/// only so that a reference can be carried to its loop).
+/// TLS as a ``ConnectionTransform``: a ``TLSSession`` between the socket and the protocol (the transform is the
+/// session, one object per connection). Loop-confined (`Sendable` only so that a reference can be carried to its
+/// loop).
 ///
 /// All plaintext of one flush goes through one `SSL_write` (many frames per TLS record, never a record per
 /// frame). A handshake that does not finish within the configuration's timeout closes the connection. The
 /// sessions of one loop share one storage-free ``TLSIO``: an idle TLS connection holds no BIO memory.
-public final class TLSTransform: ConnectionTransform, @unchecked Sendable {
-    public let session: TLSSession
+public final class TLSTransform: TLSSession, ConnectionTransform, @unchecked Sendable {
     /// Closes the connection if the handshake takes too long; nil (or cancelled) once it is done or the
     /// connection closed. Loop-confined.
     private var timer: LoopTimer?
 
-    public init(session: TLSSession) {
-        self.session = session
-    }
+    /// The TLS session: the transform itself.
+    public var session: TLSSession { self }
 
     /// Attaches TLS to `connection` (before any byte was exchanged, on its loop), with the handshake timeout of
     /// `context`.
     @discardableResult
     public static func attach(to connection: TCPConnection, context: TLSContext, serverName: String? = nil) throws -> TLSTransform {
         let io = connection.loop.loopLocal(TLSIO.self) { TLSIO() }
-        let t = TLSTransform(session: try TLSSession(context: context, serverName: serverName, io: io))
+        let t = try TLSTransform(context: context, serverName: serverName, io: io)
         try connection.attachTransform(t)
         let timeout = context.configuration.handshakeTimeoutMilliseconds
         if timeout > 0 {
             // Strong captures: the cycle ends when the timer fires or is cancelled (handshake done, connection
             // closed). Weak ones would give both objects a side table for their whole life.
             t.timer = LoopTimer(loop: connection.loop, timeout: timeout) { _ in
-                guard !t.session.isHandshakeComplete, connection.isOpen else { return }
+                guard !t.isHandshakeComplete, connection.isOpen else { return }
                 connection.delegate?.connectionTransformDidFail(
                     connection, error: TLSError(.handshakeTimeout, "no TLS handshake within \(timeout) ms"))
                 connection.close(error: nil)
@@ -45,25 +44,21 @@ public final class TLSTransform: ConnectionTransform, @unchecked Sendable {
         }
     }
 
-    public var canSend: Bool { session.isHandshakeComplete }
-
-    public func start(scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) throws {
-        try session.start(scratch: scratch, emit: emit)
-    }
+    public var canSend: Bool { isHandshakeComplete }
 
     public func inbound(_ bytes: UnsafeRawBufferPointer, scratch: UnsafeMutableRawBufferPointer,
                         deliver: (UnsafeRawBufferPointer) -> Void, emit: (UnsafeRawBufferPointer) -> Void) throws {
-        try session.receive(bytes, scratch: scratch, deliver: deliver, emit: emit)
-        if timer != nil && session.isHandshakeComplete { cancelTimer() }
+        try receive(bytes, scratch: scratch, deliver: deliver, emit: emit)
+        if timer != nil && isHandshakeComplete { cancelTimer() }
     }
 
     public func outbound(_ bytes: UnsafeRawBufferPointer, scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) throws {
-        try session.send(bytes, scratch: scratch, emit: emit)
+        try send(bytes, scratch: scratch, emit: emit)
     }
 
     public func finish(scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) {
         cancelTimer()
-        session.close(scratch: scratch, emit: emit)
+        close(scratch: scratch, emit: emit)
     }
 
     public func connectionDidClose() { cancelTimer() }

@@ -350,7 +350,11 @@ struct TLSLifecycleTests {
         for (i, peer) in peers.enumerated() {
             try await eventually(10, "first echo \(i)") { peer.received.withLock { $0 } == [0, 0, 0, 2, 7, UInt8(i)] }
         }
-        #expect(transforms[0].session.io === transforms[1].session.io)
+        let shared = try await group.loops[0].submit { [transforms] in
+            let io = group.loops[0].loopLocal(TLSIO.self) { TLSIO() }
+            return transforms.allSatisfy { $0.uses(io) }
+        }
+        #expect(shared, "both sessions use the loop's BIO")
         // After a pause, the next bytes are read and written through the same BIO as before.
         try await Task.sleep(for: .milliseconds(300))
         let payloads: [[UInt8]] = [Array(repeating: 1, count: 40_000), Array(repeating: 2, count: 3)]
