@@ -23,6 +23,9 @@ public final class TLSTransform: TLSSession, ConnectionTransform, @unchecked Sen
         let io = connection.loop.loopLocal(TLSIO.self) { TLSIO() }
         let t = try TLSTransform(context: context, serverName: serverName, io: io)
         try connection.attachTransform(t)
+        if context.configuration.returnsMemoryAfterHandshakeBursts {
+            connection.loop.loopLocal(HandshakeBurstTrimmer.self) { HandshakeBurstTrimmer(loop: connection.loop) }.handshakeStarted()
+        }
         let timeout = context.configuration.handshakeTimeoutMilliseconds
         if timeout > 0 {
             // Strong captures: the cycle ends when the timer fires or is cancelled (handshake done, connection
@@ -62,4 +65,40 @@ public final class TLSTransform: TLSSession, ConnectionTransform, @unchecked Sen
     }
 
     public func connectionDidClose() { cancelTimer() }
+}
+
+/// One per loop: after a burst of TLS handshakes, once none has started for a while, returns the memory they freed
+/// to the system (see ``TLSConfiguration/returnsMemoryAfterHandshakeBursts``). Loop-confined.
+final class HandshakeBurstTrimmer {
+    /// Handshakes since the last trim that make a burst.
+    static let burst = 128
+    /// Quiet time (no handshake started) before trimming, and half of it between checks.
+    static let quietMilliseconds: UInt64 = 1000
+    unowned let loop: EventLoop
+    /// Handshakes started since the last trim. Loop-confined, like the fields below.
+    private var started = 0
+    /// Loop time of the latest handshake start.
+    private var lastStart: UInt64 = 0
+    /// Armed once a burst is under way; cancelled after the trim.
+    private var timer: LoopTimer?
+
+    init(loop: EventLoop) { self.loop = loop }
+
+    func handshakeStarted() {
+        started += 1
+        lastStart = loop.nowMilliseconds
+        guard started >= Self.burst, timer == nil else { return }
+        timer = LoopTimer(loop: loop, timeout: Self.quietMilliseconds, repeatEvery: Self.quietMilliseconds / 2) { [weak self] _ in
+            self?.check()
+        }
+        timer?.unref()
+    }
+
+    private func check() {
+        guard loop.nowMilliseconds - lastStart >= Self.quietMilliseconds else { return }
+        timer?.cancel()
+        timer = nil
+        started = 0
+        EventLoop.returnFreeMemoryToSystem()
+    }
 }
