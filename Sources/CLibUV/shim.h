@@ -26,4 +26,12 @@ static inline int micro_set_fd_soft_limit(long n) {
     r.rlim_cur = (rlim_t)n;
     return setrlimit(RLIMIT_NOFILE, &r);
 }
+
+/// Gives the heap's free pages back to the system (glibc; elsewhere a no-op).
+#if defined(__GLIBC__)
+#include <malloc.h>
+static inline int micro_malloc_trim(void) { return malloc_trim(0); }
+#else
+static inline int micro_malloc_trim(void) { return 0; }
+#endif
 #endif

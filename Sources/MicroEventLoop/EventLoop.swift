@@ -317,6 +317,13 @@ public final class EventLoop: @unchecked Sendable {
         return made
     }
 
+    /// Asks the allocator to return the free pages inside the heap to the system (glibc's `malloc_trim`). Freed
+    /// blocks stay resident otherwise, unless they are at the top of the heap. It walks every arena, taking each
+    /// one's lock: call it rarely, when a burst of short-lived allocations is over. Any thread.
+    public static func returnFreeMemoryToSystem() {
+        _ = micro_malloc_trim()
+    }
+
     /// The loop's cached clock in milliseconds (`uv_now`). Loop-confined.
     public var nowMilliseconds: UInt64 { uv_now(uvLoop) }
 

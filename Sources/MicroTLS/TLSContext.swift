@@ -133,6 +133,9 @@ public final class TLSContext: @unchecked Sendable {
                 throw TLSError(.badConfiguration, "cannot set ALPN: \(TLSContext.drainErrors())")
             }
         case .server:
+            // Resumption is by stateless tickets (TLS 1.3 and 1.2); a server-side cache would only keep a copy of
+            // every TLS 1.2 session (~1 KB each, for five minutes) for the rare client without tickets.
+            _ = micro_ssl_ctx_set_session_cache_mode(ctx, micro_sess_cache_off())
             if c.requireClientCertificate {
                 SSL_CTX_set_verify(ctx, micro_verify_peer() | micro_verify_fail_if_no_peer_cert(), nil)
             } else {

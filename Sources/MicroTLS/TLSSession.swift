@@ -1,34 +1,53 @@
 internal import COpenSSL
 import Glibc
 
-/// One TLS connection's OpenSSL state over memory BIOs: ciphertext in and out, plaintext in and out, no socket.
-/// The caller feeds what it read from the socket and writes what the session emits.
+/// One TLS connection's OpenSSL state, with no socket: ciphertext in and out, plaintext in and out. The caller
+/// feeds what it read from the socket and writes what the session emits.
 ///
-/// Not thread-safe: confine a session to one thread (its connection's loop). OpenSSL's error queue is per
-/// thread and is cleared before each call.
-public final class TLSSession {
+/// Bytes pass through a ``TLSIO``, which stores nothing between calls: ciphertext is read where the caller has
+/// it, output is written into the caller's scratch buffer and emitted before the call returns (and before any
+/// plaintext is delivered). An idle session holds only OpenSSL's own state (`SSL_MODE_RELEASE_BUFFERS` frees
+/// the record buffers).
+///
+/// Not thread-safe: confine a session, and its ``TLSIO``, to one thread (its connection's loop); every mutable
+/// field below is confined to it. OpenSSL's error queue is per thread and is cleared before each call.
+///
+/// Open (though nothing in it can be overridden) so that a connection transform can be the session itself, with
+/// its own fields in the same object: one allocation less per connection.
+open class TLSSession {
+    // 64 bytes: the BIO is reached through the SSL, not kept here (a TLSTransform adds 8 and fits an 80-byte block).
     public let context: TLSContext
     let ssl: OpaquePointer
-    /// The memory BIOs. ``releaseBuffersIfIdle()`` frees them on an idle connection (about 1.8 KB); they come back
-    /// with the next byte in either direction.
-    private var rbio: OpaquePointer?
-    private var wbio: OpaquePointer?
     public private(set) var isHandshakeComplete = false
     /// The peer sent close_notify.
     public private(set) var receivedCloseNotify = false
-    private var failed: TLSError?
+    /// Why the session failed, if it did (boxed: 8 bytes here instead of 24 for an error that is rare).
+    private var failure: Failure?
+    private final class Failure {
+        let error: TLSError
+        init(_ error: TLSError) { self.error = error }
+    }
+    private var failed: TLSError? {
+        get { failure?.error }
+        set { failure = newValue.map(Failure.init) }
+    }
     /// Client: the key its sessions are cached under (the server name).
     let cacheKey: String
 
     /// - Parameter serverName: client only: the host dialled; sent as SNI (unless an IP address) and verified
     ///   against the certificate (unless verification says otherwise).
-    public init(context: TLSContext, serverName: String? = nil) throws(TLSError) {
+    /// - Parameter io: the BIO shared by the sessions of this thread; nil makes one for this session alone.
+    public init(context: TLSContext, serverName: String? = nil, io: TLSIO? = nil) throws(TLSError) {
         self.context = context
         guard let ssl = SSL_new(context.ctx) else { throw TLSError(.badConfiguration, "SSL_new failed: \(TLSContext.drainErrors())") }
         self.ssl = ssl
+        let io = io ?? TLSIO()
         cacheKey = context.configuration.serverName ?? serverName ?? ""
-        _ = micro_ssl_set_app_data(ssl, Unmanaged.passUnretained(self).toOpaque())
-        attachBIOs()
+        // Only the client's new-session callback looks the session up (ex_data costs two allocations per SSL).
+        if context.role == .client { _ = micro_ssl_set_app_data(ssl, Unmanaged.passUnretained(self).toOpaque()) }
+        // One reference for the SSL, which uses the BIO both ways (and frees its references in SSL_free).
+        BIO_up_ref(io.bio)
+        SSL_set_bio(ssl, io.bio, io.bio)
         switch context.role {
         case .server:
             SSL_set_accept_state(ssl)
@@ -53,37 +72,15 @@ public final class TLSSession {
         }
     }
 
+    /// Whether this session reads and writes through `io`.
+    public func uses(_ io: TLSIO) -> Bool { SSL_get_rbio(ssl) == io.bio }
+
     deinit {
         // Freeing an SSL that never sent close_notify marks its session not resumable; a connection that ended
         // without a TLS error keeps its session (ticket) usable for the next one.
         if isHandshakeComplete && failed == nil { SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN) }
         SSL_free(ssl)
     }
-
-    private func attachBIOs() {
-        guard rbio == nil else { return }
-        let r = BIO_new(BIO_s_mem())
-        let w = BIO_new(BIO_s_mem())
-        SSL_set_bio(ssl, r, w)  // the SSL owns both BIOs now
-        rbio = r
-        wbio = w
-    }
-
-    /// Frees the memory BIOs when the handshake is done and nothing is buffered in them. Call it for
-    /// connections that have been idle for a while (not after every read: re-creating them costs CPU).
-    /// Returns whether they were freed.
-    @discardableResult
-    public func releaseBuffersIfIdle() -> Bool {
-        guard isHandshakeComplete, failed == nil, let r = rbio, let w = wbio,
-              micro_bio_pending(r) == 0, micro_bio_pending(w) == 0 else { return false }
-        SSL_set_bio(ssl, nil, nil)  // frees both
-        rbio = nil
-        wbio = nil
-        return true
-    }
-
-    /// Whether the memory BIOs are currently allocated.
-    public var holdsBuffers: Bool { rbio != nil }
 
     static func isIPAddress(_ s: String) -> Bool {
         var a4 = in_addr()
@@ -117,13 +114,14 @@ public final class TLSSession {
 
     /// Client: produces the ClientHello. Call once, then write what `emit` gets.
     public func start(scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) throws(TLSError) {
-        attachBIOs()
-        if context.role == .client { try handshake() }
-        drain(scratch: scratch, emit: emit)
+        guard context.role == .client else { return }
+        var none = UnsafeRawBufferPointer(start: nil, count: 0)
+        try handshake(&none, out: scratch, emit: emit)
     }
 
-    /// Feeds ciphertext read from the socket. Plaintext goes to `deliver` (valid during the call); TLS output
-    /// (handshake messages, alerts, tickets) goes to `emit`, to be written to the socket.
+    /// Feeds ciphertext read from the socket (all of it is consumed). Plaintext goes to `deliver` (valid during
+    /// the call, in the first half of `scratch`); TLS output (handshake messages, alerts, tickets) goes to
+    /// `emit`, to be written to the socket, always before the plaintext that follows it is delivered.
     public func receive(
         _ ciphertext: UnsafeRawBufferPointer,
         scratch: UnsafeMutableRawBufferPointer,
@@ -131,39 +129,32 @@ public final class TLSSession {
         emit: (UnsafeRawBufferPointer) -> Void
     ) throws(TLSError) {
         if let failed { throw failed }
-        attachBIOs()
-        if ciphertext.count > 0 { BIO_write(rbio, ciphertext.baseAddress, Int32(ciphertext.count)) }
+        precondition(scratch.count >= 2, "a TLS session needs scratch space")
+        // SSL_read returns at most one record (16 KiB) at a time: half the scratch for plaintext, half for output.
+        let half = scratch.count / 2
+        let plain = UnsafeMutableRawBufferPointer(rebasing: scratch[..<half])
+        let out = UnsafeMutableRawBufferPointer(rebasing: scratch[half...])
+        var input = ciphertext
         if !isHandshakeComplete {
-            do {
-                try handshake()
-            } catch {
-                drain(scratch: scratch, emit: emit)  // the alert for the peer
-                throw error
-            }
-            if !isHandshakeComplete {
-                drain(scratch: scratch, emit: emit)
-                return
-            }
+            try handshake(&input, out: out, emit: emit)
+            if !isHandshakeComplete { return }
         }
         while true {
-            ERR_clear_error()
-            let n = SSL_read(ssl, scratch.baseAddress, Int32(scratch.count))
+            let (n, e) = step(&input, out: out, emit: emit) { SSL_read(ssl, plain.baseAddress, Int32(plain.count)) }
             if n > 0 {
-                deliver(UnsafeRawBufferPointer(start: scratch.baseAddress, count: Int(n)))
+                deliver(UnsafeRawBufferPointer(start: plain.baseAddress, count: Int(n)))
                 continue
             }
-            let e = SSL_get_error(ssl, n)
-            if e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE { break }
+            if e == SSL_ERROR_WANT_WRITE { continue }  // `out` was full and is emitted: go on
+            if e == SSL_ERROR_WANT_READ { break }  // every byte consumed
             if e == SSL_ERROR_ZERO_RETURN {
                 receivedCloseNotify = true
                 break
             }
             let error = classify(e)
             failed = error
-            drain(scratch: scratch, emit: emit)
             throw error
         }
-        drain(scratch: scratch, emit: emit)
     }
 
     /// Encrypts `plaintext` (in one SSL_write: one or a few records, never one per frame) and emits the
@@ -171,53 +162,65 @@ public final class TLSSession {
     public func send(_ plaintext: UnsafeRawBufferPointer, scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) throws(TLSError) {
         if let failed { throw failed }
         precondition(isHandshakeComplete, "send before the handshake completed")
-        attachBIOs()
+        precondition(scratch.count > 0, "a TLS session needs scratch space")
+        var none = UnsafeRawBufferPointer(start: nil, count: 0)
         var offset = 0
         while offset < plaintext.count {
-            ERR_clear_error()
-            let n = SSL_write(ssl, plaintext.baseAddress! + offset, Int32(min(plaintext.count - offset, Int(Int32.max))))
-            if n <= 0 {
-                let error = classify(SSL_get_error(ssl, n))
-                failed = error
-                throw error
+            let count = Int32(min(plaintext.count - offset, Int(Int32.max)))
+            let (n, e) = step(&none, out: scratch, emit: emit) { SSL_write(ssl, plaintext.baseAddress! + offset, count) }
+            if n > 0 {
+                offset += Int(n)
+                continue
             }
-            offset += Int(n)
-            // Keep the ciphertext buffer bounded for large writes.
-            if let w = wbio, micro_bio_pending(w) > 1 << 20 { drain(scratch: scratch, emit: emit) }
+            // The scratch filled up and was emitted: the same write again, as OpenSSL requires.
+            if e == SSL_ERROR_WANT_WRITE { continue }
+            let error = classify(e)
+            failed = error
+            throw error
         }
-        drain(scratch: scratch, emit: emit)
     }
 
     /// Sends close_notify.
     public func close(scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) {
-        guard failed == nil else { return }
-        attachBIOs()
-        ERR_clear_error()
-        SSL_shutdown(ssl)
-        drain(scratch: scratch, emit: emit)
+        guard failed == nil, scratch.count > 0 else { return }
+        var none = UnsafeRawBufferPointer(start: nil, count: 0)
+        while true {
+            let (rc, e) = step(&none, out: scratch, emit: emit) { SSL_shutdown(ssl) }
+            if rc < 0 && e == SSL_ERROR_WANT_WRITE { continue }
+            break
+        }
     }
 
-    private func handshake() throws(TLSError) {
-        ERR_clear_error()
-        let rc = SSL_do_handshake(ssl)
-        if rc == 1 {
-            isHandshakeComplete = true
-            return
+    /// Drives the handshake until it completes or needs more input.
+    private func handshake(_ input: inout UnsafeRawBufferPointer, out: UnsafeMutableRawBufferPointer,
+                           emit: (UnsafeRawBufferPointer) -> Void) throws(TLSError) {
+        while true {
+            let (rc, e) = step(&input, out: out, emit: emit) { SSL_do_handshake(ssl) }
+            if rc == 1 {
+                isHandshakeComplete = true
+                return
+            }
+            if e == SSL_ERROR_WANT_WRITE { continue }
+            if e == SSL_ERROR_WANT_READ { return }
+            let error = classify(e)  // the alert for the peer has been emitted
+            failed = error
+            throw error
         }
-        let e = SSL_get_error(ssl, rc)
-        if e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE { return }
-        let error = classify(e)
-        failed = error
-        throw error
     }
 
-    private func drain(scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) {
-        guard let wbio else { return }
-        while micro_bio_pending(wbio) > 0 {
-            let n = BIO_read(wbio, scratch.baseAddress, Int32(scratch.count))
-            if n <= 0 { break }
-            emit(UnsafeRawBufferPointer(start: scratch.baseAddress, count: Int(n)))
+    /// One SSL call reading from `input` (advanced past what it consumed) and writing into `out`; what it wrote
+    /// goes to `emit` at once. Returns the call's result and, unless positive, its SSL_get_error code; the
+    /// error queue is left for ``classify(_:)``.
+    @inline(__always)
+    private func step(_ input: inout UnsafeRawBufferPointer, out: UnsafeMutableRawBufferPointer,
+                      emit: (UnsafeRawBufferPointer) -> Void, _ op: () -> Int32) -> (Int32, Int32) {
+        ERR_clear_error()
+        let (result, written) = TLSIO.run(micro_io_state_of(ssl), input: &input, output: out) { () -> (Int32, Int32) in
+            let rc = op()
+            return (rc, rc > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, rc))
         }
+        if written > 0 { emit(UnsafeRawBufferPointer(start: out.baseAddress, count: written)) }
+        return result
     }
 
     /// Turns OpenSSL's verdict into a ``TLSError`` with a distinct kind.

@@ -11,13 +11,31 @@ final class Pair {
     var serverReceived: [UInt8] = []
     var clientError: TLSError?
     var serverError: TLSError?
-    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+    let scratch: UnsafeMutableRawBufferPointer
+    /// Ciphertext is fed in pieces of at most this many bytes.
+    let feed: Int
     private var toServer: [UInt8] = []
     private var toClient: [UInt8] = []
 
-    init(client: TLSContext, server: TLSContext, serverName: String? = "localhost") throws {
-        self.client = try TLSSession(context: client, serverName: serverName)
-        self.server = try TLSSession(context: server)
+    init(client: TLSContext, server: TLSContext, serverName: String? = "localhost", io: TLSIO? = nil,
+         scratchSize: Int = 64 << 10, feed: Int = .max) throws {
+        self.client = try TLSSession(context: client, serverName: serverName, io: io)
+        self.server = try TLSSession(context: server, io: io)
+        scratch = .allocate(byteCount: scratchSize, alignment: 16)
+        self.feed = feed
+    }
+
+    /// Feeds `bytes` to `session` in pieces of at most `feed` bytes.
+    private func feed(_ bytes: [UInt8], to session: TLSSession, deliver: (UnsafeRawBufferPointer) -> Void,
+                      emit: (UnsafeRawBufferPointer) -> Void) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = min(feed, bytes.count - offset)
+            try bytes[offset..<offset + n].withUnsafeBytes { b in
+                try session.receive(b, scratch: scratch, deliver: deliver, emit: emit)
+            }
+            offset += n
+        }
     }
 
     deinit { scratch.deallocate() }
@@ -25,24 +43,20 @@ final class Pair {
     /// Runs the handshake (and any pending bytes) until neither side has anything more to say.
     func pump(clientStart: Bool = true) {
         if clientStart { try? client.start(scratch: scratch) { toServer += $0 } }
-        for _ in 0..<20 {
+        for _ in 0..<200 {
             if toServer.isEmpty && toClient.isEmpty { break }
             let s = toServer
             toServer = []
             if !s.isEmpty && serverError == nil {
                 do {
-                    try s.withUnsafeBytes { b in
-                        try server.receive(b, scratch: scratch, deliver: { serverReceived += $0 }, emit: { toClient += $0 })
-                    }
+                    try feed(s, to: server, deliver: { serverReceived += $0 }, emit: { toClient += $0 })
                 } catch { serverError = error as? TLSError }
             }
             let c = toClient
             toClient = []
             if !c.isEmpty && clientError == nil {
                 do {
-                    try c.withUnsafeBytes { b in
-                        try client.receive(b, scratch: scratch, deliver: { clientReceived += $0 }, emit: { toServer += $0 })
-                    }
+                    try feed(c, to: client, deliver: { clientReceived += $0 }, emit: { toServer += $0 })
                 } catch { clientError = error as? TLSError }
             }
         }
@@ -67,7 +81,7 @@ final class Pair {
     }
 }
 
-@Suite("TLS sessions over memory BIOs", .serialized)
+@Suite("TLS sessions", .serialized)
 struct TLSSessionTests {
     let certs: Certificates
 
@@ -105,6 +119,53 @@ struct TLSSessionTests {
         try p.serverSends(big)
         #expect(p.clientReceived.count == big.count)
         #expect(p.clientReceived == big)
+    }
+
+    @Test func sharedBIOWithTinyScratchAndOneByteReads() throws {
+        defer { certs.remove() }
+        // Client and server share one storage-free BIO (as the sessions of one loop do); 64 bytes of scratch
+        // (32 for output) force many partial writes and retried SSL calls; ciphertext arrives a byte at a time.
+        let io = TLSIO()
+        let p = try Pair(client: try clientContext(), server: try serverContext(), io: io, scratchSize: 64, feed: 1)
+        p.pump()
+        #expect(p.clientError == nil && p.serverError == nil)
+        #expect(p.client.isHandshakeComplete && p.server.isHandshakeComplete)
+        #expect(p.client.uses(io) && p.server.uses(io))
+        let big = (0..<40_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        try p.clientSends(big)
+        #expect(p.serverReceived == big)
+        try p.serverSends(Array(big.reversed()))
+        #expect(p.clientReceived == Array(big.reversed()))
+        #expect(p.clientError == nil && p.serverError == nil)
+    }
+
+    @Test func nestedCallsOnASharedBIO() throws {
+        defer { certs.remove() }
+        // The server answers from inside `deliver`, i.e. an SSL_write on the shared BIO while SSL_read's input is
+        // half consumed: the nested call must not disturb the outer one.
+        let io = TLSIO()
+        let p = try Pair(client: try clientContext(), server: try serverContext(), io: io)
+        p.pump()
+        let other = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+        defer { other.deallocate() }
+        var toServer: [UInt8] = []
+        for word in ["one", "two", "three"] {  // three records in one read
+            try Array(word.utf8).withUnsafeBytes { b in try p.client.send(b, scratch: p.scratch) { toServer += $0 } }
+        }
+        var toClient: [UInt8] = []
+        var seen: [UInt8] = []
+        try toServer.withUnsafeBytes { b in
+            try p.server.receive(b, scratch: p.scratch, deliver: { plain in
+                seen += plain
+                try? p.server.send(plain, scratch: other) { toClient += $0 }
+            }, emit: { toClient += $0 })
+        }
+        #expect(seen == Array("onetwothree".utf8))
+        var echoed: [UInt8] = []
+        try toClient.withUnsafeBytes { b in
+            try p.client.receive(b, scratch: p.scratch, deliver: { echoed += $0 }, emit: { _ in })
+        }
+        #expect(echoed == Array("onetwothree".utf8))
     }
 
     @Test func pemBytesWorkLikeFiles() throws {

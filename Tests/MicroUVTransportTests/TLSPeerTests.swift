@@ -50,6 +50,22 @@ struct TLSPeerTests {
         }
     }
 
+    @Test func tls12ClientsResumeWithTicketsAlone() async throws {
+        defer { certs.remove() }
+        // The server keeps no session cache: a TLS 1.2 client resumes with its ticket.
+        let file = NSTemporaryDirectory() + "micro-tls12-session-\(getpid()).pem"
+        defer { unlink(file) }
+        try await withEchoServer(try serverContext()) { port, _ in
+            let common = ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certs.ca, "-tls1_2"]
+            let first = try run("/usr/bin/openssl", common + ["-sess_out", file], input: Data())
+            #expect(first.status == 0, "\(first.output)")
+            #expect(first.output.contains("New, TLSv1.2"), "\(first.output)")
+            let second = try run("/usr/bin/openssl", common + ["-sess_in", file], input: Data())
+            #expect(second.status == 0, "\(second.output)")
+            #expect(second.output.contains("Reused, TLSv1.2"), "\(second.output)")
+        }
+    }
+
     @Test func pythonSSLClientEchoesThroughOurServer() async throws {
         defer { certs.remove() }
         try await withEchoServer(try serverContext()) { port, _ in
@@ -303,7 +319,7 @@ struct TLSLifecycleTests {
         await h.stop()
     }
 
-    @Test func idleConnectionsGiveTheirTLSBuffersBack() async throws {
+    @Test func sessionsOfALoopShareOneStorageFreeBIO() async throws {
         defer { certs.remove() }
         let serverContext = try TLSContext(role: .server, configuration: .server(certificateFile: certs.serverCert, keyFile: certs.serverKey))
         let group = EventLoopGroup(threads: 1)
@@ -312,24 +328,48 @@ struct TLSLifecycleTests {
             LengthPrefixedConnection.echo(tcp)
         }
         let context = try #require(try clientConfig().tls)
-        let tcp = try await TCPConnection.connect(on: group.loops[0], to: listener.localAddress)
-        let peer = RawPeer()
-        let transform: TLSTransform = try await group.loops[0].submit {
-            peer.connection = tcp
-            tcp.delegate = peer
-            let t = try TLSTransform.attach(to: tcp, context: context, serverName: "localhost")
-            tcp.startReading()
-            tcp.write(contentsOf: [0, 0, 0, 2, 7, 7])
-            return t
+        // Two client connections on one loop, interleaved: each echo comes back whole over the shared BIO.
+        var tcps: [TCPConnection] = []
+        var peers: [RawPeer] = []
+        var transforms: [TLSTransform] = []
+        for i in 0..<2 {
+            let tcp = try await TCPConnection.connect(on: group.loops[0], to: listener.localAddress)
+            let peer = RawPeer()
+            let t: TLSTransform = try await group.loops[0].submit {
+                peer.connection = tcp
+                tcp.delegate = peer
+                let t = try TLSTransform.attach(to: tcp, context: context, serverName: "localhost")
+                tcp.startReading()
+                tcp.write(contentsOf: [0, 0, 0, 2, 7, UInt8(i)])
+                return t
+            }
+            tcps.append(tcp)
+            peers.append(peer)
+            transforms.append(t)
         }
-        try await eventually(10, "first echo") { peer.received.withLock { $0.count } == 6 }
-        #expect(try await group.loops[0].submit { transform.session.holdsBuffers })
-        // Idle for a while (250 ms): the sweeper frees the BIOs; the next bytes bring them back.
-        try await eventually(5, "TLS buffers released while idle") { (try? await group.loops[0].submit { !transform.session.holdsBuffers }) ?? false }
-        try await group.loops[0].submit { tcp.write(contentsOf: [0, 0, 0, 1, 9]) }
-        try await eventually(10, "echo after the release") { peer.received.withLock { $0.count } == 11 }
-        #expect(peer.received.withLock { Array($0.suffix(5)) } == [0, 0, 0, 1, 9])
-        try await group.loops[0].submit { tcp.close() }
+        for (i, peer) in peers.enumerated() {
+            try await eventually(10, "first echo \(i)") { peer.received.withLock { $0 } == [0, 0, 0, 2, 7, UInt8(i)] }
+        }
+        let shared = try await group.loops[0].submit { [transforms] in
+            let io = group.loops[0].loopLocal(TLSIO.self) { TLSIO() }
+            return transforms.allSatisfy { $0.uses(io) }
+        }
+        #expect(shared, "both sessions use the loop's BIO")
+        // After a pause, the next bytes are read and written through the same BIO as before.
+        try await Task.sleep(for: .milliseconds(300))
+        let payloads: [[UInt8]] = [Array(repeating: 1, count: 40_000), Array(repeating: 2, count: 3)]
+        for (i, payload) in payloads.enumerated() {
+            let tcp = tcps[i]
+            try await group.loops[0].submit {
+                let n = payload.count
+                tcp.write(contentsOf: [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + payload)
+            }
+        }
+        for (i, peer) in peers.enumerated() {
+            try await eventually(10, "second echo \(i)") { peer.received.withLock { $0.count } == 6 + 4 + payloads[i].count }
+            #expect(peer.received.withLock { Array($0.suffix(payloads[i].count)) } == payloads[i])
+        }
+        for tcp in tcps { try await group.loops[0].submit { tcp.close() } }
         await listener.close()
         #expect(group.shutdownGracefully())
     }
