@@ -84,6 +84,7 @@ public final class EventLoop: @unchecked Sendable {
         idle = .allocate(capacity: 1)
         readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 16)
         let me = Unmanaged.passUnretained(self).toOpaque()
+        uv_loop_set_data(uvLoop, me)  // how a connection finds its loop (``of(_:)``)
         uv_async_init(uvLoop, wakeup) { handle in
             EventLoop.from(handle!).drainInbox()
         }
@@ -360,6 +361,12 @@ public final class EventLoop: @unchecked Sendable {
         } else {
             buffer.deallocate()
         }
+    }
+
+    /// The loop that owns `uvLoop` (its data pointer, set in `init`). The caller keeps the loop alive.
+    @inline(__always)
+    static func of(_ uvLoop: UnsafeMutablePointer<uv_loop_t>) -> EventLoop {
+        Unmanaged<EventLoop>.fromOpaque(uvLoop.pointee.data!).takeUnretainedValue()
     }
 
     private static func from<H>(_ handle: UnsafeMutablePointer<H>) -> EventLoop {

@@ -65,24 +65,67 @@ extension ConnectionTransform {
 public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendable {
     enum State { case open, shuttingDown, closing, closed }
 
-    public unowned let loop: EventLoop
+    /// The libuv handle; its `loop` leads to the ``EventLoop`` (the loop's data pointer), so the connection does
+    /// not store it. Lives as long as this object (freed in `deinit`), so ``loop`` stays readable after the close.
     let handle: UnsafeMutablePointer<uv_tcp_t>
     /// The delegate, held strongly until the connection closes. Loop-confined.
     public var delegate: (any TCPConnectionDelegate)?
 
-    // Loop-confined state, laid out small: an idle connection is this object and its libuv handle.
-    private var state: State = .open
-    private var flushScheduled = false
-    private var reading = false
-    private var inReadCallback = false
-    public private(set) var isWritable = true
+    // Loop-confined state, laid out small (70 bytes, an 80-byte heap block): an idle connection is this object
+    // and its libuv handle. Fields are in declaration order: 8-byte ones first, then 32-bit, then bytes.
     private var outBase: UnsafeMutableRawPointer?
-    private var outCapacity32: UInt32 = 0
-    private var outCount32: UInt32 = 0
     /// State most connections never need (a transform, a close reason, custom watermarks), kept out of line.
     private var extras: Extras?
+    private var outCapacity32: UInt32 = 0
+    private var outCount32: UInt32 = 0
+    /// Bytes handed to libuv and not yet written, saturated at `UInt32.max` (then ``queuedBytes`` asks libuv).
+    private var queuedBytes32: UInt32 = 0
+    private var state: State = .open
+    /// `flushScheduled`, `reading`, `inReadCallback` and `isWritable`, one bit each.
+    private var flags: UInt8 = Flag.isWritable
+
+    private enum Flag {
+        static let flushScheduled: UInt8 = 1
+        static let reading: UInt8 = 2
+        static let inReadCallback: UInt8 = 4
+        static let isWritable: UInt8 = 8
+    }
+
+    @inline(__always)
+    private func flag(_ bit: UInt8) -> Bool { flags & bit != 0 }
+    @inline(__always)
+    private func setFlag(_ bit: UInt8, _ on: Bool) { flags = on ? flags | bit : flags & ~bit }
+
+    private var flushScheduled: Bool {
+        get { flag(Flag.flushScheduled) }
+        set { setFlag(Flag.flushScheduled, newValue) }
+    }
+    private var reading: Bool {
+        get { flag(Flag.reading) }
+        set { setFlag(Flag.reading, newValue) }
+    }
+    private var inReadCallback: Bool {
+        get { flag(Flag.inReadCallback) }
+        set { setFlag(Flag.inReadCallback, newValue) }
+    }
+    /// Whether output is below the high watermark (see ``TCPConnectionDelegate/connectionWritabilityDidChange(_:isWritable:)``).
+    public private(set) var isWritable: Bool {
+        get { flag(Flag.isWritable) }
+        set { setFlag(Flag.isWritable, newValue) }
+    }
+
     /// Bytes handed to libuv and not yet written.
-    private var queuedBytes = 0
+    private var queuedBytes: Int {
+        get { queuedBytes32 == .max ? uv_stream_get_write_queue_size(stream) : Int(queuedBytes32) }
+        set { queuedBytes32 = UInt32(clamping: newValue) }
+    }
+
+    /// The loop the connection lives on: read from the libuv handle (its loop's data pointer), which lives as long
+    /// as the connection; not stored, to keep idle connections small. Readable from any thread. The loop must
+    /// outlive the connection (loops close their connections when they shut down).
+    public var loop: EventLoop {
+        @inline(__always) get { EventLoop.of(handle.pointee.loop) }
+    }
 
     /// The plaintext outbound buffer (borrowed from the loop's pool while it holds bytes).
     private var out: UnsafeMutableRawBufferPointer? {
@@ -111,11 +154,12 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
     }
 
     init(loop: EventLoop) {
-        self.loop = loop
         handle = .allocate(capacity: 1)
         uv_tcp_init(loop.uvLoop, handle)
         uv_handle_set_data(UVHandle.cast(handle), Unmanaged.passRetained(self).toOpaque())
     }
+
+    deinit { handle.deallocate() }
 
     /// Every TLS connection has one: fields ordered, counts 32-bit and the close error boxed, so that it takes 72
     /// bytes (an 80-byte block, not 128). Loop-confined, like the connection.
@@ -518,7 +562,6 @@ public final class TCPConnection: LoopResource, LoopFlushable, @unchecked Sendab
         let d = delegate
         delegate = nil
         d?.connectionDidClose(self, error: closeError)
-        handle.deallocate()
         Unmanaged.passUnretained(self).release()
     }
 
