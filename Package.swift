@@ -142,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "MicroUVTransportTests",
             dependencies: [
-                "MicroUVTransport", "MicroEventLoop", "MicroFraming", "MicroTransport", "MicroTLS", "MicroTestSupport",
+                "MicroUVTransport", "MicroEventLoop", "MicroFraming", "MicroTransport", "MicroTLS", "MicroTestSupport", "CLibUV",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -31,7 +31,10 @@ static inline int micro_set_fd_soft_limit(long n) {
 #if defined(__GLIBC__)
 #include <malloc.h>
 static inline int micro_malloc_trim(void) { return malloc_trim(0); }
+/// The usable size of a heap block (glibc; elsewhere 0). For tests that bound per-connection memory.
+static inline size_t micro_malloc_usable_size(void *p) { return malloc_usable_size(p); }
 #else
 static inline int micro_malloc_trim(void) { return 0; }
+static inline size_t micro_malloc_usable_size(void *p) { (void)p; return 0; }
 #endif
 #endif

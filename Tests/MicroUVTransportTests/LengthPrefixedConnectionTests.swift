@@ -1,3 +1,4 @@
+import CLibUV
 import MicroEventLoop
 import MicroUVTransport
 import Synchronization
@@ -76,4 +77,69 @@ struct LengthPrefixedConnectionTests {
         await listener.close()
         #expect(group.shutdownGracefully())
     }
+
+    static func close(_ peer: RawPeer) async throws {
+        let c = peer.connection!
+        try await c.loop.submit { c.close() }
+    }
+
+    /// A handler shared by every connection: counts frames and closes, answers each frame with its length.
+    final class CountingHandler: LengthPrefixedConnectionHandler, @unchecked Sendable {
+        let frames = Mutex(0)
+        let closes = Mutex(0)
+        override func connection(_ connection: LengthPrefixedConnection, didReceive payload: UnsafeRawBufferPointer) {
+            frames.withLock { $0 += 1 }
+            var n = UInt32(payload.count).bigEndian
+            withUnsafeBytes(of: &n) { connection.send($0) }
+        }
+        override func connectionDidClose(_ connection: LengthPrefixedConnection, error: UVError?) {
+            closes.withLock { $0 += 1 }
+        }
+    }
+
+    @Test func oneHandlerServesManyConnections() async throws {
+        let group = EventLoopGroup(threads: 2)
+        let handler = CountingHandler()
+        let listener = try await TCPListener.bind(loops: group.loops, address: try SocketAddress(host: "127.0.0.1", port: 0)) { tcp in
+            LengthPrefixedConnection(tcp, handler: handler)
+        }
+        var peers: [RawPeer] = []
+        for i in 0..<4 {
+            let peer = try await RawPeer.connect(group.loops[i % 2], listener.localAddress)
+            try await peer.send(Self.frame([UInt8](repeating: 7, count: 100 + i)) + Self.frame([]))
+            peers.append(peer)
+        }
+        for (i, peer) in peers.enumerated() {
+            let want = Self.frame([0, 0, 0, UInt8(100 + i)]) + Self.frame([0, 0, 0, 0])
+            try await eventually(5, "answers") { peer.received.withLock { $0 } == want }
+        }
+        #expect(handler.frames.withLock { $0 } == 8)
+        for peer in peers { try await Self.close(peer) }
+        try await eventually(5, "closes reported") { handler.closes.withLock { $0 } == 4 }
+        await listener.close()
+        #expect(group.shutdownGracefully())
+    }
+
+    #if os(Linux)
+    /// An idle connection in this mode is a `TCPConnection`, its libuv handle and a `LengthPrefixedConnection`:
+    /// the two objects must stay within 80- and 64-byte heap blocks (glibc: usable size 72 and 56).
+    @Test func idleConnectionObjectsStaySmall() async throws {
+        let group = EventLoopGroup(threads: 1)
+        let sizes = Mutex<(tcp: Int, framed: Int)?>(nil)
+        let listener = try await TCPListener.bind(loops: group.loops, address: try SocketAddress(host: "127.0.0.1", port: 0)) { tcp in
+            let framed = LengthPrefixedConnection.echo(tcp)
+            let s = (tcp: micro_malloc_usable_size(Unmanaged.passUnretained(tcp).toOpaque()),
+                     framed: micro_malloc_usable_size(Unmanaged.passUnretained(framed).toOpaque()))
+            sizes.withLock { $0 = s }
+        }
+        let peer = try await RawPeer.connect(group.loops[0], listener.localAddress)
+        try await eventually(5, "accepted") { sizes.withLock { $0 != nil } }
+        let s = sizes.withLock { $0 }!
+        #expect(s.tcp <= 72, "TCPConnection takes an 80-byte block")
+        #expect(s.framed <= 56, "LengthPrefixedConnection takes a 64-byte block")
+        try await Self.close(peer)
+        await listener.close()
+        #expect(group.shutdownGracefully())
+    }
+    #endif
 }
