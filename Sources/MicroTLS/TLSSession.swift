@@ -15,24 +15,37 @@ import Glibc
 /// Open (though nothing in it can be overridden) so that a connection transform can be the session itself, with
 /// its own fields in the same object: one allocation less per connection.
 open class TLSSession {
-    // 64 bytes: the BIO is reached through the SSL, not kept here (a TLSTransform adds 8 and fits an 80-byte block).
+    // 42 bytes: the BIO is reached through the SSL, not kept here, and what few sessions need is boxed (a
+    // TLSTransform adds 8 and fits a 64-byte block).
     public let context: TLSContext
     let ssl: OpaquePointer
+    /// A client's cache key and a failure, out of line: nil for a healthy server session.
+    private var rare: Rare?
     public private(set) var isHandshakeComplete = false
     /// The peer sent close_notify.
     public private(set) var receivedCloseNotify = false
-    /// Why the session failed, if it did (boxed: 8 bytes here instead of 24 for an error that is rare).
-    private var failure: Failure?
-    private final class Failure {
-        let error: TLSError
-        init(_ error: TLSError) { self.error = error }
+
+    private final class Rare {
+        var error: TLSError?
+        let cacheKey: String
+        init(error: TLSError?, cacheKey: String) {
+            self.error = error
+            self.cacheKey = cacheKey
+        }
     }
+    /// Why the session failed, if it did.
     private var failed: TLSError? {
-        get { failure?.error }
-        set { failure = newValue.map(Failure.init) }
+        get { rare?.error }
+        set {
+            if let rare {
+                rare.error = newValue
+            } else if let newValue {
+                rare = Rare(error: newValue, cacheKey: "")
+            }
+        }
     }
-    /// Client: the key its sessions are cached under (the server name).
-    let cacheKey: String
+    /// Client: the key its sessions are cached under (the server name); empty for a server.
+    var cacheKey: String { rare?.cacheKey ?? "" }
 
     /// - Parameter serverName: client only: the host dialled; sent as SNI (unless an IP address) and verified
     ///   against the certificate (unless verification says otherwise).
@@ -42,7 +55,8 @@ open class TLSSession {
         guard let ssl = SSL_new(context.ctx) else { throw TLSError(.badConfiguration, "SSL_new failed: \(TLSContext.drainErrors())") }
         self.ssl = ssl
         let io = io ?? TLSIO()
-        cacheKey = context.configuration.serverName ?? serverName ?? ""
+        let cacheKey = context.role == .client ? context.configuration.serverName ?? serverName ?? "" : ""
+        if !cacheKey.isEmpty { rare = Rare(error: nil, cacheKey: cacheKey) }
         // Only the client's new-session callback looks the session up (ex_data costs two allocations per SSL).
         if context.role == .client { _ = micro_ssl_set_app_data(ssl, Unmanaged.passUnretained(self).toOpaque()) }
         // One reference for the SSL, which uses the BIO both ways (and frees its references in SSL_free).
