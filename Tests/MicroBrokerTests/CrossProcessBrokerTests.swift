@@ -59,7 +59,11 @@ import Testing
             #expect(try await f.brokers[0].publish("gone", message("before")).delivered == 1)
             child.kill()  // SIGKILL: its registration stays behind
             #expect(try await f.registry.getService(EmbeddedBroker.serviceName("gone")).flatMap(\.nodes).count == 1)
-            #expect(try await f.brokers[0].publish("gone", message("after")) == PublishResult(delivered: 0, skipped: 1))
+            // The first publish may race the dead connection's close (the kernel resets it only when we write):
+            // then it is reported as a failed delivery, never as delivered. The next one finds the child gone.
+            var result = try? await f.brokers[0].publish("gone", message("after"))
+            if result == nil { result = try await f.brokers[0].publish("gone", message("after again")) }
+            #expect(result == PublishResult(delivered: 0, skipped: 1))
             await #expect(throws: RegistryError.self) { try await f.registry.getService(EmbeddedBroker.serviceName("gone")) }
         }
         await f.stop()
