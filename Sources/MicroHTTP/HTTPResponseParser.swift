@@ -135,11 +135,20 @@ public struct HTTPResponseParser: Sendable {
             throw HTTPError.malformedResponse("bad status line \(statusLine.prefix(80))")
         }
         var headers: [String: String] = [:]
+        // Field names are case-insensitive; repeated fields combine in order with ", " (RFC 9110 §5.3), so a
+        // lookup finds one deterministic value whatever the dictionary's order.
+        var keyFor: [String: String] = [:]
         for l in lines where !l.isEmpty {
             guard let colon = l.firstIndex(of: ":") else { throw HTTPError.malformedResponse("bad header line") }
             let name = String(l[..<colon])
             let value = l[l.index(after: colon)...].trimmingSpaces()
-            headers[name] = value
+            let folded = name.lowercased()
+            if let key = keyFor[folded], let earlier = headers[key] {
+                headers[key] = earlier + ", " + value
+            } else {
+                keyFor[folded] = name
+                headers[name] = value
+            }
         }
         return HTTPResponseHead(status: status, reason: parts.count > 2 ? String(parts[2]) : "", headers: headers)
     }
