@@ -1,37 +1,10 @@
+@_exported import MicroTestSupport
 import Foundation
 import MicroBroker
 import MicroEventLoop
 import MicroRegistry
-import MicroTestSupport
 import Synchronization
 import Testing
-
-struct TimedOut: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out: \(what)" }
-}
-
-/// Runs `body`, failing with `TimedOut` if it takes longer than `seconds`: no test can hang.
-func withTimeout<T: Sendable>(_ seconds: Double, _ what: String = "operation", _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            throw TimedOut(what: what)
-        }
-        let r = try await group.next()!
-        group.cancelAll()
-        return r
-    }
-}
-
-/// Records values across tasks.
-final class Recorder<T: Sendable>: Sendable {
-    let items = Mutex<[T]>([])
-    func append(_ t: T) { items.withLock { $0.append(t) } }
-    var all: [T] { items.withLock { $0 } }
-    var count: Int { items.withLock { $0.count } }
-}
 
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }

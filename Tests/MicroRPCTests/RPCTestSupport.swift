@@ -1,3 +1,4 @@
+@_exported import MicroTestSupport
 import Foundation
 import MicroEventLoop
 import MicroRPC
@@ -7,35 +8,6 @@ import MicroTransport
 import MicroUVTransport
 import Synchronization
 import Testing
-
-struct TimedOut: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out: \(what)" }
-}
-
-/// Runs `body`, failing with `TimedOut` if it takes longer than `seconds`: no test can hang.
-func withTimeout<T: Sendable>(_ seconds: Double, _ what: String = "operation", _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            throw TimedOut(what: what)
-        }
-        let r = try await group.next()!
-        group.cancelAll()
-        return r
-    }
-}
-
-/// Polls `condition` until it holds or `seconds` pass.
-func eventually(_ seconds: Double = 5, _ what: String, _ condition: @escaping @Sendable () async -> Bool) async throws {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if await condition() { return }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    throw TimedOut(what: what)
-}
 
 /// An RPC server on its own loop, over loopback.
 struct RunningServer {
@@ -92,12 +64,6 @@ final class Counter: Sendable {
     var count: Int { value.load(ordering: .relaxed) }
 }
 
-/// Records values across tasks.
-final class Recorder<T: Sendable>: Sendable {
-    let items = Mutex<[T]>([])
-    func append(_ t: T) { items.withLock { $0.append(t) } }
-    var all: [T] { items.withLock { $0 } }
-}
 
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }

@@ -1,38 +1,10 @@
+@_exported import MicroTestSupport
 import MicroEventLoop
 import MicroFraming
 import MicroTransport
 import MicroUVTransport
 import Synchronization
 import Testing
-
-struct TimedOut: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out: \(what)" }
-}
-
-/// Runs `body`, failing with `TimedOut` if it takes longer than `seconds`: no test can hang.
-func withTimeout<T: Sendable>(_ seconds: Double, _ what: String = "operation", _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            throw TimedOut(what: what)
-        }
-        let r = try await group.next()!
-        group.cancelAll()
-        return r
-    }
-}
-
-/// Polls `condition` until it holds or `seconds` pass.
-func eventually(_ seconds: Double = 5, _ what: String, _ condition: @escaping @Sendable () async -> Bool) async throws {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if await condition() { return }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    throw TimedOut(what: what)
-}
 
 /// A server and a client on their own loops, torn down clean.
 struct Harness {
