@@ -101,7 +101,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "micro-bench",
-            dependencies: ["MicroEventLoop", "MicroFraming", "MicroTransport", "MicroUVTransport", "MicroTLS", "MicroRPC"],
+            dependencies: ["CLibUV", "MicroEventLoop", "MicroFraming", "MicroTransport", "MicroUVTransport", "MicroTLS", "MicroRPC"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -37,4 +37,13 @@ static inline size_t micro_malloc_usable_size(void *p) { return malloc_usable_si
 static inline int micro_malloc_trim(void) { return 0; }
 static inline size_t micro_malloc_usable_size(void *p) { (void)p; return 0; }
 #endif
+/// Pins the calling thread to one CPU (benchmarks); 0 on success.
+#include <sys/syscall.h>
+static inline int micro_pin_current_thread(int cpu) {
+    unsigned long mask[16] = {0};
+    if (cpu < 0 || cpu >= 1024) return -1;
+    mask[cpu / 64] |= 1UL << (cpu % 64);
+    return (int)syscall(SYS_sched_setaffinity, 0, sizeof(mask), mask);
+}
+
 #endif
