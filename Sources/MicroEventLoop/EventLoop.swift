@@ -40,12 +40,13 @@ public final class EventLoop: @unchecked Sendable {
     /// Work from other threads. Guarded by its own mutex.
     private let inbox = Mutex(Inbox())
 
-    // Loop-confined state below: read and written only on the loop's thread.
-    private var local: [Work] = []
-    private var spare: [Work] = []
-    private var inboxBatch: [Work] = []
-    private var flushQueue: [any LoopFlushable] = []
-    private var flushSpare: [any LoopFlushable] = []
+    // Loop-confined state below: read and written only on the loop's thread. The queues are
+    // `@exclusivity(unchecked)`: with one thread and no re-entrant mutation, access tracking would only cost.
+    @exclusivity(unchecked) private var local: [Work] = []
+    @exclusivity(unchecked) private var spare: [Work] = []
+    @exclusivity(unchecked) private var inboxBatch: [Work] = []
+    @exclusivity(unchecked) private var flushQueue: [any LoopFlushable] = []
+    @exclusivity(unchecked) private var flushSpare: [any LoopFlushable] = []
     private var idleActive = false
     private var closing = false
     /// The shared read buffer: libuv reads every connection of this loop into it (no per-connection buffer).
@@ -56,9 +57,9 @@ public final class EventLoop: @unchecked Sendable {
     /// Per-loop singletons of higher layers (see ``loopLocal(_:create:)``). Loop-confined.
     private var locals: [ObjectIdentifier: AnyObject] = [:]
     /// Reusable outbound buffers, so a connection holds no write buffer while idle.
-    var bufferPool: [UnsafeMutableRawBufferPointer] = []
+    @exclusivity(unchecked) var bufferPool: [UnsafeMutableRawBufferPointer] = []
     /// Reusable buffers above the standard size (up to `maxLargeBufferSize`), at most `maxLargeBuffers`.
-    var largeBufferPool: [UnsafeMutableRawBufferPointer] = []
+    @exclusivity(unchecked) var largeBufferPool: [UnsafeMutableRawBufferPointer] = []
 
     /// Written once by the loop thread before `init` returns (the semaphore orders it).
     private var thread: pthread_t = pthread_t()

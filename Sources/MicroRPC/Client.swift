@@ -25,23 +25,26 @@ public final class Client: Sendable {
         self.selector = selector
         self.configuration = configuration
         retryBudget = RetryBudget(configuration.retryBudget)
+        defaultTimeoutNanoseconds = Timestamp.nanoseconds(configuration.defaultTimeout)
     }
+
+    private let defaultTimeoutNanoseconds: Int64
 
     /// The deadline of a call made now with `timeout`: the earlier of it and the current handler's.
     func deadline(timeout: Duration?) -> ContinuousClock.Instant {
-        deadline(timeout: timeout, now: .now)
+        deadline(timeout: timeout, now: .now).instant
     }
 
-    func deadline(timeout: Duration?, now: ContinuousClock.Instant) -> ContinuousClock.Instant {
-        let own = now + (timeout ?? configuration.defaultTimeout)
-        if let inherited = RPCContext.inheritedDeadline, inherited < own { return inherited }
+    func deadline(timeout: Duration?, now: Timestamp) -> Timestamp {
+        let own = now.advanced(byNanoseconds: timeout.map(Timestamp.nanoseconds) ?? defaultTimeoutNanoseconds)
+        if let inherited = CallScope.current?.deadline, inherited < own { return inherited }
         return own
     }
 
     /// A unary call with raw bytes. Throws ``RPCError`` for every failed outcome, ``RPCUsageError`` when neither
     /// an address nor a selector says where to send it.
     public nonisolated(nonsending) func call(_ request: Request, options: CallOptions = CallOptions()) async throws -> Response {
-        var now = ContinuousClock.now
+        var now = Timestamp.now
         let deadline = deadline(timeout: options.timeout, now: now)
         let maxRetries = min(1000, max(0, options.retries ?? configuration.retries))
         retryBudget.recordCall()
@@ -49,7 +52,7 @@ public final class Client: Sendable {
         var next: Next?
         var lastError: RPCError?
         while true {
-            if attempt > 1 { now = ContinuousClock.now }
+            if attempt > 1 { now = .now }
             if now >= deadline {
                 throw RPCError(.deadlineExceeded, lastError.map { "deadline exceeded after \(attempt - 1) attempt(s); last: \($0.message)" }
                                ?? "deadline exceeded before the call was sent", cause: lastError)
@@ -75,7 +78,7 @@ public final class Client: Sendable {
                 }
             }
             let head = RequestHead(service: request.service, endpoint: request.endpoint, contentType: request.contentType,
-                                   timeoutMicroseconds: Self.microseconds(now.duration(to: deadline)), attempt: attempt,
+                                   timeoutMicroseconds: Self.microseconds(nanoseconds: now.nanoseconds(to: deadline)), attempt: attempt,
                                    metadata: request.metadata)
             let outcome: Result<UnaryResponse, TransportError>
             do {
@@ -108,7 +111,7 @@ public final class Client: Sendable {
                   retryBudget.tryRetry() else { throw error }
             lastError = error
             // Back off, but never past the deadline or the task.
-            let wake = min(ContinuousClock.now + configuration.backoff.delay(forRetry: Int(attempt)), deadline)
+            let wake = min(ContinuousClock.now + configuration.backoff.delay(forRetry: Int(attempt)), deadline.instant)
             do {
                 try await Task.sleep(until: wake, clock: .continuous)
             } catch {
@@ -139,4 +142,7 @@ public final class Client: Sendable {
         if c.seconds >= 100_000_000_000 { return 100_000_000_000_000_000 }
         return max(1, UInt64(c.seconds) * 1_000_000 + UInt64(c.attoseconds / 1_000_000_000_000))
     }
+
+    /// The budget sent to the server, from nanoseconds: at least 1 µs.
+    static func microseconds(nanoseconds: Int64) -> UInt64 { nanoseconds < 1000 ? 1 : UInt64(nanoseconds / 1000) }
 }

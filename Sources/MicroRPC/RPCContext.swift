@@ -8,7 +8,12 @@ public struct RPCContext: Sendable {
     public var service: String
     public var endpoint: String
     /// When the caller's budget runs out, measured from the request's arrival; nil without a deadline.
-    public var deadline: ContinuousClock.Instant?
+    public var deadline: ContinuousClock.Instant? {
+        get { deadlineTimestamp?.instant }
+        set { deadlineTimestamp = newValue.map(Timestamp.init) }
+    }
+    /// ``deadline`` as a ``Timestamp`` (what is stored: no conversion).
+    var deadlineTimestamp: Timestamp?
     public var metadata: Metadata
     /// The remote peer, as text.
     public var peer: String
@@ -19,15 +24,31 @@ public struct RPCContext: Sendable {
                 peer: String = "", attempt: UInt16 = 1) {
         self.service = service
         self.endpoint = endpoint
-        self.deadline = deadline
+        self.deadlineTimestamp = deadline.map(Timestamp.init)
+        self.metadata = metadata
+        self.peer = peer
+        self.attempt = attempt
+    }
+
+    init(service: String, endpoint: String, deadline: Timestamp?, metadata: Metadata, peer: String, attempt: UInt16) {
+        self.service = service
+        self.endpoint = endpoint
+        self.deadlineTimestamp = deadline
         self.metadata = metadata
         self.peer = peer
         self.attempt = attempt
     }
 
     /// The deadline of the call the current task serves, if any: what a ``Client`` call made from it inherits.
-    public static var inheritedDeadline: ContinuousClock.Instant? { CallScope.current?.deadline }
+    public static var inheritedDeadline: ContinuousClock.Instant? { CallScope.current?.deadline?.instant }
 
     /// The budget left, or nil without a deadline.
-    public var remaining: Duration? { deadline.map { ContinuousClock.now.duration(to: $0) } }
+    public var remaining: Duration? { deadlineTimestamp.map { Timestamp.now.duration(to: $0) } }
+
+    /// The server-side deadline of a request that arrived at `receivedAt` with `head`'s budget, or nil without one.
+    static func deadline(of head: RequestHead, receivedAt: Timestamp) -> Timestamp? {
+        guard head.timeoutMicroseconds > 0 else { return nil }
+        let budget = head.timeoutMicroseconds >= UInt64(Int64.max / 1000) ? Int64.max : Int64(head.timeoutMicroseconds) * 1000
+        return receivedAt.advanced(byNanoseconds: budget)
+    }
 }

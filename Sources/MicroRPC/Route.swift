@@ -28,20 +28,16 @@ final class Route: UnaryHandler, @unchecked Sendable {
 
     var isStream: Bool { if case .stream = kind { true } else { false } }
 
-    nonisolated(nonsending) func handle(_ request: UnaryRequest) async -> UnaryReply {
+    nonisolated(nonsending) func handle(_ request: consuming UnaryRequest) async -> UnaryReply {
         guard case .unary(let body) = kind else { return refusal(request) }
         defer { if counted { server.callEnded() } }
         // The checks, then the handler with its deadline bound for downstream calls; errors become statuses.
         let head = request.head
-        var deadline: ContinuousClock.Instant?
-        if head.timeoutMicroseconds > 0 {
-            let d = request.receivedAt.advanced(by: .microseconds(Int64(min(head.timeoutMicroseconds, UInt64(Int64.max / 1000)))))
-            // A budget of a second or more cannot have run out between arrival and now (the handler starts in the
-            // turn the request arrived in; a caller that gave up sent CANCEL): no clock read for it.
-            if head.timeoutMicroseconds < 1_000_000 && d <= .now {
-                return Self.reply(RPCError(.deadlineExceeded, "the request arrived with its deadline already passed; not run"))
-            }
-            deadline = d
+        let deadline = RPCContext.deadline(of: head, receivedAt: request.receivedAt)
+        // A budget of a second or more cannot have run out between arrival and now (the handler starts in the
+        // turn the request arrived in; a caller that gave up sent CANCEL): no clock read for it.
+        if let deadline, head.timeoutMicroseconds < 1_000_000 && deadline <= .now {
+            return Self.reply(RPCError(.deadlineExceeded, "the request arrived with its deadline already passed; not run"))
         }
         let codecs = server.configuration.codecs
         if !codecs.knows(head.contentType) { return Self.reply(codecs.unsupported(head.contentType)) }
@@ -51,7 +47,7 @@ final class Route: UnaryHandler, @unchecked Sendable {
                            body: request.message, metadata: head.metadata)
         let result: Result<Response, any Error>
         do {
-            if let scope = CallScope.current {
+            if let scope = request.scope ?? CallScope.current {
                 // A transport worker's scope: set this call's deadline in it, no binding per call.
                 scope.deadline = deadline
                 defer { scope.deadline = nil }

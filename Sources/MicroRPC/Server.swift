@@ -159,10 +159,7 @@ public final class Server: ServerHandler, Sendable {
             try? await stream.finish(ResponseHead(status: core.configuration.codecs.unsupported(head.contentType).status))
             return
         }
-        var deadline: ContinuousClock.Instant?
-        if head.timeoutMicroseconds > 0 {
-            deadline = .now + .microseconds(Int64(min(head.timeoutMicroseconds, UInt64(Int64.max / 1000))))
-        }
+        let deadline = RPCContext.deadline(of: head, receivedAt: .now)
         let context = RPCContext(service: head.service, endpoint: head.endpoint, deadline: deadline,
                                  metadata: head.metadata, peer: stream.peer, attempt: head.attempt)
         let call = ServerCallStream(stream: stream, context: context, codec: codec)

@@ -7,9 +7,9 @@
 /// call's deadline once that call ended; it sees whatever the worker's next call set.
 public final class CallScope: @unchecked Sendable {
     /// The deadline of the call being served; written and read by the serving task only.
-    public var deadline: ContinuousClock.Instant?
+    public var deadline: Timestamp?
 
-    public init(deadline: ContinuousClock.Instant? = nil) { self.deadline = deadline }
+    public init(deadline: Timestamp? = nil) { self.deadline = deadline }
 
     /// The scope of the call the current task serves, if any.
     @TaskLocal public static var current: CallScope?

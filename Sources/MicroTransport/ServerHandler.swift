@@ -7,13 +7,17 @@ public struct UnaryRequest: Sendable {
     /// The remote peer, as text, when the transport knows it.
     public var peer: String
     /// When the transport received the request: the head's remaining budget counts from here.
-    public var receivedAt: ContinuousClock.Instant
+    public var receivedAt: Timestamp
+    /// The scope the transport bound for the task that runs the handler (see ``CallScope``), when it binds one
+    /// per worker rather than per call: the handler sets the call's deadline there. Nil: the handler binds one.
+    public var scope: CallScope?
 
-    public init(head: RequestHead, message: [UInt8], peer: String, receivedAt: ContinuousClock.Instant) {
+    public init(head: RequestHead, message: [UInt8], peer: String, receivedAt: Timestamp, scope: CallScope? = nil) {
         self.head = head
         self.message = message
         self.peer = peer
         self.receivedAt = receivedAt
+        self.scope = scope
     }
 }
 
@@ -36,7 +40,7 @@ public protocol UnaryHandler: AnyObject, Sendable {
     ///
     /// `nonisolated(nonsending)`: it runs on the caller's executor (the loop), so calling it costs no executor
     /// check or switch.
-    nonisolated(nonsending) func handle(_ request: UnaryRequest) async -> UnaryReply
+    nonisolated(nonsending) func handle(_ request: consuming UnaryRequest) async -> UnaryReply
 
     /// Called instead of ``handle(_:)`` for a request this handler was chosen for but that will never run (it
     /// was cancelled while queued, its connection closed, or it came without a message), so that what the
@@ -76,7 +80,7 @@ public struct StreamHandler: ServerHandler {
 extension UnaryHandler {
     /// Serves `stream` as this unary handler would: reads the one message, answers with the reply. For requests
     /// that did not arrive whole (the message in a DATA frame after the head).
-    public func serveAsStream(_ stream: ServerStream, receivedAt: ContinuousClock.Instant = .now) async {
+    public func serveAsStream(_ stream: ServerStream, receivedAt: Timestamp = .now) async {
         let message: [UInt8]
         do {
             guard let m = try await stream.receive() else {

@@ -23,7 +23,7 @@ public protocol ClientTransport: Sendable {
         to address: String,
         head: RequestHead,
         message: [UInt8],
-        deadline: ContinuousClock.Instant?
+        deadline: Timestamp?
     ) async throws(TransportError) -> UnaryResponse
 
     /// Closes every connection; open streams end with `shutdown`.
@@ -37,9 +37,9 @@ extension ClientTransport {
         to address: String,
         head: RequestHead,
         message: [UInt8],
-        deadline: ContinuousClock.Instant?
+        deadline: Timestamp?
     ) async throws(TransportError) -> UnaryResponse {
-        try await unaryOverStream(to: address, head: head, message: message, deadline: deadline)
+        try await unaryOverStream(to: address, head: head, message: message, deadline: deadline?.instant)
     }
 
     /// A unary exchange without a deadline.

@@ -3,7 +3,8 @@ internal import MicroFraming
 internal import MicroTransport
 internal import MicroTLS
 
-/// The connections to one address, on one loop. Loop-confined.
+/// The connections to one address, on one loop. Loop-confined; `@exclusivity(unchecked)` on the hot fields: one thread, no re-entrant mutation, so the runtime's access
+/// tracking (a thread-local lookup per access) would only cost.
 ///
 /// A stream goes to the open connection with the fewest streams that still has room; a new connection is
 /// dialled only when every open (or opening) one is full. Callers that find no room wait, in order, up to
@@ -24,12 +25,12 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
     unowned let loop: EventLoop
     let config: UVTransportConfiguration
     /// Connections that finished the SETTINGS exchange and are not closed.
-    private(set) var ready: [MuxConnection] = []
+    @exclusivity(unchecked) private(set) var ready: [MuxConnection] = []
     /// Connections dialled or handshaking.
     private(set) var opening = 0
     private var handshaking: [MuxConnection] = []
-    private var waiters: [Waiter] = []
-    private var waiterHead = 0
+    @exclusivity(unchecked) private var waiters: [Waiter] = []
+    @exclusivity(unchecked) private var waiterHead = 0
     private var housekeeping: LoopTimer?
     private var isShutdown = false
     /// Dials made since the pool was created (for tests and metrics).

@@ -27,7 +27,7 @@ open class LengthPrefixedConnectionHandler {
 /// Laid out small (56 bytes, a 64-byte heap block): one lives for every connection, idle ones included.
 public final class LengthPrefixedConnection: TCPConnectionDelegate {
     public let connection: TCPConnection
-    private var accumulator: FrameAccumulator
+    @exclusivity(unchecked) private var accumulator: FrameAccumulator
     private let handler: LengthPrefixedConnectionHandler
 
     /// Takes over `connection` (sets itself as delegate) and starts reading; frames and the close go to

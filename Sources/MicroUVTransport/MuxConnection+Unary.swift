@@ -11,7 +11,7 @@ struct PendingUnary {
 
 /// The names decoded from request heads on one loop (see ``StringInterner``). Loop-confined.
 final class NameCache {
-    var interner = StringInterner(capacity: 32)
+    @exclusivity(unchecked) var interner = StringInterner(capacity: 32)
 }
 
 /// The unary fast path: a call is one REQUEST frame (head, message, end) answered by one RESPONSE frame, with no

@@ -19,7 +19,8 @@ protocol MuxConnectionOwner: AnyObject {
 ///
 /// Loop-confined: all state lives on the TCP connection's loop. Frames are decoded in place from the loop's
 /// read buffer; frames written while handling a read burst leave in one write at its end; other writes leave
-/// once per loop turn.
+/// once per loop turn. The hot fields are `@exclusivity(unchecked)`: one thread, no re-entrant mutation, so the
+/// runtime's access tracking (a thread-local lookup per access) would only cost.
 final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     enum Role { case client, server }
 
@@ -36,25 +37,25 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// Server: the loop's workers for unary calls (the server's, shared by its connections on this loop).
     var workers: UnaryWorkerPool?
     /// Server: unary calls queued or running in `workers` (which knows them by connection and stream id).
-    var serverUnaryCount = 0
+    @exclusivity(unchecked) var serverUnaryCount = 0
     /// Client: unary calls waiting for their response, by stream id.
-    var clientUnary: [UInt32: PendingUnary] = [:]
+    @exclusivity(unchecked) var clientUnary: [UInt32: PendingUnary] = [:]
     /// Client: deadlines of unary calls; one timer serves the earliest.
-    var deadlines = DeadlineHeap()
+    @exclusivity(unchecked) var deadlines = DeadlineHeap()
     var deadlineTimer: LoopTimer?
     var deadlineTimerAt: UInt64 = .max
     /// Names seen in request heads, shared by the loop's connections.
     private let names: NameCache
     /// When the current read burst began (taken at its first request): the arrival time of its requests, one
     /// clock read per burst instead of one per request.
-    private var burstStartedAt: ContinuousClock.Instant?
+    @exclusivity(unchecked) private var burstStartedAt: Timestamp?
     /// Pool: loop time (ms) at which this connection retires (maximum age, jittered).
     var retireAt: UInt64 = .max
 
-    private var accumulator: FrameAccumulator
+    @exclusivity(unchecked) private var accumulator: FrameAccumulator
     /// Server: preface bytes still expected.
     private var prefaceRemaining: Int
-    private(set) var streams: [UInt32: MuxStream] = [:]
+    @exclusivity(unchecked) private(set) var streams: [UInt32: MuxStream] = [:]
     /// Client: the last id handed out. Server: the highest id seen.
     var lastStreamID: UInt32 = 0
     /// Server: streams above this id are refused after a drain. Client: set by a received DRAIN.
@@ -71,7 +72,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// The last measured round trip of a PING, in milliseconds.
     private(set) var lastRoundTripMilliseconds: UInt64?
     /// Streams waiting for the socket to become writable.
-    private var blocked: [MuxStream] = []
+    @exclusivity(unchecked) private var blocked: [MuxStream] = []
     let peerDescription: String
     /// Connection-level events (TLS refusals, protocol errors).
     var logger: Logger?
@@ -539,7 +540,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         guard let handler else { return true }
         if endStream, let message, let workers, let unary = handler.unaryHandler(for: head) {
             // Unary fast path: no stream object, no queue, no new task.
-            let arrived: ContinuousClock.Instant
+            let arrived: Timestamp
             if let t = burstStartedAt { arrived = t } else { arrived = .now; burstStartedAt = arrived }
             let request = UnaryRequest(head: head, message: Array(message), peer: peerDescription, receivedAt: arrived)
             idleSince = 0

@@ -105,7 +105,7 @@ public final class UVClientTransport: ClientTransport {
         to address: String,
         head: RequestHead,
         message: [UInt8],
-        deadline: ContinuousClock.Instant?
+        deadline: Timestamp?
     ) async throws(TransportError) -> UnaryResponse {
         if isShutdown.load(ordering: .relaxed) { throw TransportError(.shutdown, "the client transport is shut down") }
         let pool = try pool(for: address)
@@ -132,7 +132,7 @@ public final class UVClientTransport: ClientTransport {
 
     /// The unary call's way through the pool's queue: from another thread, or when no connection has room yet.
     private nonisolated(nonsending) func unaryAcquiring(
-        pool: ConnectionPool, head: RequestHead, message: [UInt8], deadline: ContinuousClock.Instant?
+        pool: ConnectionPool, head: RequestHead, message: [UInt8], deadline: Timestamp?
     ) async throws(TransportError) -> UnaryResponse {
         let loop = pool.loop
         let handle = PendingUnaryHandle()
@@ -143,7 +143,7 @@ public final class UVClientTransport: ClientTransport {
                         c.resume(returning: .failure(TransportError(.cancelled, "the caller's task was cancelled")))
                         return
                     }
-                    handle.waiter = pool.acquire(deadline: deadline) { acquired in
+                    handle.waiter = pool.acquire(deadline: deadline?.instant) { acquired in
                         handle.waiter = nil
                         switch acquired {
                         case .success(let connection):
@@ -178,12 +178,10 @@ public final class UVClientTransport: ClientTransport {
     }
 
     /// Milliseconds from now until `deadline`, rounded up (0 when it passed), at most about 3,000 years.
-    static func milliseconds(until deadline: ContinuousClock.Instant) -> UInt64 {
-        let left = ContinuousClock.now.duration(to: deadline)
-        if left <= .zero { return 0 }
-        let (s, atto) = left.components
-        if s >= 100_000_000_000 { return 100_000_000_000_000 }
-        return UInt64(s) * 1000 + UInt64((atto + 999_999_999_999_999) / 1_000_000_000_000_000)
+    static func milliseconds(until deadline: Timestamp) -> UInt64 {
+        let left = Timestamp.now.nanoseconds(to: deadline)
+        if left <= 0 { return 0 }
+        return UInt64(left / 1_000_000) + (left % 1_000_000 == 0 ? 0 : 1)
     }
 
     /// The loop time `ms` from now, saturating.

@@ -12,7 +12,8 @@ internal import MicroTransport
 /// A call is cancelled while queued (it is skipped) or while running (its worker's task is cancelled, its reply
 /// dropped, and that worker ends after the handler returns: cancellation is sticky on a task).
 ///
-/// Loop-confined: every field is used on the loop's thread only.
+/// Loop-confined: every field is used on the loop's thread only. `@exclusivity(unchecked)` on the hot fields: one thread, no re-entrant mutation, so the runtime's access
+/// tracking (a thread-local lookup per access) would only cost.
 final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     struct Call {
         let connection: MuxConnection
@@ -24,15 +25,15 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
 
     unowned let loop: EventLoop
     /// Calls waiting for a worker, oldest first from `head` (taken ones are nil).
-    private var queue: [Call?] = []
-    private var head = 0
+    @exclusivity(unchecked) private var queue: [Call?] = []
+    @exclusivity(unchecked) private var head = 0
     /// Workers waiting for calls.
-    private var idle: [UnaryWorker] = []
+    @exclusivity(unchecked) private var idle: [UnaryWorker] = []
     /// Every worker alive (for cancellation, which looks for the one running a call: rare, so a scan).
-    private var workers: [UnaryWorker] = []
+    @exclusivity(unchecked) private var workers: [UnaryWorker] = []
     /// Workers resumed or created that have not started draining yet: one is enough per burst.
-    private var starting = 0
-    private var flushScheduled = false
+    @exclusivity(unchecked) private var starting = 0
+    @exclusivity(unchecked) private var flushScheduled = false
     /// Idle workers kept; a worker finding more idle ones ends.
     let maxIdle: Int
     private(set) var closed = false
@@ -157,11 +158,13 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
 /// One worker task of a ``UnaryWorkerPool``. Loop-confined.
 final class UnaryWorker: @unchecked Sendable {
     /// The call running now (connection and stream), for cancellation.
-    private(set) var connection: MuxConnection?
-    private(set) var streamID: UInt32 = 0
-    private(set) var callCancelled = false
+    @exclusivity(unchecked) private(set) var connection: MuxConnection?
+    @exclusivity(unchecked) private(set) var streamID: UInt32 = 0
+    @exclusivity(unchecked) private(set) var callCancelled = false
     var task: Task<Void, Never>?
     private var continuation: UnsafeContinuation<Bool, Never>?
+    /// Bound as `CallScope.current` for the worker's life and handed to each call in its request.
+    private let scope = CallScope()
 
     func resume(_ more: Bool) {
         let c = continuation
@@ -178,7 +181,7 @@ final class UnaryWorker: @unchecked Sendable {
 
     nonisolated(nonsending) func run(in pool: UnaryWorkerPool) async {
         // One scope for the worker's life: its calls set their deadline there (see CallScope).
-        await CallScope.$current.withValue(CallScope()) { await drain(pool) }
+        await CallScope.$current.withValue(scope) { await drain(pool) }
     }
 
     private nonisolated(nonsending) func drain(_ pool: UnaryWorkerPool) async {
@@ -205,7 +208,9 @@ final class UnaryWorker: @unchecked Sendable {
         connection = call.connection
         streamID = call.streamID
         callCancelled = false
-        let reply = await call.handler.handle(call.request)
+        var request = call.request
+        request.scope = scope
+        let reply = await call.handler.handle(request)
         let cancelled = callCancelled
         connection = nil
         if !cancelled { call.connection.finishUnary(call.streamID, reply) }

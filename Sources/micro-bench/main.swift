@@ -139,7 +139,7 @@ serverConfig.settings.maxConcurrentStreams = UInt32(max(4096, options.concurrenc
 let server = UVServerTransport(group: serverGroup, address: try SocketAddress(host: "127.0.0.1", port: 0), configuration: serverConfig)
 /// Echo: the request's message back, in one RESPONSE frame, on the transport's unary path.
 final class Echo: UnaryHandler, ServerHandler {
-    nonisolated(nonsending) func handle(_ request: UnaryRequest) async -> UnaryReply { UnaryReply(message: request.message) }
+    nonisolated(nonsending) func handle(_ request: consuming UnaryRequest) async -> UnaryReply { UnaryReply(message: request.message) }
     func unaryHandler(for head: RequestHead) -> (any UnaryHandler)? { self }
     func handleStream(_ stream: ServerStream) async { await serveAsStream(stream) }
 }

@@ -64,7 +64,7 @@ struct PoolTests {
             // The second waits and gives up at its deadline.
             let second = Task {
                 try await h.client.unary(to: h.address, head: RequestHead(service: "s", endpoint: "e"), message: [],
-                                         deadline: .now + .milliseconds(150))
+                                         deadline: Timestamp.now.advanced(by: .milliseconds(150)))
             }
             try await eventually(10, "second call waits") { await h.client.poolStats(for: h.address)?.waiting == 1 }
             // A third finds the waiting line full.

@@ -25,7 +25,7 @@ final class ProbeHandler: UnaryHandler, ServerHandler, @unchecked Sendable {
         return self
     }
 
-    nonisolated(nonsending) func handle(_ request: UnaryRequest) async -> UnaryReply {
+    nonisolated(nonsending) func handle(_ request: consuming UnaryRequest) async -> UnaryReply {
         calls.add(1, ordering: .relaxed)
         if loops.withLock({ $0.contains(where: { $0.inEventLoop }) }) { onLoopThread.add(1, ordering: .relaxed) }
         switch mode {
@@ -97,7 +97,7 @@ struct UnaryFastPathTests {
         let h = try await Harness.start(serverHandler: probe)
         let start = ContinuousClock.now
         do {
-            _ = try await h.client.unary(to: h.address, head: head, message: [1], deadline: .now + .milliseconds(150))
+            _ = try await h.client.unary(to: h.address, head: head, message: [1], deadline: Timestamp.now.advanced(by: .milliseconds(150)))
             Issue.record("the call should have failed")
         } catch {
             #expect(error.code == .deadlineExceeded)

@@ -33,7 +33,7 @@ final class BrokerListener: ServerHandler, UnaryHandler {
 
     func handleStream(_ stream: ServerStream) async { await serveAsStream(stream) }
 
-    nonisolated(nonsending) func handle(_ request: UnaryRequest) async -> UnaryReply {
+    nonisolated(nonsending) func handle(_ request: consuming UnaryRequest) async -> UnaryReply {
         let head = request.head
         guard let id = head.metadata[Self.subscriberKey], let local = subscription(id), local.topic == head.endpoint else {
             return UnaryReply(head: ResponseHead(status: .nack(restartable: true, code: Self.notFoundCode,

@@ -36,7 +36,7 @@ extension EmbeddedBroker {
         let response: UnaryResponse
         do {
             response = try await client.unary(to: node.address, head: head, message: message.body,
-                                              deadline: .now + configuration.deliveryTimeout)
+                                              deadline: Timestamp.now.advanced(by: configuration.deliveryTimeout))
         } catch {
             switch error.code {
             case .connectFailed:

@@ -68,7 +68,7 @@ public final class InMemoryServer: ServerTransport {
                                   outbound: InMemoryServerOutbound(shared: shared), peer: "in-memory")
         // A request that arrived whole takes the handler's unary path, as on the libuv transport.
         let unary: (any UnaryHandler)? = endOfInput && firstMessage != nil ? handler.unaryHandler(for: head) : nil
-        let receivedAt = ContinuousClock.now
+        let receivedAt = Timestamp.now
         let task = Task {
             if let unary {
                 await unary.serveAsStream(stream, receivedAt: receivedAt)
