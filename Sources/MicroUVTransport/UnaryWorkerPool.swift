@@ -15,18 +15,20 @@ internal import MicroTransport
 /// Loop-confined: every field is used on the loop's thread only. `@exclusivity(unchecked)` on the hot fields: one thread, no re-entrant mutation, so the runtime's access
 /// tracking (a thread-local lookup per access) would only cost.
 final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
-    struct Call {
+    struct Call: ~Copyable {
         let connection: MuxConnection
         let streamID: UInt32
         let handler: any UnaryHandler
         let request: UnaryRequest
         var cancelled = false
+
+        /// The request, moved out.
+        consuming func take() -> UnaryRequest { request }
     }
 
     unowned let loop: EventLoop
-    /// Calls waiting for a worker, oldest first from `head` (taken ones are nil).
-    @exclusivity(unchecked) private var queue: [Call?] = []
-    @exclusivity(unchecked) private var head = 0
+    /// Calls waiting for a worker, oldest first.
+    @exclusivity(unchecked) private var queue = RingQueue<Call>()
     /// Workers waiting for calls.
     @exclusivity(unchecked) private var idle: [UnaryWorker] = []
     /// Every worker alive (for cancellation, which looks for the one running a call: rare, so a scan).
@@ -45,7 +47,7 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
         self.maxIdle = maxIdle
     }
 
-    var queuedCount: Int { queue.count - head }
+    var queuedCount: Int { queue.count }
 
     /// Queues a call; a worker runs it in this loop turn.
     func dispatch(_ call: consuming Call) {
@@ -86,18 +88,9 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
 
     /// The next call that was not cancelled, or nil. Cancelled ones are counted out with their handler.
     func nextCall() -> Call? {
-        while head < queue.count {
-            guard let call = queue[head].take() else { head += 1; continue }
-            head += 1
-            if call.cancelled { call.handler.dropped() }
-            if head == queue.count {
-                queue.removeAll(keepingCapacity: true)
-                head = 0
-            } else if head >= 1024 && head * 2 >= queue.count {
-                queue.removeFirst(head)
-                head = 0
-            }
+        while let call = queue.popFirst() {
             if !call.cancelled { return call }
+            call.handler.dropped()
         }
         return nil
     }
@@ -117,10 +110,14 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     /// Cancels the call `streamID` of `connection`, queued or running. Returns false when it is not here (it
     /// already finished).
     func cancel(_ connection: MuxConnection, _ streamID: UInt32) -> Bool {
-        for i in head..<queue.count where queue[i]?.streamID == streamID && queue[i]?.connection === connection && queue[i]?.cancelled == false {
-            queue[i]?.cancelled = true
+        var found = false
+        queue.firstWhere { call in
+            guard call.streamID == streamID, call.connection === connection, !call.cancelled else { return false }
+            call.cancelled = true
+            found = true
             return true
         }
+        if found { return true }
         for w in workers where w.streamID == streamID && w.connection === connection && !w.callCancelled {
             w.cancelCall()
             return true
@@ -131,9 +128,12 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     /// Cancels every call of `connection` (it closed); returns how many.
     func cancelAll(of connection: MuxConnection) -> Int {
         var n = 0
-        for i in head..<queue.count where queue[i]?.connection === connection && queue[i]?.cancelled == false {
-            queue[i]?.cancelled = true
-            n += 1
+        queue.firstWhere { call in
+            if call.connection === connection && !call.cancelled {
+                call.cancelled = true
+                n += 1
+            }
+            return false
         }
         for w in workers where w.connection === connection && !w.callCancelled {
             w.cancelCall()
@@ -146,9 +146,7 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     func close() {
         closed = true
         // Calls still queued will not run (their connections are closed): count them out, let go of them.
-        for i in head..<queue.count { queue[i]?.handler.dropped() }
-        queue.removeAll()
-        head = 0
+        queue.removeAll { call in call.handler.dropped() }
         let waiting = idle
         idle.removeAll()
         for w in waiting { w.resume(false) }
@@ -205,14 +203,17 @@ final class UnaryWorker: @unchecked Sendable {
 
     /// Runs one call. Nothing of it (connection, message) stays referenced afterwards.
     private nonisolated(nonsending) func runCall(_ call: consuming UnaryWorkerPool.Call) async {
-        connection = call.connection
-        streamID = call.streamID
+        let connection = call.connection
+        let id = call.streamID
+        let handler = call.handler
+        var request = call.take()
+        self.connection = connection
+        streamID = id
         callCancelled = false
-        var request = call.request
         request.scope = scope
-        let reply = await call.handler.handle(request)
+        let reply = await handler.handle(request)
         let cancelled = callCancelled
-        connection = nil
-        if !cancelled { call.connection.finishUnary(call.streamID, reply) }
+        self.connection = nil
+        if !cancelled { connection.finishUnary(id, reply) }
     }
 }
