@@ -4,7 +4,10 @@ public struct Metadata: Equatable, Sendable, ExpressibleByDictionaryLiteral, Seq
     public var pairs: [(key: String, value: String)]
 
     public init() { pairs = [] }
-    public init(dictionaryLiteral elements: (String, String)...) { pairs = elements.map { (key: $0.0, value: $0.1) } }
+    public init(dictionaryLiteral elements: (String, String)...) {
+        // `[:]` is every default argument: no mapping (and no reference counting) for it.
+        pairs = elements.isEmpty ? [] : elements.map { (key: $0.0, value: $0.1) }
+    }
 
     public var isEmpty: Bool { pairs.isEmpty }
     public var count: Int { pairs.count }

@@ -4,9 +4,15 @@
 /// A small table with round-robin replacement. A lookup compares the length and the first eight bytes of each
 /// entry before comparing all bytes; it never hashes. Not thread-safe: keep one per decoding thread (the transport
 /// keeps one per event loop).
+///
+/// The table starts with ``wellKnown``, kept for good: those come back as string literals, which are immortal, so
+/// copying a head that carries one (as every call's content type does) costs no reference counting.
 public struct StringInterner {
     /// Strings above this many bytes are not remembered (names are short; a long one would only evict others).
     public static let maxLength = 256
+
+    /// Names seeded into every interner: the content types of the stock codecs.
+    public static let wellKnown: [String] = ["application/octet-stream", "application/json", "application/protobuf"]
 
     struct Entry {
         var count: Int
@@ -17,12 +23,24 @@ public struct StringInterner {
     }
 
     private var entries: [Entry] = []
+    /// Entries below this index (the well-known ones) are never replaced.
+    private var pinned = 0
     private var nextSlot = 0
     private var lastHit = 0
     public let capacity: Int
 
-    /// A capacity of 0 remembers nothing (plain decoding).
-    public init(capacity: Int = 32) { self.capacity = max(0, capacity) }
+    /// A capacity of 0 remembers nothing (plain decoding); otherwise ``wellKnown`` comes on top of `capacity`.
+    public init(capacity: Int = 32) {
+        self.capacity = max(0, capacity)
+        guard capacity > 0 else { return }
+        for name in Self.wellKnown {
+            var name = name
+            let bytes = Array(name.withUTF8 { $0 })
+            entries.append(Entry(count: bytes.count, prefix: bytes.withUnsafeBytes { Self.prefix($0) }, bytes: bytes, string: name))
+        }
+        pinned = entries.count
+        nextSlot = pinned
+    }
 
     /// The string for `bytes`, or nil when they are not valid UTF-8.
     public mutating func string(_ bytes: UnsafeRawBufferPointer) -> String? {
@@ -31,27 +49,33 @@ public struct StringInterner {
         let prefix = Self.prefix(bytes)
         let n = entries.count
         if n > 0 {
-            var i = lastHit < n ? lastHit : 0
-            for _ in 0..<n {
-                let e = entries[i]
-                if e.count == bytes.count && e.prefix == prefix
-                    && (e.count <= 8 || e.bytes.withUnsafeBytes { equalBytes($0, bytes) }) {
-                    lastHit = i
-                    return e.string
+            // Fields are read in place: copying an entry would retain and release its bytes and string.
+            let hit: Int? = entries.withUnsafeBufferPointer { table in
+                var i = lastHit < n ? lastHit : 0
+                for _ in 0..<n {
+                    if table[i].count == bytes.count && table[i].prefix == prefix
+                        && (bytes.count <= 8 || table[i].bytes.withUnsafeBytes { equalBytes($0, bytes) }) {
+                        return i
+                    }
+                    i += 1
+                    if i == n { i = 0 }
                 }
-                i += 1
-                if i == n { i = 0 }
+                return nil
+            }
+            if let hit {
+                lastHit = hit
+                return entries[hit].string
             }
         }
         guard let s = Self.decode(bytes) else { return nil }
         let entry = Entry(count: bytes.count, prefix: prefix, bytes: Array(bytes), string: s)
-        if entries.count < capacity {
+        if entries.count < pinned + capacity {
             entries.append(entry)
             lastHit = entries.count - 1
         } else {
             entries[nextSlot] = entry
             lastHit = nextSlot
-            nextSlot = (nextSlot + 1) % capacity
+            nextSlot = nextSlot + 1 == entries.count ? pinned : nextSlot + 1
         }
         return s
     }

@@ -381,7 +381,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
                 return false
             }
         }
-        switch frame {
+        // Consumed: the request head moves into the call rather than being copied.
+        switch consume frame {
         case .settings(let ack, let payload):
             if ack { return true }
             do {
@@ -524,7 +525,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
 
     // MARK: server: accepting streams
 
-    private func receiveRequest(_ id: UInt32, _ head: RequestHead, _ message: UnsafeRawBufferPointer?, _ endStream: Bool) -> Bool {
+    private func receiveRequest(_ id: UInt32, _ head: consuming RequestHead, _ message: UnsafeRawBufferPointer?, _ endStream: Bool) -> Bool {
         guard role == .server else { return protocolViolation("REQUEST sent to a client") }
         guard id > lastStreamID else { return protocolViolation("REQUEST with stream id \(id) not above \(lastStreamID)") }
         lastStreamID = id
@@ -537,15 +538,15 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             }
             return true
         }
-        guard let handler else { return true }
-        if endStream, let message, let workers, let unary = handler.unaryHandler(for: head) {
+        guard handler != nil else { return true }
+        if endStream, let message, let workers, let unary = handler?.unaryHandler(for: head) {
             // Unary fast path: no stream object, no queue, no new task.
             let arrived: Timestamp
             if let t = burstStartedAt { arrived = t } else { arrived = .now; burstStartedAt = arrived }
-            let request = UnaryRequest(head: head, message: Array(message), peer: peerDescription, receivedAt: arrived)
             idleSince = 0
             serverUnaryCount += 1
-            workers.dispatch(UnaryWorkerPool.Call(connection: self, streamID: id, handler: unary, request: request))
+            workers.dispatch(UnaryWorkerPool.Call(connection: self, streamID: id, handler: unary, head: head, message: Array(message),
+                                                  peer: peerDescription, receivedAt: arrived))
             return true
         }
         let stream = MuxStream(id: id, connection: self, sendWindow: Int(peerSettings.initialWindow),
@@ -568,6 +569,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         idleSince = 0
         let serverStream = ServerStream(head: head, inbound: inbound, outbound: MuxServerOutbound(stream: stream, loop: loop),
                                         peer: peerDescription)
+        let handler = self.handler!
         stream.handlerTask = Task(executorPreference: loop) {
             await handler.handleStream(serverStream)
             MuxConnection.onLoop(loop) { stream.connection.handlerReturned(stream) }

@@ -1,3 +1,4 @@
+internal import MicroFraming
 internal import MicroEventLoop
 internal import MicroTransport
 
@@ -19,11 +20,21 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
         let connection: MuxConnection
         let streamID: UInt32
         let handler: any UnaryHandler
-        let request: UnaryRequest
+        var request: UnaryRequest
         var cancelled = false
 
-        /// The request, moved out.
-        consuming func take() -> UnaryRequest { request }
+        init(connection: MuxConnection, streamID: UInt32, handler: any UnaryHandler, head: consuming RequestHead,
+             message: consuming [UInt8], peer: String, receivedAt: Timestamp) {
+            self.connection = connection
+            self.streamID = streamID
+            self.handler = handler
+            request = UnaryRequest(head: head, message: message, peer: peer, receivedAt: receivedAt)
+        }
+
+        /// Runs the handler with the request, which moves into it.
+        consuming nonisolated(nonsending) func run() async -> UnaryReply {
+            await handler.handle(request)
+        }
     }
 
     unowned let loop: EventLoop
@@ -187,7 +198,8 @@ final class UnaryWorker: @unchecked Sendable {
         drain: while true {
             while let call = pool.nextCall() {
                 await runCall(call)
-                if Task.isCancelled { break drain }
+                // Only cancelling its call cancels a worker's task: no need to ask the task.
+                if callCancelled { break drain }
             }
             guard pool.shouldPark() else { break }
             let more = await withUnsafeContinuation { (c: UnsafeContinuation<Bool, Never>) in
@@ -205,13 +217,11 @@ final class UnaryWorker: @unchecked Sendable {
     private nonisolated(nonsending) func runCall(_ call: consuming UnaryWorkerPool.Call) async {
         let connection = call.connection
         let id = call.streamID
-        let handler = call.handler
-        var request = call.take()
+        call.request.scope = scope
         self.connection = connection
         streamID = id
         callCancelled = false
-        request.scope = scope
-        let reply = await handler.handle(request)
+        let reply = await call.run()
         let cancelled = callCancelled
         self.connection = nil
         if !cancelled { connection.finishUnary(id, reply) }

@@ -74,6 +74,18 @@ func parse() -> Options {
 }
 
 /// CPU time of the calling thread, in microseconds.
+/// The machine's steal time so far (clock ticks), from /proc/stat; nil where there is none.
+func stealTicks() -> UInt64? {
+    guard let f = fopen("/proc/stat", "r") else { return nil }
+    defer { fclose(f) }
+    var line = [CChar](repeating: 0, count: 512)
+    guard fgets(&line, Int32(line.count), f) != nil else { return nil }
+    let fields = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).split(separator: " ")
+    // cpu user nice system idle iowait irq softirq steal
+    guard fields.first == "cpu", fields.count > 8 else { return nil }
+    return UInt64(fields[8].filter(\.isNumber))
+}
+
 func threadCPUMicros() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
@@ -220,6 +232,7 @@ let workers = (0..<options.concurrency).map { _ in
     }
 }
 try await Task.sleep(until: measureFrom)
+let stealAtStart = stealTicks()
 cpuAtStart = await serverCPU(serverGroup)
 let clientCPUAtStart = await serverCPU(clientGroup)
 let serverMallocsAtStart = await loopMallocs(serverGroup)
@@ -227,6 +240,7 @@ let clientMallocsAtStart = await loopMallocs(clientGroup)
 let callsAtStart = completedCalls.load(ordering: .relaxed)
 try await Task.sleep(until: stopAt)
 let cpuAtEnd = await serverCPU(serverGroup)
+let stealAtEnd = stealTicks()
 let clientCPUAtEnd = await serverCPU(clientGroup)
 let serverMallocsAtEnd = await loopMallocs(serverGroup)
 let clientMallocsAtEnd = await loopMallocs(clientGroup)
@@ -253,6 +267,11 @@ if let s0 = serverMallocsAtStart, let s1 = serverMallocsAtEnd, let c0 = clientMa
     let n = Double(callsAtEnd - callsAtStart)
     func per(_ a: UInt64, _ b: UInt64) -> String { "\(Double(Int((Double(b - a) / n) * 100)) / 100)" }
     say("allocations per call: server \(per(s0, s1)), client \(per(c0, c1)) (loop threads)")
+}
+if let a = stealAtStart, let b = stealAtEnd {
+    // Time the hypervisor ran something else on our CPUs: a loaded host inflates every CPU figure above.
+    let share = Double(b - a) / Double(sysconf(Int32(_SC_CLK_TCK))) / (options.duration * Double(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+    say("steal: \(Double(Int(share * 1000)) / 10)% of the machine's CPU time (host contention; figures are trustworthy near 0)")
 }
 if let firstError { say("first error: \(firstError)") }
 

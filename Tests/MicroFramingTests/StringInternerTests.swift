@@ -40,4 +40,19 @@ struct StringInternerTests {
         var plain = StringInterner(capacity: 0)
         #expect(intern(&plain, "service.alpha.one") == "service.alpha.one")
     }
+
+    @Test("well-known content types come back as the literals themselves, and are never evicted")
+    func wellKnown() {
+        var interner = StringInterner(capacity: 2)
+        func bits(_ s: String) -> (UInt64, UInt64) { unsafeBitCast(s, to: (UInt64, UInt64).self) }
+        for name in StringInterner.wellKnown {
+            let s = intern(&interner, name)
+            #expect(s == name)
+            #expect(s.map(bits) ?? (0, 0) == bits(name), "the literal's storage, not a decoded copy")
+        }
+        // Churn through more names than the capacity: the well-known ones stay.
+        for i in 0..<20 { #expect(intern(&interner, "service.number.\(i)") == "service.number.\(i)") }
+        let raw = intern(&interner, "application/octet-stream")
+        #expect(raw.map(bits) ?? (0, 0) == bits(StringInterner.wellKnown[0]))
+    }
 }

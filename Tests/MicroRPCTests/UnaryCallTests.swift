@@ -34,6 +34,13 @@ func expectError(_ client: Client, _ options: CallOptions, _ request: Request, _
 
 @Suite("Unary calls and codecs", .serialized)
 struct UnaryCallTests {
+    @Test("the stock content types are the interner's well-known names (their copies cost no reference counting)")
+    func contentTypesAreWellKnown() {
+        for type in [ContentType.raw, ContentType.json, ContentType.protobuf] {
+            #expect(StringInterner.wellKnown.contains(type))
+        }
+    }
+
     @Test("raw echo over loopback, from the client's loop and from the global pool")
     func rawEcho() async throws {
         let s = try await RunningServer.start { $0.handle("Echo.Call") { req, _ in Response(body: req.body, metadata: ["seen": req.endpoint]) } }
