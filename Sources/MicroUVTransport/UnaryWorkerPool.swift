@@ -20,7 +20,9 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
         let connection: MuxConnection
         let streamID: UInt32
         let handler: any UnaryHandler
-        var request: UnaryRequest
+        /// Boxed, so that ``run()`` moves it into the handler (a copyable field of a non-copyable value is copied
+        /// out, at the cost of a retain and a release of each of its references).
+        var request: MoveBox<UnaryRequest>
         var cancelled = false
 
         init(connection: MuxConnection, streamID: UInt32, handler: any UnaryHandler, head: consuming RequestHead,
@@ -28,12 +30,12 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
             self.connection = connection
             self.streamID = streamID
             self.handler = handler
-            request = UnaryRequest(head: head, message: message, peer: peer, receivedAt: receivedAt)
+            request = MoveBox(UnaryRequest(head: head, message: message, peer: peer, receivedAt: receivedAt))
         }
 
         /// Runs the handler with the request, which moves into it.
         consuming nonisolated(nonsending) func run() async -> UnaryReply {
-            await handler.handle(request)
+            await handler.handle(request.take())
         }
     }
 
@@ -217,7 +219,7 @@ final class UnaryWorker: @unchecked Sendable {
     private nonisolated(nonsending) func runCall(_ call: consuming UnaryWorkerPool.Call) async {
         let connection = call.connection
         let id = call.streamID
-        call.request.scope = scope
+        call.request.value.scope = scope
         self.connection = connection
         streamID = id
         callCancelled = false
@@ -226,4 +228,13 @@ final class UnaryWorker: @unchecked Sendable {
         self.connection = nil
         if !cancelled { connection.finishUnary(id, reply) }
     }
+}
+
+/// A value that a consuming method moves out: `take()` hands over the value itself, with no copy.
+struct MoveBox<Value>: ~Copyable {
+    var value: Value
+
+    init(_ value: consuming Value) { self.value = value }
+
+    consuming func take() -> Value { value }
 }
