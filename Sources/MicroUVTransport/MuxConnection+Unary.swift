@@ -153,7 +153,7 @@ extension MuxConnection {
     /// Ends unary calls with ids above `lastStream` (the peer did not process them).
     func failUnaryCalls(above lastStream: UInt32, _ error: TransportError) {
         guard !clientUnary.isEmpty else { return }
-        for id in clientUnary.keys where id > lastStream {
+        for id in clientUnary.allKeys where id > lastStream {
             if let call = clientUnary.removeValue(forKey: id) {
                 call.continuation.resume(returning: .failure(error))
                 streamEnded()
@@ -169,7 +169,7 @@ extension MuxConnection {
         if !clientUnary.isEmpty {
             let waiting = clientUnary
             clientUnary.removeAll()
-            for call in waiting.values { call.continuation.resume(returning: .failure(error)) }
+            for call in waiting.allValues { call.continuation.resume(returning: .failure(error)) }
         }
         deadlines.removeAll()
         deadlineTimer?.cancel()
@@ -182,7 +182,7 @@ extension MuxConnection {
     private func addDeadline(_ at: UInt64, _ id: UInt32) {
         deadlines.insert(at: at, streamID: id)
         if deadlines.count > 2 * clientUnary.count + 64 {
-            deadlines.compact { clientUnary[$0.streamID] != nil }
+            deadlines.compact { clientUnary.contains($0.streamID) }
         }
         armDeadlineTimer()
     }

@@ -39,7 +39,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// Server: unary calls queued or running in `workers` (which knows them by connection and stream id).
     @exclusivity(unchecked) var serverUnaryCount = 0
     /// Client: unary calls waiting for their response, by stream id.
-    @exclusivity(unchecked) var clientUnary: [UInt32: PendingUnary] = [:]
+    @exclusivity(unchecked) var clientUnary = StreamTable<PendingUnary>()
     /// Client: deadlines of unary calls; one timer serves the earliest.
     @exclusivity(unchecked) var deadlines = DeadlineHeap()
     var deadlineTimer: LoopTimer?

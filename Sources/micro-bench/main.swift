@@ -190,10 +190,10 @@ let rpc = options.rpc
     return r.message?.count ?? -1
 }
 let recorder = Recorder()
-let clock = ContinuousClock()
-let start = clock.now
-let measureFrom = start + .milliseconds(Int(options.warmup * 1000))
-let stopAt = measureFrom + .milliseconds(Int(options.duration * 1000))
+// Timestamps (plain nanoseconds): the harness's own clock reads and arithmetic stay out of the client's cost.
+let start = Timestamp.now
+let measureFrom = start.advanced(by: .milliseconds(Int(options.warmup * 1000)))
+let stopAt = measureFrom.advanced(by: .milliseconds(Int(options.duration * 1000)))
 /// Calls completed, for the allocation counts (read next to them).
 let completedCalls = Atomic<Int>(0)
 
@@ -213,14 +213,13 @@ let workers = (0..<options.concurrency).map { _ in
         var errors = 0
         var firstError: String?
         while true {
-            let t0 = clock.now
+            let t0 = Timestamp.now
             if t0 >= stopAt { break }
             do {
                 guard try await echo() == payload.count else { throw TransportError(.protocolError, "bad echo") }
                 completedCalls.add(1, ordering: .relaxed)
                 if t0 >= measureFrom {
-                    let d = clock.now - t0
-                    samples.append(UInt32(min(Int64(UInt32.max), d.components.seconds * 1_000_000 + d.components.attoseconds / 1_000_000_000_000)))
+                    samples.append(UInt32(clamping: t0.nanoseconds(to: .now) / 1000))
                     calls += 1
                 }
             } catch {
@@ -231,14 +230,14 @@ let workers = (0..<options.concurrency).map { _ in
         recorder.merge(samples, calls: calls, errors: errors, firstError: firstError)
     }
 }
-try await Task.sleep(until: measureFrom)
+try await Task.sleep(until: measureFrom.instant)
 let stealAtStart = stealTicks()
 cpuAtStart = await serverCPU(serverGroup)
 let clientCPUAtStart = await serverCPU(clientGroup)
 let serverMallocsAtStart = await loopMallocs(serverGroup)
 let clientMallocsAtStart = await loopMallocs(clientGroup)
 let callsAtStart = completedCalls.load(ordering: .relaxed)
-try await Task.sleep(until: stopAt)
+try await Task.sleep(until: stopAt.instant)
 let cpuAtEnd = await serverCPU(serverGroup)
 let stealAtEnd = stealTicks()
 let clientCPUAtEnd = await serverCPU(clientGroup)
