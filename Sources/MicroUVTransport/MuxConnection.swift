@@ -5,7 +5,7 @@ internal import MicroTransport
 
 /// Who owns a connection and hears about its capacity and its end. Called on the connection's loop.
 protocol MuxConnectionOwner: AnyObject {
-    /// A stream ended, so the connection can take another.
+    /// A stream ended, so the connection can take another. On a server connection, only once it drains.
     func muxConnectionStreamClosed(_ connection: MuxConnection)
     /// The peer's SETTINGS arrived (client: the connection is ready for streams).
     func muxConnectionReady(_ connection: MuxConnection)
@@ -293,7 +293,9 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             idleSince = loop.nowMilliseconds
             if isDraining && role == .client { tcp.closeAfterFlush() }
         }
-        owner?.muxConnectionStreamClosed(self)
+        // A server's owner only acts on stream ends while draining (every connection drains with it): no weak
+        // load per call otherwise.
+        if role == .client || isDraining { owner?.muxConnectionStreamClosed(self) }
     }
 
     // MARK: reading
@@ -367,14 +369,14 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
 
     /// Handles one complete frame; returns false to stop reading (the connection is failing).
     private func handle(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        let frame: Frame?
+        let frame: Frame
         do {
-            frame = try Frame.decode(bytes, interner: &names.interner)
+            guard let decoded = try Frame.decode(bytes, interner: &names.interner) else { return true }  // unknown type: ignored
+            frame = decoded
         } catch {
             fail(error.code, error.reason)
             return false
         }
-        guard let frame else { return true }  // unknown type: ignored
         if !peerSettingsReceived {
             guard case .settings(false, _) = frame else {
                 fail(.protocolError, "the first frame must be SETTINGS")
