@@ -12,30 +12,35 @@ public struct ByteReader {
         if n > remaining { throw FramingError(.protocolError, "truncated \(what)") }
     }
 
+    @inline(__always)
     public mutating func u8(_ what: StaticString) throws(FramingError) -> UInt8 {
         try need(1, what)
         defer { offset += 1 }
         return bytes[offset]
     }
 
+    @inline(__always)
     public mutating func u16(_ what: StaticString) throws(FramingError) -> UInt16 {
         try need(2, what)
         defer { offset += 2 }
         return UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
     }
 
+    @inline(__always)
     public mutating func u32(_ what: StaticString) throws(FramingError) -> UInt32 {
         try need(4, what)
         defer { offset += 4 }
         return UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
 
+    @inline(__always)
     public mutating func u64(_ what: StaticString) throws(FramingError) -> UInt64 {
         try need(8, what)
         defer { offset += 8 }
         return UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
 
+    @inline(__always)
     public mutating func slice(_ n: Int, _ what: StaticString) throws(FramingError) -> UnsafeRawBufferPointer {
         try need(n, what)
         defer { offset += n }
@@ -52,11 +57,12 @@ public struct ByteReader {
         return str
     }
 
-    /// A UTF-8 string with a u16 length in front, through `interner` (no allocation for a recently seen name).
-    public mutating func string16(_ what: StaticString, interner: inout StringInterner) throws(FramingError) -> String {
+    /// A UTF-8 string with a u16 length in front, through `interner` (no allocation for a recently seen name);
+    /// `kind` as in ``StringInterner/string(_:kind:)``.
+    public mutating func string16(_ what: StaticString, interner: inout StringInterner, kind: Int = 0) throws(FramingError) -> String {
         let n = Int(try u16(what))
         let s = try slice(n, what)
-        guard let str = interner.string(s) else {
+        guard let str = interner.string(s, kind: kind) else {
             throw FramingError(.protocolError, "\(what) is not valid UTF-8")
         }
         return str
@@ -87,12 +93,16 @@ public struct ByteWriter {
     /// Writes a u16-prefixed UTF-8 string. A string above 65,535 bytes is cut at the last whole character that
     /// fits (callers that must not lose bytes check ``fits16(_:)`` first); it never traps.
     public mutating func string16(_ s: String) {
+        // Native strings give their bytes in place; only others are copied first.
+        if s.utf8.withContiguousStorageIfAvailable({ write16($0) }) != nil { return }
         var s = s
-        s.withUTF8 { u in
-            let n = ByteWriter.clampedCount16(u)
-            u16(UInt16(n))
-            bytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(u)[0..<n]))
-        }
+        s.withUTF8 { write16($0) }
+    }
+
+    private mutating func write16(_ u: UnsafeBufferPointer<UInt8>) {
+        let n = ByteWriter.clampedCount16(u)
+        u16(UInt16(n))
+        bytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(u)[0..<n]))
     }
 
     /// The encoded size of a u16-prefixed string (after clamping, as ``string16(_:)`` writes it).

@@ -45,9 +45,9 @@ public struct RequestHead: Equatable, Sendable {
 
     /// Decodes with the names (service, endpoint, content type) taken from `interner` when seen recently.
     public static func decode(_ r: inout ByteReader, interner: inout StringInterner) throws(FramingError) -> RequestHead {
-        let service = try r.string16("service", interner: &interner)
-        let endpoint = try r.string16("endpoint", interner: &interner)
-        let contentType = try r.string16("content type", interner: &interner)
+        let service = try r.string16("service", interner: &interner, kind: 0)
+        let endpoint = try r.string16("endpoint", interner: &interner, kind: 1)
+        let contentType = try r.string16("content type", interner: &interner, kind: 2)
         let timeout = try r.u64("deadline")
         let attempt = try r.u16("attempt")
         let metadata = try Metadata.decode(&r)

@@ -26,7 +26,8 @@ public struct StringInterner {
     /// Entries below this index (the well-known ones) are never replaced.
     private var pinned = 0
     private var nextSlot = 0
-    private var lastHit = 0
+    /// Where the last lookup of each kind of name (see ``string(_:kind:)``) hit: where the next one starts.
+    private var lastHits: (Int, Int, Int, Int) = (0, 0, 0, 0)
     public let capacity: Int
 
     /// A capacity of 0 remembers nothing (plain decoding); otherwise ``wellKnown`` comes on top of `capacity`.
@@ -42,16 +43,19 @@ public struct StringInterner {
         nextSlot = pinned
     }
 
-    /// The string for `bytes`, or nil when they are not valid UTF-8.
-    public mutating func string(_ bytes: UnsafeRawBufferPointer) -> String? {
+    /// The string for `bytes`, or nil when they are not valid UTF-8. `kind` (0–3) names the field the bytes
+    /// come from (service, endpoint, content type, ...): each kind starts where its last lookup hit, so the names
+    /// a connection repeats are found at the first comparison.
+    public mutating func string(_ bytes: UnsafeRawBufferPointer, kind: Int = 0) -> String? {
         if bytes.isEmpty { return "" }
         guard capacity > 0, bytes.count <= Self.maxLength else { return Self.decode(bytes) }
         let prefix = Self.prefix(bytes)
         let n = entries.count
         if n > 0 {
             // Fields are read in place: copying an entry would retain and release its bytes and string.
+            let start = lastHit(kind)
             let hit: Int? = entries.withUnsafeBufferPointer { table in
-                var i = lastHit < n ? lastHit : 0
+                var i = start < n ? start : 0
                 for _ in 0..<n {
                     if table[i].count == bytes.count && table[i].prefix == prefix
                         && (bytes.count <= 8 || table[i].bytes.withUnsafeBytes { equalBytes($0, bytes) }) {
@@ -63,7 +67,7 @@ public struct StringInterner {
                 return nil
             }
             if let hit {
-                lastHit = hit
+                setLastHit(kind, hit)
                 return entries[hit].string
             }
         }
@@ -71,13 +75,31 @@ public struct StringInterner {
         let entry = Entry(count: bytes.count, prefix: prefix, bytes: Array(bytes), string: s)
         if entries.count < pinned + capacity {
             entries.append(entry)
-            lastHit = entries.count - 1
+            setLastHit(kind, entries.count - 1)
         } else {
             entries[nextSlot] = entry
-            lastHit = nextSlot
+            setLastHit(kind, nextSlot)
             nextSlot = nextSlot + 1 == entries.count ? pinned : nextSlot + 1
         }
         return s
+    }
+
+    private func lastHit(_ kind: Int) -> Int {
+        switch kind & 3 {
+        case 0: lastHits.0
+        case 1: lastHits.1
+        case 2: lastHits.2
+        default: lastHits.3
+        }
+    }
+
+    private mutating func setLastHit(_ kind: Int, _ index: Int) {
+        switch kind & 3 {
+        case 0: lastHits.0 = index
+        case 1: lastHits.1 = index
+        case 2: lastHits.2 = index
+        default: lastHits.3 = index
+        }
     }
 
     /// Validating UTF-8 decoding, with a fast path for ASCII (what names almost always are).
