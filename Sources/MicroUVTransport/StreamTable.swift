@@ -1,12 +1,15 @@
-/// Values by stream id: an open-addressing table for the calls in flight on one connection. A connection's
-/// stream ids are consecutive, so the id itself (masked) is the slot: no hash function, and neighbours do not
-/// collide. Linear probing; deletion shifts the run back, so there are no tombstones. Not thread-safe.
+/// Values by stream id: the calls in flight on one connection. A connection's stream ids are consecutive and
+/// only a window of them is in flight, so each id has one slot (the id, masked): no hash function, no probing.
+/// The rare id whose slot an older call still holds (a straggler a whole table behind) goes to a small overflow
+/// dictionary. Not thread-safe.
 ///
 /// Stream id 0 is not a valid key (it marks an empty slot).
 struct StreamTable<Value> {
     /// 0: empty. The capacity is 0 or a power of two, at least twice `count`.
     private var keys: [UInt32] = []
     private var values: [Value?] = []
+    /// Entries whose slot was taken when they came.
+    private var overflow: [UInt32: Value] = [:]
     private(set) var count = 0
 
     /// Tables that grew past this are given back when they empty.
@@ -16,93 +19,88 @@ struct StreamTable<Value> {
 
     var isEmpty: Bool { count == 0 }
 
-    private func slot(of key: UInt32) -> Int? {
-        guard count > 0 else { return nil }
-        let mask = keys.count - 1
-        var i = Int(key) & mask
-        while true {
-            let k = keys[i]
-            if k == key { return i }
-            if k == 0 { return nil }
-            i = (i + 1) & mask
-        }
-    }
+    @inline(__always)
+    private func slot(_ key: UInt32) -> Int { Int(key) & (keys.count - 1) }
 
     subscript(key: UInt32) -> Value? {
-        get { slot(of: key).flatMap { values[$0] } }
+        get {
+            guard count > 0 else { return nil }
+            let s = slot(key)
+            if keys[s] == key { return values[s] }
+            return overflow.isEmpty ? nil : overflow[key]
+        }
         set {
             if let newValue { insert(key, newValue) } else { removeValue(forKey: key) }
         }
     }
 
-    func contains(_ key: UInt32) -> Bool { slot(of: key) != nil }
+    func contains(_ key: UInt32) -> Bool { self[key] != nil }
 
     /// Inserts or replaces the value for `key`.
     mutating func insert(_ key: UInt32, _ value: Value) {
         precondition(key != 0, "stream id 0 is not a key")
         if (count + 1) * 2 > keys.count { resize(to: Swift.max(16, keys.count * 2)) }
-        let mask = keys.count - 1
-        var i = Int(key) & mask
-        while true {
-            let k = keys[i]
-            if k == key {
-                values[i] = value
-                return
-            }
-            if k == 0 {
-                keys[i] = key
-                values[i] = value
-                count += 1
-                return
-            }
-            i = (i + 1) & mask
+        let s = slot(key)
+        if keys[s] == key {
+            values[s] = value
+            return
         }
+        if !overflow.isEmpty, overflow[key] != nil {
+            overflow[key] = value
+            return
+        }
+        if keys[s] == 0 {
+            keys[s] = key
+            values[s] = value
+        } else {
+            overflow[key] = value
+        }
+        count += 1
     }
 
     @discardableResult
     mutating func removeValue(forKey key: UInt32) -> Value? {
-        guard let found = slot(of: key) else { return nil }
-        let value = values[found].take()
-        keys[found] = 0
-        count -= 1
-        // Shift back the entries of the run after the hole that may live there.
-        let mask = keys.count - 1
-        var hole = found
-        var j = (found + 1) & mask
-        while keys[j] != 0 {
-            let home = Int(keys[j]) & mask
-            if (j - home) & mask >= (j - hole) & mask {
-                keys[hole] = keys[j]
-                values[hole] = values[j].take()
-                keys[j] = 0
-                hole = j
-            }
-            j = (j + 1) & mask
+        guard count > 0 else { return nil }
+        let s = slot(key)
+        let value: Value?
+        if keys[s] == key {
+            keys[s] = 0
+            value = values[s].take()
+        } else if !overflow.isEmpty {
+            value = overflow.removeValue(forKey: key)
+        } else {
+            value = nil
         }
+        guard value != nil else { return nil }
+        count -= 1
         if count == 0 && keys.count > Self.retainedCapacity { removeAll() }
         return value
     }
 
     /// The keys, in no particular order.
-    var allKeys: [UInt32] { keys.filter { $0 != 0 } }
+    var allKeys: [UInt32] { keys.filter { $0 != 0 } + overflow.keys }
 
     /// The values, in no particular order.
-    var allValues: [Value] { values.compactMap { $0 } }
+    var allValues: [Value] { values.compactMap { $0 } + overflow.values }
 
     mutating func removeAll() {
         keys = []
         values = []
+        overflow = [:]
         count = 0
     }
 
     private mutating func resize(to capacity: Int) {
         let oldKeys = keys
         var oldValues = values
+        let oldOverflow = overflow
         keys = [UInt32](repeating: 0, count: capacity)
         values = [Value?](repeating: nil, count: capacity)
+        overflow = [:]
         count = 0
         for i in oldKeys.indices where oldKeys[i] != 0 {
             if let v = oldValues[i].take() { insert(oldKeys[i], v) }
         }
+        for (k, v) in oldOverflow { insert(k, v) }
     }
 }

@@ -40,4 +40,23 @@ struct StreamTableTests {
         }
         #expect(table.isEmpty && table.allKeys.isEmpty)
     }
+
+    @Test("a straggler a whole table behind shares its slot through the overflow, and growth keeps both")
+    func stragglers() {
+        var table = StreamTable<Int>()
+        table[1] = 1
+        // Keep the table at 16 slots: ids 17, 33, 49 all map to slot 1.
+        for id: UInt32 in [17, 33, 49] { table[id] = Int(id) }
+        #expect(table.count == 4 && table[1] == 1 && table[17] == 17 && table[33] == 33 && table[49] == 49)
+        // The slot's owner leaves; an overflowed id is updated where it lives, not duplicated.
+        #expect(table.removeValue(forKey: 1) == 1)
+        table[33] = -33
+        #expect(table.count == 3 && table[33] == -33 && table.allKeys.sorted() == [17, 33, 49])
+        // Growing re-places everything.
+        for id: UInt32 in 100..<140 { table[id] = Int(id) }
+        #expect(table.count == 43 && table[17] == 17 && table[33] == -33 && table[49] == 49 && table[139] == 139)
+        for id: UInt32 in [17, 33, 49] { #expect(table.removeValue(forKey: id) != nil) }
+        #expect(table.removeValue(forKey: 49) == nil)
+        #expect(table.count == 40)
+    }
 }
