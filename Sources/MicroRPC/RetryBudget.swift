@@ -5,7 +5,8 @@ import Synchronization
 /// sliding window, retries may be at most `ratio` of the calls made, plus `minPerSecond` per second so that a
 /// client with little traffic can still retry.
 ///
-/// Thread-safe: one short lock per call (a deposit) and per retry (a withdrawal).
+/// Thread-safe. A call is counted with one atomic add while its slot of the window is current (the lock is taken
+/// once per slot change); a retry takes the lock.
 public final class RetryBudget: Sendable {
     public struct Configuration: Sendable, Hashable {
         /// Retries allowed per call made, e.g. 0.2 = 20%.
@@ -34,6 +35,10 @@ public final class RetryBudget: Sendable {
     public let configuration: Configuration
     private let slotNanos: Int64
     private let slots: Mutex<Slots>
+    /// The slot `pendingCalls` count for: calls made while it is current are only added to `pendingCalls`.
+    private let pendingSlot = Atomic<Int64>(-1)
+    /// Calls of `pendingSlot` not yet folded into `slots`.
+    private let pendingCalls = Atomic<Int>(0)
 
     public init(_ configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -66,10 +71,27 @@ public final class RetryBudget: Sendable {
     /// Records a call (the first attempt).
     public func recordCall() {
         let index = slotIndex()
+        if pendingSlot.load(ordering: .acquiring) == index {
+            pendingCalls.wrappingAdd(1, ordering: .relaxed)
+            return
+        }
         slots.withLock { s in
+            fold(&s, now: index)
             Self.advance(&s, to: index)
             s.calls[Int(index % Int64(Self.slotCount))] += 1
+            pendingSlot.store(index, ordering: .releasing)
         }
+    }
+
+    /// Adds the calls counted atomically to their slot (under the lock); drops them when that slot left the
+    /// window. A call that raced with a slot change is counted in the next slot: off by at most a tenth of the
+    /// window.
+    private func fold(_ s: inout Slots, now index: Int64) {
+        let pending = pendingCalls.exchange(0, ordering: .relaxed)
+        let slot = pendingSlot.load(ordering: .relaxed)
+        guard pending > 0, slot >= 0, slot <= index, slot > index - Int64(Self.slotCount) else { return }
+        Self.advance(&s, to: slot)
+        s.calls[Int(slot % Int64(Self.slotCount))] += pending
     }
 
     /// Takes one retry from the budget; false when it is spent.
@@ -77,6 +99,7 @@ public final class RetryBudget: Sendable {
         let index = slotIndex()
         let windowSeconds = Double(configuration.window.components.seconds) + Double(configuration.window.components.attoseconds) / 1e18
         return slots.withLock { s in
+            fold(&s, now: index)
             Self.advance(&s, to: index)
             let calls = s.calls.reduce(0, +)
             let retries = s.retries.reduce(0, +)

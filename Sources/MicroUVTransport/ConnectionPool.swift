@@ -36,8 +36,12 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
     /// Dials made since the pool was created (for tests and metrics).
     private(set) var dialCount = 0
 
-    init(address: SocketAddress, loop: EventLoop, config: UVTransportConfiguration) {
+    /// The address as callers name it ("host:port"), for the transport's lock-free cache of its last pool.
+    let name: String
+
+    init(address: SocketAddress, name: String = "", loop: EventLoop, config: UVTransportConfiguration) {
         self.address = address
+        self.name = name
         self.loop = loop
         self.config = config
     }

@@ -14,12 +14,13 @@ public final class UVClientTransport: ClientTransport {
     public let group: EventLoopGroup
     public let configuration: UVTransportConfiguration
     private struct Pools: ~Copyable {
+        /// Never shrinks: a pool lives as long as the transport (``lastPool`` relies on it).
         var byAddress: [String: ConnectionPool] = [:]
-        /// The pool used last: callers mostly repeat an address, and comparing it is cheaper than hashing it.
-        var lastAddress = ""
-        var last: ConnectionPool?
     }
     private let pools = Mutex(Pools())
+    /// The pool used last, unretained (0: none): callers mostly repeat an address, and comparing its name costs
+    /// less than taking the lock and hashing. Valid while the transport lives, since pools are never removed.
+    private let lastPool = Atomic<UInt>(0)
     private let isShutdown = Atomic<Bool>(false)
 
     public init(group: EventLoopGroup, configuration: UVTransportConfiguration = UVTransportConfiguration()) {
@@ -28,24 +29,31 @@ public final class UVClientTransport: ClientTransport {
     }
 
     private func pool(for address: String) throws(TransportError) -> ConnectionPool {
-        let found: ConnectionPool? = pools.withLock { p in
-            if let last = p.last, p.lastAddress == address { return last }
-            guard let hit = p.byAddress[address] else { return nil }
-            p.lastAddress = address
-            p.last = hit
-            return hit
+        let bits = lastPool.load(ordering: .acquiring)
+        if bits != 0, let raw = UnsafeRawPointer(bitPattern: bits) {
+            let last = Unmanaged<ConnectionPool>.fromOpaque(raw).takeUnretainedValue()
+            if last.name == address { return last }
         }
-        if let found { return found }
+        if let found = pools.withLock({ $0.byAddress[address] }) {
+            remember(found)
+            return found
+        }
         let parsed: SocketAddress
         do { parsed = try SocketAddress(address) } catch {
             throw TransportError(.connectFailed, "bad address \"\(address)\": \(error)")
         }
-        return pools.withLock { pools in
+        let created = pools.withLock { pools in
             if let p = pools.byAddress[address] { return p }
-            let p = ConnectionPool(address: parsed, loop: group.next(), config: configuration)
+            let p = ConnectionPool(address: parsed, name: address, loop: group.next(), config: configuration)
             pools.byAddress[address] = p
             return p
         }
+        remember(created)
+        return created
+    }
+
+    private func remember(_ pool: ConnectionPool) {
+        lastPool.store(UInt(bitPattern: Unmanaged.passUnretained(pool).toOpaque()), ordering: .releasing)
     }
 
     /// The loop that carries streams to `address`.
