@@ -76,15 +76,17 @@ public final class RetryBudget: Sendable {
             return
         }
         slots.withLock { s in
-            fold(&s, now: index)
-            Self.advance(&s, to: index)
-            s.calls[Int(index % Int64(Self.slotCount))] += 1
-            pendingSlot.store(index, ordering: .releasing)
+            // A reading taken before a slow lock may be older than the window's slot: never go back.
+            let now = max(index, s.current)
+            fold(&s, now: now)
+            Self.advance(&s, to: now)
+            s.calls[Int(now % Int64(Self.slotCount))] += 1
+            if now > pendingSlot.load(ordering: .relaxed) { pendingSlot.store(now, ordering: .releasing) }
         }
     }
 
     /// Adds the calls counted atomically to their slot (under the lock); drops them when that slot left the
-    /// window. A call that raced with a slot change is counted in the next slot: off by at most a tenth of the
+    /// window. `now` is at least `s.current`, which is at least `pendingSlot`. A call that raced with a slot change is counted in the next slot: off by at most a tenth of the
     /// window.
     private func fold(_ s: inout Slots, now index: Int64) {
         let pending = pendingCalls.exchange(0, ordering: .relaxed)
@@ -99,13 +101,14 @@ public final class RetryBudget: Sendable {
         let index = slotIndex()
         let windowSeconds = Double(configuration.window.components.seconds) + Double(configuration.window.components.attoseconds) / 1e18
         return slots.withLock { s in
-            fold(&s, now: index)
-            Self.advance(&s, to: index)
+            let now = max(index, s.current)
+            fold(&s, now: now)
+            Self.advance(&s, to: now)
             let calls = s.calls.reduce(0, +)
             let retries = s.retries.reduce(0, +)
             let allowed = Double(configuration.minPerSecond) * windowSeconds + configuration.ratio * Double(calls)
             guard Double(retries) + 1 <= allowed else { return false }
-            s.retries[Int(index % Int64(Self.slotCount))] += 1
+            s.retries[Int(now % Int64(Self.slotCount))] += 1
             return true
         }
     }
@@ -114,7 +117,7 @@ public final class RetryBudget: Sendable {
     public var retriesInWindow: Int {
         let index = slotIndex()
         return slots.withLock { s in
-            Self.advance(&s, to: index)
+            Self.advance(&s, to: max(index, s.current))
             return s.retries.reduce(0, +)
         }
     }

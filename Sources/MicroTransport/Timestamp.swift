@@ -39,7 +39,7 @@ public struct Timestamp: Comparable, Hashable, Sendable, CustomStringConvertible
 
     /// The same point as a `ContinuousClock` instant.
     public var instant: ContinuousClock.Instant {
-        Self.link.instant.advanced(by: .nanoseconds(nanoseconds &- Self.link.timestamp.nanoseconds))
+        Self.link.instant.advanced(by: .nanoseconds(Self.link.timestamp.nanoseconds(to: self)))
     }
 
     /// This point moved by `nanoseconds`, saturating instead of overflowing.

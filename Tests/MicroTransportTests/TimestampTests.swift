@@ -31,5 +31,8 @@ struct TimestampTests {
         #expect(t.advanced(by: .milliseconds(3)).nanoseconds == 3_001_000)
         #expect(t.duration(to: Timestamp(nanoseconds: 2_500)) == .nanoseconds(1_500))
         #expect(Timestamp(nanoseconds: 1) < t)
+        // The extremes convert without wrapping around: far past stays before now, far future after.
+        #expect(Timestamp(nanoseconds: .min).instant < .now)
+        #expect(Timestamp(nanoseconds: .max).instant > .now)
     }
 }
