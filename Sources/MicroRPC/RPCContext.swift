@@ -22,12 +22,8 @@ public struct RPCContext: Sendable {
 
     public init(service: String, endpoint: String, deadline: ContinuousClock.Instant? = nil, metadata: Metadata = [:],
                 peer: String = "", attempt: UInt16 = 1) {
-        self.service = service
-        self.endpoint = endpoint
-        self.deadlineTimestamp = deadline.map(Timestamp.init)
-        self.metadata = metadata
-        self.peer = peer
-        self.attempt = attempt
+        self.init(service: service, endpoint: endpoint, deadline: deadline.map(Timestamp.init), metadata: metadata,
+                  peer: peer, attempt: attempt)
     }
 
     init(service: String, endpoint: String, deadline: Timestamp?, metadata: Metadata, peer: String, attempt: UInt16) {

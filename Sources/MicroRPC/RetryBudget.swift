@@ -86,8 +86,8 @@ public final class RetryBudget: Sendable {
     }
 
     /// Adds the calls counted atomically to their slot (under the lock); drops them when that slot left the
-    /// window. `now` is at least `s.current`, which is at least `pendingSlot`. A call that raced with a slot change is counted in the next slot: off by at most a tenth of the
-    /// window.
+    /// window. `now` is at least `s.current`, which is at least `pendingSlot`. A call that raced with a slot
+    /// change is counted in the next slot: off by at most a tenth of the window.
     private func fold(_ s: inout Slots, now index: Int64) {
         let pending = pendingCalls.exchange(0, ordering: .relaxed)
         let slot = pendingSlot.load(ordering: .relaxed)

@@ -42,8 +42,8 @@ struct RingQueue<Element: ~Copyable>: ~Copyable {
         return call
     }
 
-    /// Calls `body` with each queued call, oldest first, until it returns true.
-    mutating func firstWhere(_ body: (inout Element) -> Bool) {
+    /// Calls `body` with each element in place, oldest first, until it returns true.
+    mutating func updateEach(_ body: (inout Element) -> Bool) {
         for i in 0..<count where body(&(slots + ((start + i) & (capacity - 1))).pointee) { return }
     }
 

@@ -107,8 +107,8 @@ public final class UVClientTransport: ClientTransport {
     }
 
     /// A unary call. When the caller runs on the loop that carries `address` (a task with that loop as its
-    /// executor preference) and a connection has room, the call takes no lock beyond the pool lookup, makes no
-    /// thread hop and allocates only the response message.
+    /// executor preference), calls that address as the last call did, and a connection has room, the call takes
+    /// no lock, makes no thread hop and allocates only the response message.
     public nonisolated(nonsending) func unary(
         to address: String,
         head: RequestHead,

@@ -13,8 +13,9 @@ internal import MicroTransport
 /// A call is cancelled while queued (it is skipped) or while running (its worker's task is cancelled, its reply
 /// dropped, and that worker ends after the handler returns: cancellation is sticky on a task).
 ///
-/// Loop-confined: every field is used on the loop's thread only. `@exclusivity(unchecked)` on the hot fields: one thread, no re-entrant mutation, so the runtime's access
-/// tracking (a thread-local lookup per access) would only cost.
+/// Loop-confined: every field is used on the loop's thread only. `@exclusivity(unchecked)` on the hot fields:
+/// one thread, no re-entrant mutation, so the runtime's access tracking (a thread-local lookup per access) would
+/// only cost.
 final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     struct Call: ~Copyable {
         let connection: MuxConnection
@@ -124,7 +125,7 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     /// already finished).
     func cancel(_ connection: MuxConnection, _ streamID: UInt32) -> Bool {
         var found = false
-        queue.firstWhere { call in
+        queue.updateEach { call in
             guard call.streamID == streamID, call.connection === connection, !call.cancelled else { return false }
             call.cancelled = true
             found = true
@@ -141,7 +142,7 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     /// Cancels every call of `connection` (it closed); returns how many.
     func cancelAll(of connection: MuxConnection) -> Int {
         var n = 0
-        queue.firstWhere { call in
+        queue.updateEach { call in
             if call.connection === connection && !call.cancelled {
                 call.cancelled = true
                 n += 1

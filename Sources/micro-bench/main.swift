@@ -112,15 +112,13 @@ func loopMallocs(_ group: EventLoopGroup) async -> UInt64? {
 
 final class Recorder: Sendable {
     struct State: ~Copyable {
-        var samples: [UInt32] = []  // microseconds
         var calls = 0
         var errors = 0
         var firstError: String?
     }
     let state = Mutex(State())
-    func merge(_ samples: [UInt32], calls: Int, errors: Int, firstError: String?) {
+    func merge(calls: Int, errors: Int, firstError: String?) {
         state.withLock {
-            $0.samples += samples
             $0.calls += calls
             $0.errors += errors
             if $0.firstError == nil { $0.firstError = firstError }
@@ -245,7 +243,7 @@ let workers = (0..<options.concurrency).map { _ in
                 if firstError == nil { firstError = "\(error)" }
             }
         }
-        recorder.merge([], calls: calls, errors: errors, firstError: firstError)
+        recorder.merge(calls: calls, errors: errors, firstError: firstError)
     }
 }
 try await Task.sleep(until: measureFrom.instant)
@@ -264,7 +262,7 @@ let clientMallocsAtEnd = await loopMallocs(clientGroup)
 let callsAtEnd = completedCalls.load(ordering: .relaxed)
 for w in workers { await w.value }
 
-let result = recorder.state.withLock { s in ((s.samples + loopSamples.all).sorted(), s.calls, s.errors, s.firstError) }
+let result = recorder.state.withLock { s in (loopSamples.all.sorted(), s.calls, s.errors, s.firstError) }
 let (sorted, calls, errors, firstError) = result
 func pct(_ p: Double) -> String {
     guard !sorted.isEmpty else { return "-" }

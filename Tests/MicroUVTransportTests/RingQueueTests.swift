@@ -51,7 +51,7 @@ struct RingQueueTests {
         var q = RingQueue<Unique>(capacity: 2)
         for i in 0..<10 { q.append(Unique(tracked: Tracked(i))) }
         var visited = 0
-        q.firstWhere { u in
+        q.updateEach { u in
             visited += 1
             if u.tracked.value % 3 == 0 { u.flagged = true }
             return u.tracked.value == 7
