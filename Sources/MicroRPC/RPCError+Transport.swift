@@ -44,5 +44,5 @@ extension RPCError {
     }
 
     /// The status that reports this error to a caller.
-    var status: Status { .error(code: code.rawValue, message: message) }
+    var status: Status { .error(code, message) }
 }

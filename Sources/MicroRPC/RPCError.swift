@@ -6,24 +6,8 @@ public import MicroFraming
 /// Codes follow gRPC's numbering, so that they travel in a status as they are and mean the same to every peer.
 /// Misuse of the API (a handler registered twice, a type no codec can encode) is ``RPCUsageError``, not this.
 public struct RPCError: Error, Sendable, CustomStringConvertible {
-    public enum Code: UInt32, Sendable, CaseIterable {
-        case cancelled = 1
-        case unknown = 2
-        case invalidArgument = 3
-        case deadlineExceeded = 4
-        case notFound = 5
-        case alreadyExists = 6
-        case permissionDenied = 7
-        case resourceExhausted = 8
-        case failedPrecondition = 9
-        case aborted = 10
-        case outOfRange = 11
-        case unimplemented = 12
-        case internalError = 13
-        case unavailable = 14
-        case dataLoss = 15
-        case unauthenticated = 16
-    }
+    /// The outcome's code: an extensible struct numbered as gRPC's (see `StatusCode`).
+    public typealias Code = StatusCode
 
     public var code: Code
     public var message: String
@@ -44,12 +28,12 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
         self.workNotStarted = workNotStarted
     }
 
-    public var description: String { "\(code) (\(code.rawValue)): \(message)" }
+    public var description: String { "\(code.name) (\(code.rawValue)): \(message)" }
 }
 
-extension RPCError.Code {
-    /// The code carried by a status; unknown numbers become `.unknown`.
-    public init(status code: UInt32) { self = RPCError.Code(rawValue: code) ?? .unknown }
+extension StatusCode {
+    /// The code carried by a status, kept as it is (also a number this version does not name).
+    public init(status code: UInt32) { self.init(rawValue: code) }
 }
 
 /// Misuse of the API, found locally: nothing was sent.

@@ -7,16 +7,18 @@ final class Route: UnaryHandler, @unchecked Sendable {
     enum Kind {
         case unary(UnaryRequestHandler)
         case stream(StreamRequestHandler)
-        /// Answers every request with this error (overload).
-        case refuse(Status)
         /// Answers that the request's endpoint is not served here.
         case unknownEndpoint(service: String)
+        /// Answers that the request names a service this server does not serve (a restartable NACK: the caller
+        /// reached the wrong node, e.g. from a stale registry entry whose address another service now uses).
+        case wrongService(served: String)
     }
 
     let endpoint: String
     let kind: Kind
     let server: ServerCore
-    /// Whether its calls count against the server's concurrency limit (health checks do not).
+    /// Whether its calls count against the server's concurrency limit (health checks do not). They are counted in
+    /// and out by ``handle(_:)`` itself (``Admission``), so a request that never reaches it was never counted.
     let counted: Bool
 
     init(endpoint: String, kind: Kind, server: ServerCore, counted: Bool = true) {
@@ -30,7 +32,10 @@ final class Route: UnaryHandler, @unchecked Sendable {
 
     nonisolated(nonsending) func handle(_ request: consuming UnaryRequest) async -> UnaryReply {
         guard case .unary(let body) = kind else { return refusal(request) }
-        defer { if counted { server.callEnded() } }
+        if counted {
+            guard server.admission.tryEnter() else { return UnaryReply(head: ResponseHead(status: server.overloadStatus), message: nil) }
+        }
+        defer { if counted { server.admission.leave() } }
         // The checks, then the handler with its deadline bound for downstream calls; errors become statuses.
         let head = request.head
         let deadline = RPCContext.deadline(of: head, receivedAt: request.receivedAt)
@@ -70,17 +75,13 @@ final class Route: UnaryHandler, @unchecked Sendable {
         }
     }
 
-    func dropped() {
-        if counted, case .unary = kind { server.callEnded() }
-    }
-
     /// The answer of a route that does not run a unary handler.
     private func refusal(_ request: UnaryRequest) -> UnaryReply {
         switch kind {
-        case .refuse(let status):
-            return UnaryReply(head: ResponseHead(status: status), message: nil)
         case .unknownEndpoint(let service):
             return Self.reply(Self.unknown(request.head.endpoint, service: service))
+        case .wrongService(let served):
+            return UnaryReply(head: ResponseHead(status: Self.wrongService(request.head.service, served: served)), message: nil)
         case .stream, .unary:
             return Self.reply(RPCError(.internalError, "\(endpoint) is a streaming endpoint"))
         }
@@ -88,6 +89,10 @@ final class Route: UnaryHandler, @unchecked Sendable {
 
     static func unknown(_ endpoint: String, service: String) -> RPCError {
         RPCError(.unimplemented, "unknown endpoint \"\(endpoint)\" of service \(service)")
+    }
+
+    static func wrongService(_ service: String, served: String) -> Status {
+        .nack(restartable: true, .unimplemented, "service \"\(service)\" is not served here (this node serves \(served))")
     }
 
     static func reply(_ error: RPCError) -> UnaryReply {

@@ -28,20 +28,8 @@ public final class Server: ServerHandler, Sendable {
     /// This node's id in the registry.
     public let nodeID: String
     let core: ServerCore
-    /// Handlers registered so far (guarded by its lock).
-    private let routes = Mutex<[String: Route]>([:])
-    /// The handlers as `start()` found them, read without a lock on every request. Written once, before the
-    /// transport serves (so before any reader exists); handlers added later are found through `routes`.
-    private nonisolated(unsafe) var frozenRoutes: [String: Route] = [:]
-    /// Set (releasing) once the frozen routes are written; readers load it (acquiring) before reading them, so
-    /// a transport serving this handler before `start()` reads only the locked table.
-    private let routesFrozen = Atomic<Bool>(false)
-    /// The same, as a list when it is short: comparing a few names (the transport hands out the same interned
-    /// String for a repeated name, which compares at once) costs less than hashing one.
-    private nonisolated(unsafe) var frozenList: [(name: String, route: Route)] = []
-    private let unknownEndpoint: Route
-    private let overloaded: Route
-    private let health: Route
+    /// Service and endpoint to route; the only place requests are matched to handlers.
+    let router: Router
 
     private struct Lifecycle: ~Copyable {
         var started = false
@@ -62,12 +50,10 @@ public final class Server: ServerHandler, Sendable {
         nodeID = "\(configuration.name)-\(UUID().uuidString.lowercased())"
         let core = ServerCore(configuration: configuration)
         self.core = core
-        unknownEndpoint = Route(endpoint: "", kind: .unknownEndpoint(service: configuration.name), server: core, counted: false)
-        overloaded = Route(endpoint: "", kind: .refuse(.nack(restartable: true, code: RPCError.Code.resourceExhausted.rawValue,
-                                                            message: "server \(configuration.name) is at its limit of \(configuration.maxConcurrentCalls) concurrent calls")), server: core)
-        health = Route(endpoint: Self.healthEndpoint, kind: .unary({ _, _ in
+        let health = Route(endpoint: Self.healthEndpoint, kind: .unary({ _, _ in
             Response(body: Array((core.draining.load(ordering: .relaxed) ? #"{"status":"NOT_SERVING"}"# : #"{"status":"SERVING"}"#).utf8))
         }), server: core, counted: false)
+        router = Router(core: core, health: health)
     }
 
     // MARK: handlers
@@ -99,58 +85,26 @@ public final class Server: ServerHandler, Sendable {
         add(Route(endpoint: endpoint, kind: .stream(body), server: core))
     }
 
-    private func add(_ route: Route) {
-        routes.withLock { $0[route.endpoint] = route }
-    }
-
-    private func route(_ endpoint: String) -> Route? {
-        guard routesFrozen.load(ordering: .acquiring) else {
-            if let r = routes.withLock({ $0[endpoint] }) { return r }
-            return endpoint == Self.healthEndpoint ? health : nil
-        }
-        if !frozenList.isEmpty {
-            for entry in frozenList where entry.name == endpoint { return entry.route }
-        } else if let r = frozenRoutes[endpoint] {
-            return r
-        }
-        if let r = routes.withLock({ $0[endpoint] }) { return r }
-        return endpoint == Self.healthEndpoint ? health : nil
-    }
+    private func add(_ route: Route) { router.add(route) }
 
     // MARK: ServerHandler
 
+    /// The path of every request: transport -> router -> route. A unary route counts itself in and out of the
+    /// concurrency limit when it runs; a stream is counted here.
     public func unaryHandler(for head: RequestHead) -> (any UnaryHandler)? {
-        guard let route = route(head.endpoint) else { return unknownEndpoint }
-        if route.isStream { return nil }
-        if route === health { return health }
-        return core.admit() ? route : overloaded
+        let route = router.route(head)
+        return route.isStream ? nil : route
     }
 
     public func handleStream(_ stream: ServerStream) async {
-        let head = stream.head
-        guard let route = route(head.endpoint) else {
-            try? await stream.finish(ResponseHead(status: Route.unknown(head.endpoint, service: configuration.name).status))
+        let route = router.route(stream.head)
+        guard case .stream(let body) = route.kind else {
+            await route.serveAsStream(stream)  // unary routes answer (and count) themselves
             return
         }
-        if route === health {
-            await route.serveAsStream(stream)
-            return
-        }
-        guard core.admit() else {
-            // Refused before reading anything: the client may retry elsewhere at once.
-            if case .refuse(let status) = overloaded.kind { try? await stream.finish(ResponseHead(status: status)) }
-            return
-        }
-        switch route.kind {
-        case .unary:
-            await route.serveAsStream(stream)  // counted out by the route
-        case .refuse, .unknownEndpoint:
-            core.callEnded()
-            await route.serveAsStream(stream)
-        case .stream(let body):
-            defer { core.callEnded() }
-            await Self.runStream(body, stream, core: core)
-        }
+        let admitted = await core.admission.run { await Self.runStream(body, stream, core: core) }
+        // Refused before reading anything: the client may retry elsewhere at once.
+        if !admitted { try? await stream.finish(ResponseHead(status: core.overloadStatus)) }
     }
 
     static func runStream(_ body: StreamRequestHandler, _ stream: ServerStream, core: ServerCore) async {
@@ -169,7 +123,7 @@ public final class Server: ServerHandler, Sendable {
         } catch let e as RPCError {
             try? await stream.finish(ResponseHead(status: e.status, metadata: e.metadata))
         } catch {
-            try? await stream.finish(ResponseHead(status: .error(code: RPCError.Code.internalError.rawValue, message: "\(error)")))
+            try? await stream.finish(ResponseHead(status: .error(.internalError, "\(error)")))
         }
     }
 
@@ -179,14 +133,14 @@ public final class Server: ServerHandler, Sendable {
     public var isServing: Bool { !core.draining.load(ordering: .relaxed) }
 
     /// Calls being handled now.
-    public var inFlightCalls: Int { core.inFlight.load(ordering: .relaxed) }
+    public var inFlightCalls: Int { core.admission.inFlight }
     /// Calls refused (NACK) because of the concurrency limit, since the start.
-    public var refusedCalls: Int { core.refused.load(ordering: .relaxed) }
+    public var refusedCalls: Int { core.admission.refused }
 
     /// The registry record of this node (with the transport's address once serving).
     public var serviceRecord: Service {
         let address = configuration.advertiseAddress ?? transport.boundAddress ?? ""
-        let endpoints = routes.withLock { Array($0.keys) }.sorted().map { Endpoint(name: $0) }
+        let endpoints = router.endpoints.map { Endpoint(name: $0) }
         return Service(name: configuration.name, version: configuration.version, metadata: configuration.metadata,
                        endpoints: endpoints + [Endpoint(name: Self.healthEndpoint)],
                        nodes: [Node(id: nodeID, address: address, metadata: configuration.nodeMetadata)])
@@ -200,9 +154,7 @@ public final class Server: ServerHandler, Sendable {
             return true
         }
         guard first else { throw RPCUsageError("server \(configuration.name) was already started or stopped") }
-        frozenRoutes = routes.withLock { $0 }
-        frozenList = frozenRoutes.count <= 16 ? frozenRoutes.map { (name: $0.key, route: $0.value) } : []
-        routesFrozen.store(true, ordering: .releasing)
+        router.freeze()
         try await transport.serve(self)
         guard let registry else { return }
         let record = serviceRecord

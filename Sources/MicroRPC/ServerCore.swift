@@ -1,28 +1,23 @@
+internal import MicroFraming
 import Synchronization
 
-/// What a server's routes share: its configuration and counters. Apart from ``Server`` so that routes do not
-/// keep the server alive.
+/// What a server's routes share: its configuration, admission and stop flag. Apart from ``Server`` so that routes
+/// do not keep the server alive.
 final class ServerCore: Sendable {
     let configuration: ServerConfiguration
-    /// Calls being handled (unary and streams).
-    let inFlight = Atomic<Int>(0)
-    /// Calls refused with NACK because of the concurrency limit.
-    let refused = Atomic<Int>(0)
+    /// The concurrency limit; every counted call goes in and out through it.
+    let admission: Admission
     /// Set when a graceful stop began: health reports NOT_SERVING.
     let draining = Atomic<Bool>(false)
 
-    init(configuration: ServerConfiguration) { self.configuration = configuration }
-
-    /// Counts a new call in; false (and nothing counted) above the concurrency limit.
-    func admit() -> Bool {
-        let now = inFlight.wrappingAdd(1, ordering: .relaxed).newValue
-        if now > configuration.maxConcurrentCalls {
-            inFlight.wrappingSubtract(1, ordering: .relaxed)
-            refused.wrappingAdd(1, ordering: .relaxed)
-            return false
-        }
-        return true
+    init(configuration: ServerConfiguration) {
+        self.configuration = configuration
+        admission = Admission(limit: configuration.maxConcurrentCalls)
     }
 
-    func callEnded() { inFlight.wrappingSubtract(1, ordering: .relaxed) }
+    /// The answer to a call refused at the concurrency limit.
+    var overloadStatus: Status {
+        .nack(restartable: true, .resourceExhausted,
+              "server \(configuration.name) is at its limit of \(configuration.maxConcurrentCalls) concurrent calls")
+    }
 }

@@ -34,22 +34,15 @@ public struct UnaryReply: Sendable {
 
 /// Answers unary requests. A class, so that the transport holds it by reference without allocating per call.
 public protocol UnaryHandler: AnyObject, Sendable {
-    /// Answers one request. Runs as a task on the connection's event loop (its executor), so a handler that does
-    /// not suspend completes without a thread hop. The task is cancelled when the caller cancels the call or the
-    /// connection is lost; the reply is then dropped.
+    /// Answers one request. Called at most once per request: a request cancelled or lost with its connection
+    /// before its turn never reaches the handler (so what a handler counts, it counts in and out here). Runs as a
+    /// task on the connection's event loop (its executor), so a handler that does not suspend completes without a
+    /// thread hop. The task is cancelled when the caller cancels the call, the connection is lost or the call's
+    /// deadline passes (the transport then answers DEADLINE_EXCEEDED itself); the reply is then dropped.
     ///
     /// `nonisolated(nonsending)`: it runs on the caller's executor (the loop), so calling it costs no executor
     /// check or switch.
     nonisolated(nonsending) func handle(_ request: consuming UnaryRequest) async -> UnaryReply
-
-    /// Called instead of ``handle(_:)`` for a request this handler was chosen for but that will never run (it
-    /// was cancelled while queued, its connection closed, or it came without a message), so that what the
-    /// handler counted when it was chosen can be counted out. Exactly one of the two is called per request.
-    func dropped()
-}
-
-extension UnaryHandler {
-    public func dropped() {}
 }
 
 /// What a server transport hands its streams to.
@@ -84,13 +77,11 @@ extension UnaryHandler {
         let message: [UInt8]
         do {
             guard let m = try await stream.receive() else {
-                dropped()
-                try? await stream.finish(ResponseHead(status: .error(code: 3, message: "a unary call needs one request message")))
+                try? await stream.finish(ResponseHead(status: .error(.invalidArgument, "a unary call needs one request message")))
                 return
             }
             message = m
         } catch {
-            dropped()
             return
         }
         let reply = await handle(UnaryRequest(head: stream.head, message: message, peer: stream.peer, receivedAt: receivedAt))

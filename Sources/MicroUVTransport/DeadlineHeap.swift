@@ -2,11 +2,12 @@
 /// timer and no allocation of its own (one loop timer serves the heap's top). Entries of calls that ended are
 /// left in place and skipped when they come up; the owner compacts the heap when such entries outnumber the
 /// live ones, so its size stays within twice the calls in flight. Loop-confined.
-struct DeadlineHeap {
+struct DeadlineHeap<Key> {
     struct Entry {
         /// Loop time, in milliseconds.
         var at: UInt64
-        var streamID: UInt32
+        /// What is due then (a stream id, a call).
+        var key: Key
     }
 
     private(set) var entries: [Entry] = []
@@ -14,8 +15,8 @@ struct DeadlineHeap {
     var isEmpty: Bool { entries.isEmpty }
     var earliest: UInt64? { entries.first?.at }
 
-    mutating func insert(at: UInt64, streamID: UInt32) {
-        entries.append(Entry(at: at, streamID: streamID))
+    mutating func insert(at: UInt64, key: Key) {
+        entries.append(Entry(at: at, key: key))
         var i = entries.count - 1
         while i > 0 {
             let parent = (i - 1) / 2

@@ -131,7 +131,7 @@ extension MuxConnection {
         if !isClosed {
             let size = FrameEncoder.responseSize(reply.head, messageCount: reply.message?.count)
             if size - FrameHeader.size > Int(peerSettings.maxFrameSize) || !reply.head.isEncodable {
-                let refusal = ResponseHead(status: .error(code: 8, message: "the response of \(size - FrameHeader.size) bytes (or its metadata) exceeds the peer's maximum frame size of \(peerSettings.maxFrameSize)"))
+                let refusal = ResponseHead(status: .error(.resourceExhausted, "the response of \(size - FrameHeader.size) bytes (or its metadata) exceeds the peer's maximum frame size of \(peerSettings.maxFrameSize)"))
                 tcp.withOutbound(reserving: FrameEncoder.responseSize(refusal, messageCount: nil)) {
                     FrameEncoder.encodeResponse(stream: id, refusal, message: nil, endStream: true, into: $0)
                 }
@@ -180,9 +180,9 @@ extension MuxConnection {
     // MARK: deadlines
 
     private func addDeadline(_ at: UInt64, _ id: UInt32) {
-        deadlines.insert(at: at, streamID: id)
+        deadlines.insert(at: at, key: id)
         if deadlines.count > 2 * clientUnary.count + 64 {
-            deadlines.compact { clientUnary.contains($0.streamID) }
+            deadlines.compact { clientUnary.contains($0.key) }
         }
         armDeadlineTimer()
     }
@@ -204,7 +204,7 @@ extension MuxConnection {
         deadlineTimerAt = .max
         let now = loop.nowMilliseconds
         while let due = deadlines.popDue(now: now) {
-            cancelUnary(due.streamID, error: TransportError(.deadlineExceeded, "the call's deadline passed"))
+            cancelUnary(due.key, error: TransportError(.deadlineExceeded, "the call's deadline passed"))
         }
         armDeadlineTimer()
     }

@@ -41,7 +41,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// Client: unary calls waiting for their response, by stream id.
     @exclusivity(unchecked) var clientUnary = StreamTable<PendingUnary>()
     /// Client: deadlines of unary calls; one timer serves the earliest.
-    @exclusivity(unchecked) var deadlines = DeadlineHeap()
+    @exclusivity(unchecked) var deadlines = DeadlineHeap<UInt32>()
     var deadlineTimer: LoopTimer?
     var deadlineTimerAt: UInt64 = .max
     /// Names seen in request heads, shared by the loop's connections.
@@ -62,6 +62,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     private(set) var drainLimit: UInt32 = .max
     private(set) var isDraining = false
     private(set) var isClosed = false
+    /// A drained connection's close is under way (``closeDrained()``).
+    private var closingDrained = false
     var closeReason: TransportError?
     /// Loop time (ms) of the last frame received, the connection's creation and the last time it had no stream.
     private(set) var lastReadAt: UInt64
@@ -291,7 +293,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     func streamEnded() {
         if activeStreams == 0 {
             idleSince = loop.nowMilliseconds
-            if isDraining && role == .client { tcp.closeAfterFlush() }
+            if isDraining { closeDrained() }
         }
         // A server's owner only acts on stream ends while draining (every connection drains with it): no weak
         // load per call otherwise.
@@ -569,6 +571,11 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         }
         streams[id] = stream
         idleSince = 0
+        if head.timeoutMicroseconds > 0, let workers {
+            let ms = head.timeoutMicroseconds / 1000 + (head.timeoutMicroseconds % 1000 == 0 ? 0 : 1)
+            let (at, overflow) = loop.nowMilliseconds.addingReportingOverflow(ms)
+            workers.deadlines.watch(.stream(stream), at: overflow ? .max : at)
+        }
         let serverStream = ServerStream(head: head, inbound: inbound, outbound: MuxServerOutbound(stream: stream, loop: loop),
                                         peer: peerDescription)
         let handler = self.handler!
@@ -583,8 +590,22 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     private func handlerReturned(_ stream: MuxStream) {
         guard !stream.closed, !stream.localEnded else { return }
         stream.pending.removeAll()
-        let head = ResponseHead(status: .error(code: 13, message: "the handler returned without ending the stream"))
+        let head = ResponseHead(status: .error(.internalError, "the handler returned without ending the stream"))
         write(stream, .end(head))
+    }
+
+    /// Server: the stream's deadline passed. Its handler is cancelled, waiting sends fail, and the client gets
+    /// END (or a trailers-only RESPONSE) with DEADLINE_EXCEEDED; client frames that still arrive for it are ignored.
+    func expireStream(_ stream: MuxStream) {
+        guard role == .server, !stream.closed, !isClosed else { return }
+        let error = TransportError(.deadlineExceeded, "the call's deadline passed")
+        let task = stream.handlerTask
+        let waiting = stream.pending
+        stream.pending.removeAll()
+        for p in waiting { p.continuation?.resume(throwing: error) }
+        write(stream, .end(ResponseHead(status: .error(.deadlineExceeded, "the call's deadline passed; the handler was cancelled"))))
+        remove(stream, error: error)
+        task?.cancel()
     }
 
     // MARK: drain, ping, errors
@@ -598,7 +619,16 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         tcp.withOutbound(reserving: FrameEncoder.drainSize(reason: reason)) {
             FrameEncoder.encodeDrain(lastStream: last, code: .noError, reason: reason, into: $0)
         }
-        if activeStreams == 0 && role == .client { tcp.closeAfterFlush() }
+        if activeStreams == 0 { closeDrained() }
+    }
+
+    /// Closes a draining connection that has no stream left, after what is queued was written: the DRAIN sent
+    /// (or received) said everything, so no further frame goes out.
+    func closeDrained() {
+        guard !isClosed, !closingDrained else { return }
+        closingDrained = true
+        if role == .server { tcp.stopReading() }
+        tcp.closeAfterFlush()
     }
 
     private func receiveDrain(lastStream: UInt32, code: ErrorCode, reason: String) {
@@ -620,7 +650,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         }
         failUnaryCalls(above: lastStream, TransportError(.notProcessed, "peer is draining and did not process the call: \(reason)"))
         owner?.muxConnectionDraining(self)
-        if activeStreams == 0 && role == .client { tcp.closeAfterFlush() }
+        if activeStreams == 0 && role == .client { closeDrained() }
     }
 
     /// A connection error: tell the peer why (DRAIN with the code), end every stream, close.

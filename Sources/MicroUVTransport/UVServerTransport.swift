@@ -132,14 +132,15 @@ final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
     func closeAll() {
         housekeeping?.cancel()
         housekeeping = nil
-        for c in Array(connections.values) { c.fail(.cancelled, "server stopped: grace period over") }
+        for c in Array(connections.values) {
+            // A connection whose streams all ended was closed by its DRAIN alone; one still busy is told why.
+            if c.activeStreams == 0 { c.closeDrained() } else { c.fail(.cancelled, "server stopped: grace period over") }
+        }
         workers?.close()
         workers = nil
     }
 
-    func muxConnectionStreamClosed(_ connection: MuxConnection) {
-        if draining && connection.activeStreams == 0 { connection.fail(.noError, "server drained") }
-    }
+    func muxConnectionStreamClosed(_ connection: MuxConnection) {}
     func muxConnectionReady(_ connection: MuxConnection) {}
     func muxConnectionDraining(_ connection: MuxConnection) {}
     func muxConnectionClosed(_ connection: MuxConnection, error: TransportError?) {

@@ -41,6 +41,11 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     }
 
     unowned let loop: EventLoop
+    /// The deadlines of this loop's running calls (and streams).
+    let deadlines: ServerDeadlines
+    /// Workers that started a call with a deadline in this loop turn: at its end, those still running it are
+    /// suspended, and their call's deadline is watched.
+    @exclusivity(unchecked) private var started: [UnaryWorker] = []
     /// Calls waiting for a worker, oldest first.
     @exclusivity(unchecked) private var queue = RingQueue<Call>()
     /// Workers waiting for calls.
@@ -59,6 +64,7 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     init(loop: EventLoop, maxIdle: Int = 1024) {
         self.loop = loop
         self.maxIdle = maxIdle
+        deadlines = ServerDeadlines(loop: loop)
     }
 
     var queuedCount: Int { queue.count }
@@ -89,6 +95,7 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     /// get another worker.
     func flushNow() {
         flushScheduled = false
+        if !started.isEmpty { watchSuspended() }
         if queuedCount > 0 && starting == 0 && !closed {
             startWorker()
             flushScheduled = true
@@ -96,15 +103,36 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
         }
     }
 
+    /// Watches the deadlines of the calls that started this turn and are still running (their handler suspended).
+    private func watchSuspended() {
+        let now = Timestamp.now
+        let loopNow = loop.nowMilliseconds
+        for w in started {
+            w.listed = false
+            if let deadline = w.callDeadline, w.isRunning(generation: w.generation) {
+                deadlines.watch(.unary(w, generation: w.generation), at: deadlines.loopTime(of: deadline, now: now, loopNow: loopNow))
+            }
+        }
+        started.removeAll(keepingCapacity: true)
+    }
+
     // MARK: for workers
 
     func workerStarted() { starting -= 1 }
 
-    /// The next call that was not cancelled, or nil. Cancelled ones are counted out with their handler.
+    /// A worker started a call with a deadline: it is looked at when this loop turn ends.
+    func noteStarted(_ worker: UnaryWorker) {
+        started.append(worker)
+        if !flushScheduled {
+            flushScheduled = true
+            loop.scheduleFlush(self)
+        }
+    }
+
+    /// The next call that was not cancelled, or nil. Cancelled ones are let go (their handler never sees them).
     func nextCall() -> Call? {
         while let call = queue.popFirst() {
             if !call.cancelled { return call }
-            call.handler.dropped()
         }
         return nil
     }
@@ -159,8 +187,10 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
     /// Ends every idle worker (the server stops). Busy ones end when their handler returns.
     func close() {
         closed = true
-        // Calls still queued will not run (their connections are closed): count them out, let go of them.
-        queue.removeAll { call in call.handler.dropped() }
+        deadlines.close()
+        started.removeAll()
+        // Calls still queued will not run (their connections are closed): let go of them.
+        queue.removeAll { _ in }
         let waiting = idle
         idle.removeAll()
         for w in waiting { w.resume(false) }
@@ -173,6 +203,12 @@ final class UnaryWorker: @unchecked Sendable {
     @exclusivity(unchecked) private(set) var connection: MuxConnection?
     @exclusivity(unchecked) private(set) var streamID: UInt32 = 0
     @exclusivity(unchecked) private(set) var callCancelled = false
+    /// Counts the calls this worker ran: tells a deadline watch whether its call is still the one running.
+    @exclusivity(unchecked) private(set) var generation: UInt64 = 0
+    /// The deadline of the running call, if it has one.
+    @exclusivity(unchecked) private(set) var callDeadline: Timestamp?
+    /// In the pool's list of workers that started a call this turn.
+    @exclusivity(unchecked) var listed = false
     var task: Task<Void, Never>?
     private var continuation: UnsafeContinuation<Bool, Never>?
     /// Bound as `CallScope.current` for the worker's life and handed to each call in its request.
@@ -191,6 +227,19 @@ final class UnaryWorker: @unchecked Sendable {
         task?.cancel()
     }
 
+    /// Whether this worker still runs the call of `generation` (and it was not cancelled).
+    @inline(__always)
+    func isRunning(generation: UInt64) -> Bool { connection != nil && !callCancelled && self.generation == generation }
+
+    /// The running call's deadline passed: its handler is cancelled and the client answered DEADLINE_EXCEEDED now;
+    /// what the handler returns later is dropped.
+    func expireCall() {
+        guard let connection, !callCancelled else { return }
+        let id = streamID
+        cancelCall()
+        connection.finishUnary(id, UnaryReply(head: ResponseHead(status: .error(.deadlineExceeded, "the call's deadline passed while its handler ran; the handler was cancelled")), message: nil))
+    }
+
     nonisolated(nonsending) func run(in pool: UnaryWorkerPool) async {
         // One scope for the worker's life: its calls set their deadline there (see CallScope).
         await CallScope.$current.withValue(scope) { await drain(pool) }
@@ -200,7 +249,7 @@ final class UnaryWorker: @unchecked Sendable {
         pool.workerStarted()
         drain: while true {
             while let call = pool.nextCall() {
-                await runCall(call)
+                await runCall(call, pool)
                 // Only cancelling its call cancels a worker's task: no need to ask the task.
                 if callCancelled { break drain }
             }
@@ -217,13 +266,25 @@ final class UnaryWorker: @unchecked Sendable {
     }
 
     /// Runs one call. Nothing of it (connection, message) stays referenced afterwards.
-    private nonisolated(nonsending) func runCall(_ call: consuming UnaryWorkerPool.Call) async {
+    private nonisolated(nonsending) func runCall(_ call: consuming UnaryWorkerPool.Call, _ pool: UnaryWorkerPool) async {
         let connection = call.connection
         let id = call.streamID
         call.request.value.scope = scope
         self.connection = connection
         streamID = id
         callCancelled = false
+        generation &+= 1
+        let budget = call.request.value.head.timeoutMicroseconds
+        if budget > 0 {
+            let nanos = budget >= UInt64(Int64.max / 1000) ? Int64.max : Int64(budget) * 1000
+            callDeadline = call.request.value.receivedAt.advanced(byNanoseconds: nanos)
+            if !listed {
+                listed = true
+                pool.noteStarted(self)
+            }
+        } else {
+            callDeadline = nil
+        }
         let reply = await call.run()
         let cancelled = callCancelled
         self.connection = nil

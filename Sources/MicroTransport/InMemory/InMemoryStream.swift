@@ -70,7 +70,7 @@ final class InMemoryStreamShared: Sendable {
         let open = state.withLock { s in s.cancelled == nil && !s.serverEnded }
         if open {
             let outbound = InMemoryServerOutbound(shared: self)
-            try? await outbound.send(.end(ResponseHead(status: .error(code: 13, message: "handler returned without ending the stream"))))
+            try? await outbound.send(.end(ResponseHead(status: .error(.internalError, "handler returned without ending the stream"))))
         }
         // Client messages nobody will read are dropped.
         serverInbound.finish(throwing: TransportError(.cancelled, "handler returned"))
