@@ -91,8 +91,9 @@ public final class ClientCallStream: Sendable {
 }
 
 extension Client {
-    /// Opens a bidirectional stream to `endpoint`. Opening is retried on another node when it certainly did not
-    /// reach a handler (connect failure, draining server); the stream itself is never retried.
+    /// Opens a bidirectional stream to `endpoint`. Opening is retried on another node by the same rule as a unary
+    /// call (when it certainly did not reach a handler: connect failure, NACK, draining server); once open, the
+    /// stream itself is never retried.
     public func stream(
         service: String,
         endpoint: String,
@@ -103,45 +104,7 @@ extension Client {
         guard let codec = configuration.codecs.codec(for: contentType) else {
             throw RPCUsageError("no codec for content type \"\(contentType)\"")
         }
-        let deadline = deadline(timeout: options.timeout)
-        let maxRetries = min(1000, max(0, options.retries ?? configuration.retries))
-        retryBudget.recordCall()
-        var next: Next?
-        var attempt: UInt16 = 1
-        while true {
-            let now = ContinuousClock.now
-            if now >= deadline { throw RPCError(.deadlineExceeded, "deadline exceeded before the stream opened") }
-            let address: String
-            var node: Node?
-            if let a = options.address {
-                address = a
-            } else {
-                guard let selector else { throw RPCUsageError("no address given and the client has no selector") }
-                do {
-                    if next == nil { next = try await selector.select(service, options: options.selection) }
-                    let picked = try next!.next()
-                    node = picked
-                    address = picked.address
-                } catch {
-                    throw RPCError(.unavailable, "no node of \(service): \(error)", cause: error, workNotStarted: true)
-                }
-            }
-            let head = RequestHead(service: service, endpoint: endpoint, contentType: contentType,
-                                   timeoutMicroseconds: Self.microseconds(now.duration(to: deadline)), attempt: attempt, metadata: metadata)
-            do {
-                let s = try await transport.openStream(to: address, head: head, firstMessage: nil, endOfInput: false, deadline: deadline)
-                if let node, let selector { selector.mark(service, node: node, outcome: .success(latency: now.duration(to: .now))) }
-                return ClientCallStream(stream: s, codec: codec, deadline: deadline)
-            } catch {
-                if let node, let selector {
-                    selector.mark(service, node: node, outcome: error.code == .cancelled ? .ignored : .failure(latency: now.duration(to: .now)))
-                }
-                let e = RPCError(error)
-                guard Int(attempt) <= maxRetries, error.isRetrySafe, retryBudget.tryRetry() else { throw e }
-                try? await Task.sleep(until: min(.now + configuration.backoff.delay(forRetry: Int(attempt)), deadline), clock: .continuous)
-                if Task.isCancelled { throw RPCError(.cancelled, "cancelled while waiting to retry") }
-                attempt += 1
-            }
-        }
+        return try await execute(service: service, endpoint: endpoint, contentType: contentType, metadata: metadata,
+                                 options: options, StreamAttempt(transport: transport, codec: codec))
     }
 }

@@ -1,0 +1,148 @@
+internal import MicroFraming
+internal import MicroTransport
+internal import MicroRegistry
+internal import MicroSelector
+
+/// One try of a call at one node: the only part that differs between a unary call and opening a stream. The
+/// executor (``Client/execute(service:endpoint:contentType:metadata:options:_:)``) does the rest.
+protocol CallAttempt {
+    associatedtype Output
+    /// Tries once at `address` with `head`, bounded by `deadline`.
+    nonisolated(nonsending) func run(to address: String, head: RequestHead, deadline: Timestamp) async -> AttemptResult<Output>
+}
+
+/// How one attempt ended.
+enum AttemptResult<Output> {
+    case success(Output)
+    /// The server answered with a non-OK status.
+    case status(RPCError)
+    /// No answer: the transport failed (connect, connection lost, cancelled, deadline, ...).
+    case transport(TransportError)
+}
+
+extension Client {
+    /// The one client path: deadline, then per attempt select -> attempt -> mark -> (backoff -> retry), by one
+    /// retry-safety rule (``isRetryable(_:idempotent:)``) and one retry budget. Every kind of call goes through it,
+    /// and it is where per-attempt policies attach. Generic over the attempt, so the unary path is specialized
+    /// (no existential, no closure context per call).
+    nonisolated(nonsending) func execute<Attempt: CallAttempt>(
+        service: String, endpoint: String, contentType: String, metadata: Metadata, options: CallOptions, _ attempt: Attempt
+    ) async throws -> Attempt.Output {
+        var now = Timestamp.now
+        let deadline = deadline(timeout: options.timeout, now: now)
+        let maxRetries = min(1000, max(0, options.retries ?? configuration.retries))
+        retryBudget.recordCall()
+        var number: UInt16 = 1
+        var next: Next?
+        var lastError: RPCError?
+        while true {
+            if number > 1 { now = .now }
+            if now >= deadline {
+                throw RPCError(.deadlineExceeded, lastError.map { "deadline exceeded after \(number - 1) attempt(s); last: \($0.message)" }
+                               ?? "deadline exceeded before the call was sent", cause: lastError)
+            }
+            // Where to: the given address, or the selector's next node (another one on a retry).
+            let address: String
+            var node: Node?
+            if let a = options.address {
+                address = a
+            } else {
+                guard let selector else {
+                    throw RPCUsageError("no address given and the client has no selector: cannot tell where \(service) runs")
+                }
+                do {
+                    if next == nil { next = try await selector.select(service, options: options.selection) }
+                    let picked = try next!.next()
+                    node = picked
+                    address = picked.address
+                } catch let e as RPCError {
+                    throw e
+                } catch {
+                    throw lastError ?? RPCError(.unavailable, "no node of \(service): \(error)", cause: error, workNotStarted: true)
+                }
+            }
+            let head = RequestHead(service: service, endpoint: endpoint, contentType: contentType,
+                                   timeoutMicroseconds: Self.microseconds(nanoseconds: now.nanoseconds(to: deadline)), attempt: number,
+                                   metadata: metadata)
+            let error: RPCError
+            switch await attempt.run(to: address, head: head, deadline: deadline) {
+            case .success(let output):
+                if let node, let selector { selector.mark(service, node: node, outcome: .success(latency: now.duration(to: .now))) }
+                return output
+            case .status(let e):
+                error = e
+                if let node, let selector {
+                    // An application error is the node doing its job; a NACK or an unavailable node is its failure.
+                    let latency = now.duration(to: .now)
+                    let failed = e.workNotStarted || e.code == .unavailable || e.code == .resourceExhausted
+                    selector.mark(service, node: node, outcome: failed ? .failure(latency: latency) : .success(latency: latency))
+                }
+            case .transport(let t):
+                error = RPCError(t)
+                if let node, let selector {
+                    selector.mark(service, node: node, outcome: t.code == .cancelled ? .ignored : .failure(latency: now.duration(to: .now)))
+                }
+            }
+            guard Int(number) <= maxRetries, Self.isRetryable(error, idempotent: options.idempotent), !Task.isCancelled,
+                  retryBudget.tryRetry() else { throw error }
+            lastError = error
+            // Back off, but never past the deadline or the task.
+            let wake = min(ContinuousClock.now + configuration.backoff.delay(forRetry: Int(number)), deadline.instant)
+            do {
+                try await Task.sleep(until: wake, clock: .continuous)
+            } catch {
+                throw RPCError(.cancelled, "cancelled while waiting to retry; last: \(lastError!.message)", cause: lastError)
+            }
+            number += 1
+        }
+    }
+
+    /// Whether `error` may be retried on another node: never a cancelled or expired call or a message too large
+    /// for any node; always when the work certainly did not start; an idempotent call also when its outcome is
+    /// unknown (the connection broke mid-call).
+    static func isRetryable(_ error: RPCError, idempotent: Bool) -> Bool {
+        switch error.code {
+        case .cancelled, .deadlineExceeded:
+            return false
+        default:
+            break
+        }
+        if let t = error.cause as? TransportError, t.code == .messageTooLarge { return false }
+        if error.workNotStarted { return true }
+        return idempotent && error.code == .unavailable
+    }
+}
+
+/// A unary call's attempt: one request, one response, on the transport's unary path.
+struct UnaryAttempt: CallAttempt {
+    let transport: any ClientTransport
+    let body: [UInt8]
+
+    nonisolated(nonsending) func run(to address: String, head: RequestHead, deadline: Timestamp) async -> AttemptResult<Response> {
+        let response: UnaryResponse
+        do {
+            response = try await transport.unary(to: address, head: head, message: body, deadline: deadline)
+        } catch {
+            return .transport(error)
+        }
+        let status = response.status
+        if case .ok = status { return .success(Response(body: response.message ?? [], metadata: response.head.metadata)) }
+        return .status(RPCError(status: status, metadata: response.trailers?.metadata ?? response.head.metadata)
+                       ?? RPCError(.unknown, "unexpected status \(status)"))
+    }
+}
+
+/// A stream's attempt: opening it. Once open, a stream is never retried.
+struct StreamAttempt: CallAttempt {
+    let transport: any ClientTransport
+    let codec: any Codec
+
+    nonisolated(nonsending) func run(to address: String, head: RequestHead, deadline: Timestamp) async -> AttemptResult<ClientCallStream> {
+        do {
+            let stream = try await transport.openStream(to: address, head: head, firstMessage: nil, endOfInput: false, deadline: deadline.instant)
+            return .success(ClientCallStream(stream: stream, codec: codec, deadline: deadline.instant))
+        } catch {
+            return .transport(error)
+        }
+    }
+}
