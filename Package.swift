@@ -9,9 +9,10 @@ let strict: [SwiftSetting] = [
 let package = Package(
     name: "swift-micro",
     products: [
+        .library(name: "MicroCore", targets: ["MicroCore"]),
+        .library(name: "MicroInMemory", targets: ["MicroInMemory"]),
         .library(name: "MicroEventLoop", targets: ["MicroEventLoop"]),
         .library(name: "MicroFraming", targets: ["MicroFraming"]),
-        .library(name: "MicroTransport", targets: ["MicroTransport"]),
         .library(name: "MicroUVTransport", targets: ["MicroUVTransport"]),
         .library(name: "MicroTLS", targets: ["MicroTLS"]),
         .library(name: "MicroHTTP", targets: ["MicroHTTP"]),
@@ -42,27 +43,31 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // The shared vocabulary: transport protocols and stream parts, heads, status codes and RPCError, metadata,
+        // time, and the Registry, Selector and Broker protocols. Imports nothing of ours.
+        .target(name: "MicroCore", swiftSettings: strict),
+        // In-memory transport, registry and broker: for tests and single-process use.
+        .target(name: "MicroInMemory", dependencies: ["MicroCore"], swiftSettings: strict),
         .target(name: "MicroEventLoop", dependencies: ["CLibUV"], swiftSettings: strict),
         .target(name: "MicroTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
-        .target(name: "MicroFraming", swiftSettings: strict),
-        .target(name: "MicroTransport", dependencies: ["MicroFraming"], swiftSettings: strict),
+        .target(name: "MicroFraming", dependencies: ["MicroCore"], swiftSettings: strict),
         .target(
             name: "MicroUVTransport",
             dependencies: [
-                "MicroEventLoop", "MicroFraming", "MicroTransport", "MicroTLS",
+                "MicroCore", "MicroEventLoop", "MicroFraming", "MicroTLS",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
         // A small HTTP/1.1 client on the libuv loop (etcd's JSON gateway speaks HTTP/1.1).
         .target(name: "MicroHTTP", dependencies: ["MicroEventLoop"], swiftSettings: strict),
-        .target(name: "MicroRegistry", dependencies: ["MicroEventLoop", "MicroHTTP"], swiftSettings: strict),
-        .target(name: "MicroSelector", dependencies: ["MicroRegistry"], swiftSettings: strict),
+        .target(name: "MicroRegistry", dependencies: ["MicroCore", "MicroInMemory", "MicroEventLoop", "MicroHTTP"], swiftSettings: strict),
+        .target(name: "MicroSelector", dependencies: ["MicroCore"], swiftSettings: strict),
         // Asynchronous messages by topic: in memory, and embedded (no server; every process of one machine).
         .target(
             name: "MicroBroker",
             dependencies: [
-                "MicroEventLoop", "MicroFraming", "MicroTransport", "MicroUVTransport", "MicroRegistry",
+                "MicroCore", "MicroEventLoop", "MicroFraming", "MicroUVTransport", "MicroRegistry",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -70,7 +75,7 @@ let package = Package(
         .target(
             name: "MicroRPC",
             dependencies: [
-                "MicroFraming", "MicroTransport", "MicroRegistry", "MicroSelector", "MicroBroker",
+                "MicroCore",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -80,34 +85,34 @@ let package = Package(
             swiftSettings: strict + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
         ),
         // Registers, lists and watches services from the command line (and is the second process in tests).
-        .executableTarget(name: "micro-registry", dependencies: ["MicroRegistry"], swiftSettings: strict),
+        .executableTarget(name: "micro-registry", dependencies: ["MicroCore", "MicroRegistry"], swiftSettings: strict),
         // Nodes selected per second from a warm cache, single thread and contended.
-        .executableTarget(name: "micro-selector-bench", dependencies: ["MicroRegistry", "MicroSelector"], swiftSettings: strict),
+        .executableTarget(name: "micro-selector-bench", dependencies: ["MicroCore", "MicroInMemory", "MicroRegistry", "MicroSelector"], swiftSettings: strict),
         // Subscribes or publishes from the command line with the embedded broker (the second process in tests).
         .executableTarget(
             name: "micro-broker-probe",
-            dependencies: ["MicroBroker", "MicroEventLoop", "MicroRegistry"],
+            dependencies: ["MicroCore", "MicroBroker", "MicroEventLoop", "MicroRegistry"],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "micro-echo",
-            dependencies: ["MicroEventLoop", "MicroFraming", "MicroUVTransport", "MicroTLS"],
+            dependencies: ["MicroCore", "MicroEventLoop", "MicroFraming", "MicroUVTransport", "MicroTLS"],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "micro-greeter",
-            dependencies: ["MicroEventLoop", "MicroRPC", "MicroRegistry", "MicroUVTransport"],
+            dependencies: ["MicroCore", "MicroEventLoop", "MicroRPC", "MicroRegistry", "MicroUVTransport"],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "micro-bench",
-            dependencies: ["CLibUV", "MicroEventLoop", "MicroFraming", "MicroTransport", "MicroUVTransport", "MicroTLS", "MicroRPC"],
+            dependencies: ["CLibUV", "MicroCore", "MicroEventLoop", "MicroFraming", "MicroUVTransport", "MicroTLS", "MicroRPC"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "MicroRPCTests",
             dependencies: [
-                "MicroRPC", "MicroTransport", "MicroUVTransport", "MicroEventLoop", "MicroRegistry", "MicroSelector",
+                "MicroRPC", "MicroCore", "MicroInMemory", "MicroUVTransport", "MicroEventLoop", "MicroRegistry", "MicroSelector",
                 "MicroFraming", "MicroTestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -118,31 +123,34 @@ let package = Package(
         .testTarget(
             name: "MicroBrokerTests",
             dependencies: [
-                "MicroBroker", "MicroRPC", "MicroEventLoop", "MicroRegistry", "MicroUVTransport", "MicroTestSupport",
+                "MicroBroker", "MicroCore", "MicroInMemory", "MicroRPC", "MicroEventLoop", "MicroRegistry", "MicroUVTransport", "MicroTestSupport",
             ],
             swiftSettings: strict
         ),
         .testTarget(name: "MicroEventLoopTests", dependencies: ["MicroEventLoop"], swiftSettings: strict),
-        .testTarget(name: "MicroFramingTests", dependencies: ["MicroFraming"], swiftSettings: strict),
-        .testTarget(name: "MicroTransportTests", dependencies: ["MicroTransport"], swiftSettings: strict),
+        .testTarget(name: "MicroFramingTests", dependencies: ["MicroFraming", "MicroCore"], swiftSettings: strict),
+        .testTarget(name: "MicroCoreTests", dependencies: ["MicroCore", "MicroCoreTestSupport"], swiftSettings: strict),
+        .testTarget(name: "MicroInMemoryTests", dependencies: ["MicroInMemory", "MicroCore", "MicroCoreTestSupport"], swiftSettings: strict),
+        // Helpers for tests of the core vocabulary and its implementations (no libuv).
+        .target(name: "MicroCoreTestSupport", dependencies: ["MicroCore"], path: "Tests/MicroCoreTestSupport", swiftSettings: strict),
         // Helpers shared by the test targets (certificates made with the openssl command, running processes).
         .target(name: "MicroTestSupport", dependencies: ["MicroEventLoop", "MicroHTTP"], path: "Tests/MicroTestSupport", swiftSettings: strict),
         .testTarget(name: "MicroTLSTests", dependencies: ["MicroTLS", "MicroTestSupport"], swiftSettings: strict),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "MicroEventLoop"], swiftSettings: strict),
         .testTarget(
             name: "MicroRegistryTests",
-            dependencies: ["MicroRegistry", "MicroHTTP", "MicroEventLoop", "MicroTestSupport"],
+            dependencies: ["MicroRegistry", "MicroCore", "MicroInMemory", "MicroHTTP", "MicroEventLoop", "MicroTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "MicroSelectorTests",
-            dependencies: ["MicroSelector", "MicroRegistry", "MicroEventLoop", "MicroTestSupport"],
+            dependencies: ["MicroSelector", "MicroCore", "MicroInMemory", "MicroRegistry", "MicroEventLoop", "MicroTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "MicroUVTransportTests",
             dependencies: [
-                "MicroUVTransport", "MicroEventLoop", "MicroFraming", "MicroTransport", "MicroTLS", "MicroTestSupport", "CLibUV",
+                "MicroUVTransport", "MicroCore", "MicroEventLoop", "MicroFraming", "MicroTLS", "MicroTestSupport", "CLibUV",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -17,7 +17,7 @@ let package = Package(
                 .product(name: "Benchmark", package: "package-benchmark"),
                 .product(name: "MicroEventLoop", package: "swift-micro"),
                 .product(name: "MicroFraming", package: "swift-micro"),
-                .product(name: "MicroTransport", package: "swift-micro"),
+                .product(name: "MicroCore", package: "swift-micro"),
                 .product(name: "MicroUVTransport", package: "swift-micro"),
             ],
             path: "Benchmarks/TransportBenchmarks",

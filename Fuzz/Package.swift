@@ -11,7 +11,7 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "FuzzFraming",
-            dependencies: [.product(name: "MicroFraming", package: "swift-micro")]
+            dependencies: [.product(name: "MicroFraming", package: "swift-micro"), .product(name: "MicroCore", package: "swift-micro")]
         ),
         .executableTarget(
             name: "FuzzHTTPResponse",
@@ -19,7 +19,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "FuzzSettings",
-            dependencies: [.product(name: "MicroFraming", package: "swift-micro")]
+            dependencies: [.product(name: "MicroFraming", package: "swift-micro"), .product(name: "MicroCore", package: "swift-micro")]
         ),
     ],
     swiftLanguageModes: [.v6]

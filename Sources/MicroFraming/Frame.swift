@@ -1,3 +1,4 @@
+public import MicroCore
 /// A decoded frame of the multiplexed protocol. Payload slices point into the buffer that was decoded and
 /// are valid only as long as it is.
 public enum Frame {

@@ -1,3 +1,4 @@
+internal import MicroCore
 import Synchronization
 
 /// The server's concurrency limit: counts calls in when their handler starts and out when it returns, in one

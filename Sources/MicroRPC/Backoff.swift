@@ -1,3 +1,4 @@
+internal import MicroCore
 /// Exponential backoff with jitter between retries: base x multiplier^(retry-1), at most `maximum`, each delay
 /// moved by up to ±`jitter` of itself so that clients retrying together spread out.
 public struct Backoff: Sendable, Hashable {

@@ -1,7 +1,4 @@
-internal import MicroFraming
-internal import MicroTransport
-internal import MicroRegistry
-internal import MicroSelector
+internal import MicroCore
 
 /// One try of a call at one node: the only part that differs between a unary call and opening a stream. The
 /// executor (``Client/execute(service:endpoint:contentType:metadata:options:_:)``) does the rest.

@@ -1,4 +1,4 @@
-public import MicroSelector
+public import MicroCore
 
 /// Options of one call; unset values take the client's configuration.
 public struct CallOptions: Sendable {

@@ -1,4 +1,4 @@
-public import MicroBroker
+public import MicroCore
 
 extension Client {
     /// Publishes raw bytes to `topic` through the configured broker (``ClientConfiguration/broker``), with

@@ -1,4 +1,4 @@
-public import MicroFraming
+public import MicroCore
 import SwiftProtobuf
 
 extension Client {

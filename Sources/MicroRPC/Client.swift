@@ -1,7 +1,4 @@
-internal import MicroFraming
-public import MicroSelector
-public import MicroTransport
-internal import MicroRegistry
+public import MicroCore
 
 /// Calls services: unary calls, bidirectional streams, and (through a broker) publishing.
 ///

@@ -1,7 +1,4 @@
-public import MicroFraming
-internal import MicroTransport
-internal import MicroRegistry
-internal import MicroSelector
+public import MicroCore
 
 /// The client's side of a bidirectional streaming call: send messages, close the sending side, receive the
 /// server's messages until its end, or cancel.

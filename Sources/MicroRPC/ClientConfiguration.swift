@@ -1,4 +1,4 @@
-public import MicroBroker
+public import MicroCore
 
 /// How a ``Client`` calls, unless a call's ``CallOptions`` say otherwise.
 public struct ClientConfiguration: Sendable {

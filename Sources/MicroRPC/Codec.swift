@@ -1,3 +1,4 @@
+public import MicroCore
 /// Turns values into message bytes and back, for one content type. A server picks the codec by the request's
 /// content type; a client by the content type of the call.
 ///

@@ -1,3 +1,4 @@
+internal import MicroCore
 /// The codecs a client or server knows, by content type. Lookups compare the few content types in order: a
 /// server has a handful of codecs, and comparing short strings costs less than hashing them.
 public struct CodecSet: Sendable {

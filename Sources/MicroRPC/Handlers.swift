@@ -1,3 +1,4 @@
+internal import MicroCore
 /// A unary handler of raw requests. `nonisolated(nonsending)`: it runs on the transport's loop (its caller's
 /// executor) with no executor switch. Throw ``RPCError`` to answer with its code; any other error answers
 /// `internalError`.

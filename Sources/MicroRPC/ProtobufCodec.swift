@@ -1,3 +1,4 @@
+public import MicroCore
 import SwiftProtobuf
 
 /// Protocol Buffers' binary encoding of SwiftProtobuf messages, for `application/protobuf`.

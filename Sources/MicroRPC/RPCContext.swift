@@ -1,5 +1,4 @@
-public import MicroFraming
-internal import MicroTransport
+public import MicroCore
 
 /// What a handler knows about the call it serves. While the handler runs, its deadline is kept in the task's
 /// `CallScope`, so that calls it makes downstream inherit it: each hop uses the earlier of the remaining budget

@@ -1,5 +1,4 @@
-internal import MicroFraming
-internal import MicroTransport
+internal import MicroCore
 
 extension RPCError {
     /// The RPC outcome of a transport failure.

@@ -1,3 +1,4 @@
+public import MicroCore
 /// Message bytes as they are (`[UInt8]`), for `application/octet-stream`.
 public struct RawCodec: Codec {
     public init() {}

@@ -1,4 +1,4 @@
-public import MicroFraming
+public import MicroCore
 
 /// A call's request, as go-micro's: the service and endpoint it is for, the content type of its body, the body,
 /// and metadata.

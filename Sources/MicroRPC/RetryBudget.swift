@@ -1,3 +1,4 @@
+internal import MicroCore
 import Glibc
 import Synchronization
 

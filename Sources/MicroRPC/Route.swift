@@ -1,5 +1,4 @@
-internal import MicroFraming
-internal import MicroTransport
+internal import MicroCore
 
 /// One endpoint of a ``Server``: what the transport calls for its requests. A class, so that the transport holds
 /// it without allocating per call.

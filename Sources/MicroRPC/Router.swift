@@ -1,4 +1,4 @@
-internal import MicroFraming
+internal import MicroCore
 import Synchronization
 
 /// Finds the ``Route`` of a request: by service, then by endpoint. A request for another service gets the

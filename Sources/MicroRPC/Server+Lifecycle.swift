@@ -1,6 +1,7 @@
+internal import MicroCore
 public import ServiceLifecycle
 
-extension Server: Service {
+extension Server: ServiceLifecycle.Service {
     /// Runs as a swift-service-lifecycle `Service`: starts, serves until the group shuts down gracefully
     /// (SIGTERM/SIGINT when the group is configured with them), then stops with ``shutdown(gracePeriod:)``.
     public func run() async throws {

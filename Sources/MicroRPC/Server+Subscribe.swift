@@ -1,4 +1,4 @@
-public import MicroBroker
+public import MicroCore
 
 extension Server {
     /// Subscribes `handler` to `topic` through the configured broker (``ServerConfiguration/broker``); with

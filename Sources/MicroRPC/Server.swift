@@ -1,9 +1,6 @@
 import Foundation
-internal import MicroBroker
+public import MicroCore
 public import Logging
-public import MicroFraming
-public import MicroRegistry
-public import MicroTransport
 import Synchronization
 
 /// Serves a service's endpoints over a transport, and announces it in a registry.

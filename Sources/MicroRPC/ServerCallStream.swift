@@ -1,5 +1,4 @@
-internal import MicroFraming
-internal import MicroTransport
+internal import MicroCore
 
 /// The server's side of a streaming call: the client's messages in, the server's messages out, both as raw
 /// bytes or through the call's codec.

@@ -1,4 +1,4 @@
-public import MicroBroker
+public import MicroCore
 
 /// How a ``Server`` announces itself and serves.
 public struct ServerConfiguration: Sendable {

@@ -1,4 +1,4 @@
-internal import MicroFraming
+internal import MicroCore
 import Synchronization
 
 /// What a server's routes share: its configuration, admission and stop flag. Apart from ``Server`` so that routes

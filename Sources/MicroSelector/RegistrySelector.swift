@@ -1,4 +1,4 @@
-public import MicroRegistry
+public import MicroCore
 import Synchronization
 
 /// The default ``Selector``: services cached from a ``Registry`` and kept fresh by its watch.
@@ -59,7 +59,7 @@ public final class RegistrySelector: Selector {
     public func select(_ service: String, options: SelectOptions) async throws -> Next {
         if let next = selectCached(service, options: options) { return next }
         let pool = try await cachedPool(service)
-        return Next(pool: pool, strategy: options.strategy ?? configuration.strategy, filters: options.filters,
+        return PoolNext(pool: pool, strategy: options.strategy ?? configuration.strategy, filters: options.filters,
                     canary: options.canary ?? configuration.canary[service])
     }
 
@@ -67,7 +67,7 @@ public final class RegistrySelector: Selector {
     /// ``select(_:options:)``, which reads it). Never touches the registry.
     public func selectCached(_ service: String, options: SelectOptions = SelectOptions()) -> Next? {
         guard let pool = pools.withLock({ $0[service] }) else { return nil }
-        return Next(pool: pool, strategy: options.strategy ?? configuration.strategy, filters: options.filters,
+        return PoolNext(pool: pool, strategy: options.strategy ?? configuration.strategy, filters: options.filters,
                     canary: options.canary ?? configuration.canary[service])
     }
 

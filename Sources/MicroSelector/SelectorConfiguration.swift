@@ -1,3 +1,4 @@
+public import MicroCore
 /// Settings of ``RegistrySelector``. Defaults follow go-micro, Finagle and Envoy (see docs).
 public struct SelectorConfiguration: Sendable, Hashable {
     /// The strategy when a call does not choose one.

@@ -1,6 +1,6 @@
 internal import MicroEventLoop
+internal import MicroCore
 internal import MicroFraming
-internal import MicroTransport
 internal import MicroTLS
 
 /// The connections to one address, on one loop. Loop-confined; `@exclusivity(unchecked)` on the hot fields: one thread, no re-entrant mutation, so the runtime's access

@@ -1,4 +1,5 @@
 public import MicroEventLoop
+internal import MicroCore
 internal import MicroFraming
 
 /// Receives the frames and the close of ``LengthPrefixedConnection``s. A class rather than a protocol so that a

@@ -1,6 +1,6 @@
 internal import MicroEventLoop
+internal import MicroCore
 internal import MicroFraming
-internal import MicroTransport
 
 /// A unary call a client waits for: the continuation of the calling task and what arrived so far.
 struct PendingUnary {

@@ -1,7 +1,7 @@
 internal import Logging
 internal import MicroEventLoop
+internal import MicroCore
 internal import MicroFraming
-internal import MicroTransport
 
 /// Who owns a connection and hears about its capacity and its end. Called on the connection's loop.
 protocol MuxConnectionOwner: AnyObject {
@@ -572,9 +572,10 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         streams[id] = stream
         idleSince = 0
         if head.timeoutMicroseconds > 0, let workers {
-            let ms = head.timeoutMicroseconds / 1000 + (head.timeoutMicroseconds % 1000 == 0 ? 0 : 1)
-            let (at, overflow) = loop.nowMilliseconds.addingReportingOverflow(ms)
-            workers.deadlines.watch(.stream(stream), at: overflow ? .max : at)
+            let now = Timestamp.now
+            let arrived = burstStartedAt ?? now
+            let budget = head.timeoutMicroseconds >= UInt64(Int64.max / 1000) ? Int64.max : Int64(head.timeoutMicroseconds) * 1000
+            workers.deadlines.watch(.stream(stream), deadline: arrived.advanced(byNanoseconds: budget), now: now, loopNow: loop.nowMilliseconds)
         }
         let serverStream = ServerStream(head: head, inbound: inbound, outbound: MuxServerOutbound(stream: stream, loop: loop),
                                         peer: peerDescription)

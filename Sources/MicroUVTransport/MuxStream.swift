@@ -1,6 +1,6 @@
 internal import MicroEventLoop
+internal import MicroCore
 internal import MicroFraming
-internal import MicroTransport
 
 /// One stream of a ``MuxConnection``. Loop-confined: every field is read and written on the connection's
 /// loop only (the class is `@unchecked Sendable` so that outbound handles can carry it to the loop).

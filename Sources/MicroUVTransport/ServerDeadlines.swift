@@ -1,6 +1,6 @@
 internal import MicroEventLoop
+internal import MicroCore
 internal import MicroFraming
-internal import MicroTransport
 
 /// Enforces the deadlines of the calls a server runs on one loop (docs/PROTOCOL.md §6.2): when a call's budget
 /// runs out, its handler is cancelled and the client gets DEADLINE_EXCEEDED from the server, whether or not it
@@ -20,8 +20,15 @@ final class ServerDeadlines {
         case stream(MuxStream)
     }
 
+    /// A call being watched and its deadline (checked against the clock when its loop time comes: loop time is
+    /// read at the start of a loop turn, so a timer may fire up to a turn early).
+    struct Watch {
+        var subject: Subject
+        var deadline: Timestamp
+    }
+
     unowned let loop: EventLoop
-    private var heap = DeadlineHeap<Subject>()
+    private var heap = DeadlineHeap<Watch>()
     private var timer: LoopTimer?
     private var timerAt: UInt64 = .max
     /// The heap size above which it is compacted next.
@@ -40,10 +47,11 @@ final class ServerDeadlines {
         return overflow ? .max : at
     }
 
-    func watch(_ subject: Subject, at: UInt64) {
-        heap.insert(at: at, key: subject)
+    /// Watches `subject` until `deadline`; `now` and `loopNow` are readings of both clocks taken together.
+    func watch(_ subject: Subject, deadline: Timestamp, now: Timestamp, loopNow: UInt64) {
+        heap.insert(at: loopTime(of: deadline, now: now, loopNow: loopNow), key: Watch(subject: subject, deadline: deadline))
         if heap.count > compactAbove {
-            heap.compact { Self.isLive($0.key) }
+            heap.compact { Self.isLive($0.key.subject) }
             compactAbove = 2 * heap.count + 64
         }
         arm()
@@ -78,15 +86,23 @@ final class ServerDeadlines {
     private func fire() {
         timer = nil  // one-shot: it is closed after this callback
         timerAt = .max
-        let now = loop.nowMilliseconds
-        while let due = heap.popDue(now: now) {
-            switch due.key {
-            case .unary(let w, let generation):
-                if w.isRunning(generation: generation) { w.expireCall() }
-            case .stream(let s):
-                if !s.closed { s.connection.expireStream(s) }
+        let loopNow = loop.nowMilliseconds
+        var now: Timestamp?
+        var early: [Watch] = []
+        while let due = heap.popDue(now: loopNow) {
+            guard Self.isLive(due.key.subject) else { continue }
+            let t = now ?? .now
+            now = t
+            if due.key.deadline > t {
+                early.append(due.key)
+                continue
+            }
+            switch due.key.subject {
+            case .unary(let w, _): w.expireCall()
+            case .stream(let s): s.connection.expireStream(s)
             }
         }
+        for w in early { heap.insert(at: loopTime(of: w.deadline, now: now!, loopNow: loopNow), key: w) }
         arm()
     }
 }

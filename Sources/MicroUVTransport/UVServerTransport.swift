@@ -1,6 +1,6 @@
+public import MicroCore
 internal import Logging
 public import MicroEventLoop
-public import MicroTransport
 public import MicroTLS
 import Synchronization
 

@@ -1,4 +1,5 @@
 public import Logging
+public import MicroCore
 public import MicroFraming
 public import MicroTLS
 

@@ -1,6 +1,6 @@
+internal import MicroCore
 internal import MicroFraming
 internal import MicroEventLoop
-internal import MicroTransport
 
 /// Runs unary handlers on one loop with long-lived tasks, so that a call costs neither a task nor a task switch
 /// of its own.
@@ -110,7 +110,7 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
         for w in started {
             w.listed = false
             if let deadline = w.callDeadline, w.isRunning(generation: w.generation) {
-                deadlines.watch(.unary(w, generation: w.generation), at: deadlines.loopTime(of: deadline, now: now, loopNow: loopNow))
+                deadlines.watch(.unary(w, generation: w.generation), deadline: deadline, now: now, loopNow: loopNow)
             }
         }
         started.removeAll(keepingCapacity: true)

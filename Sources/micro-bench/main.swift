@@ -8,10 +8,10 @@
 import CLibUV
 import Glibc
 import MicroEventLoop
+import MicroCore
 import MicroFraming
 import MicroRPC
 import MicroTLS
-import MicroTransport
 import MicroUVTransport
 import Synchronization
 

@@ -13,6 +13,7 @@
 //          in this process: n publishes to a subscriber of the publishing broker, then to a subscriber of a
 //          second broker (its own listener, over loopback TCP); prints publishes/s of each.
 import Foundation
+import MicroCore
 import MicroBroker
 import MicroEventLoop
 import MicroRegistry

@@ -10,6 +10,7 @@
 import Foundation
 import MicroEventLoop
 import MicroRPC
+import MicroCore
 import MicroRegistry
 import MicroUVTransport
 

@@ -9,6 +9,7 @@
 //     deregister SERVICE NODE-ID
 //     watch [SERVICE] [--count N]            prints events as JSON lines (N events, then exits)
 import Foundation
+import MicroCore
 import MicroRegistry
 
 func fail(_ message: String) -> Never {

@@ -1,8 +1,10 @@
+import MicroInMemory
 // micro-selector-bench: nodes selected per second from a warm cache, per strategy: one task through `select`
 // (async), one task through `selectCached` (sync), and `--tasks` tasks at once on the same service; and the
 // registry lookups the selector made during a 10,000-call run after warm-up.
 //
 //   swift build -c release --product micro-selector-bench && .build/release/micro-selector-bench [--calls N] [--nodes N] [--tasks N]
+import MicroCore
 import MicroRegistry
 import MicroSelector
 import Synchronization

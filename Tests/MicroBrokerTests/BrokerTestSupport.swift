@@ -1,5 +1,6 @@
 @_exported import MicroTestSupport
 import Foundation
+import MicroCore
 import MicroBroker
 import MicroEventLoop
 import MicroRegistry

@@ -1,4 +1,5 @@
 import Foundation
+import MicroCore
 import MicroBroker
 import MicroTestSupport
 import Testing

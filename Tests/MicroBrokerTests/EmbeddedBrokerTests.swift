@@ -1,4 +1,6 @@
+import MicroInMemory
 import Foundation
+import MicroCore
 import MicroBroker
 import MicroEventLoop
 import MicroRegistry

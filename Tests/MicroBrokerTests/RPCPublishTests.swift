@@ -1,3 +1,5 @@
+import MicroInMemory
+import MicroCore
 import MicroBroker
 import MicroEventLoop
 import MicroRPC

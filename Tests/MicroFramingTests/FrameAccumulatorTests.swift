@@ -1,3 +1,4 @@
+import MicroCore
 import MicroFraming
 import Testing
 

@@ -1,4 +1,5 @@
 import MicroRPC
+import MicroCore
 import MicroSelector
 import Testing
 

@@ -1,11 +1,12 @@
+import MicroInMemory
 import Foundation
 import Glibc
 import MicroEventLoop
 import MicroRPC
+import MicroCore
 import MicroRegistry
 import MicroSelector
 import MicroTestSupport
-import MicroTransport
 import MicroUVTransport
 import Logging
 import ServiceLifecycle

@@ -2,9 +2,9 @@
 import Foundation
 import MicroEventLoop
 import MicroRPC
+import MicroCore
 import MicroRegistry
 import MicroSelector
-import MicroTransport
 import MicroUVTransport
 import Synchronization
 import Testing

@@ -1,6 +1,7 @@
 import Foundation
 import MicroEventLoop
 import MicroRPC
+import MicroCore
 import MicroRegistry
 import MicroSelector
 import MicroTestSupport

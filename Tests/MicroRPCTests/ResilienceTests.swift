@@ -1,10 +1,10 @@
 import Foundation
 import MicroEventLoop
+import MicroCore
 import MicroFraming
 import MicroRPC
 import MicroRegistry
 import MicroSelector
-import MicroTransport
 import MicroUVTransport
 import Synchronization
 import Testing

@@ -1,6 +1,6 @@
+import MicroCore
 import MicroFraming
 import MicroRPC
-import MicroTransport
 import Synchronization
 import Testing
 

@@ -1,5 +1,5 @@
+import MicroCore
 import MicroRPC
-import MicroTransport
 import Testing
 
 /// The stream's next message, failing after `seconds`.

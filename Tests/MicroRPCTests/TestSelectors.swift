@@ -1,3 +1,4 @@
+import MicroCore
 import MicroRegistry
 import MicroSelector
 import Synchronization

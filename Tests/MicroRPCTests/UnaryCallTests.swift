@@ -1,8 +1,9 @@
+import MicroInMemory
 import Foundation
 import MicroEventLoop
+import MicroCore
 import MicroFraming
 import MicroRPC
-import MicroTransport
 import MicroUVTransport
 import SwiftProtobuf
 import Testing

@@ -1,4 +1,5 @@
 import Foundation
+import MicroCore
 import MicroRegistry
 import MicroTestSupport
 import Testing

@@ -1,4 +1,6 @@
+import MicroInMemory
 import Foundation
+import MicroCore
 import MicroRegistry
 import MicroTestSupport
 import Testing

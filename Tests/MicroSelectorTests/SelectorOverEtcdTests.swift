@@ -1,4 +1,5 @@
 import Foundation
+import MicroCore
 import MicroRegistry
 import MicroSelector
 import MicroTestSupport

@@ -1,3 +1,5 @@
+import MicroInMemory
+import MicroCore
 import MicroRegistry
 import MicroSelector
 import MicroTestSupport

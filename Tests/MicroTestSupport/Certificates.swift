@@ -57,7 +57,8 @@ public func run(_ path: String, _ args: [String], input: Data? = nil, seconds: D
     let inPipe = Pipe()
     p.standardInput = inPipe
     try p.run()
-    if let input { inPipe.fileHandleForWriting.write(input) }
+    // The throwing write: a peer that exits before reading (a refused handshake) gives EPIPE, not a crash.
+    if let input { try? inPipe.fileHandleForWriting.write(contentsOf: input) }
     try? inPipe.fileHandleForWriting.close()
     let deadline = Date().addingTimeInterval(seconds)
     while p.isRunning && Date() < deadline { usleep(10_000) }

@@ -1,6 +1,6 @@
 import MicroEventLoop
+import MicroCore
 import MicroFraming
-import MicroTransport
 import MicroUVTransport
 import Synchronization
 import Testing

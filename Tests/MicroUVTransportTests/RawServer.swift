@@ -1,4 +1,5 @@
 import MicroEventLoop
+import MicroCore
 import MicroFraming
 import Synchronization
 

@@ -2,9 +2,9 @@ import Foundation
 import MicroTestSupport
 import Logging
 import MicroEventLoop
+import MicroCore
 import MicroFraming
 import MicroTLS
-import MicroTransport
 import MicroUVTransport
 import Synchronization
 import Testing

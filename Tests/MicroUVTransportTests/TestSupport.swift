@@ -1,7 +1,7 @@
 @_exported import MicroTestSupport
 import MicroEventLoop
+import MicroCore
 import MicroFraming
-import MicroTransport
 import MicroUVTransport
 import Synchronization
 import Testing

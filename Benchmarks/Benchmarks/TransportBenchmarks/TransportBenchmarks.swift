@@ -1,7 +1,7 @@
 import Benchmark
 import MicroEventLoop
+import MicroCore
 import MicroFraming
-import MicroTransport
 import MicroUVTransport
 
 /// Allocations and time per operation on the hot paths: decoding frames, and a unary call over loopback

@@ -1,3 +1,4 @@
+import MicroCore
 import MicroFraming
 
 /// The largest payload the accumulator accepts in this harness.

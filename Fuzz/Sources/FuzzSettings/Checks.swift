@@ -1,3 +1,4 @@
+import MicroCore
 import MicroFraming
 
 /// Applies the input as a SETTINGS payload on top of the defaults, and decodes SETTINGS frames built around it

@@ -1,5 +1,5 @@
+internal import MicroCore
 internal import MicroFraming
-internal import MicroTransport
 import Synchronization
 
 /// The embedded broker's server side: answers each delivery request by running the handler of the

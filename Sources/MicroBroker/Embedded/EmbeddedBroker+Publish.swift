@@ -1,6 +1,6 @@
+public import MicroCore
 internal import MicroFraming
 internal import MicroRegistry
-internal import MicroTransport
 
 extension EmbeddedBroker {
     @discardableResult

@@ -1,8 +1,8 @@
 import Foundation
 internal import Logging
 public import MicroEventLoop
+public import MicroCore
 public import MicroRegistry
-internal import MicroTransport
 internal import MicroUVTransport
 import Synchronization
 

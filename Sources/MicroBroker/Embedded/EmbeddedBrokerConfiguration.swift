@@ -1,3 +1,4 @@
+internal import MicroCore
 public import Logging
 public import MicroUVTransport
 

@@ -1,3 +1,4 @@
+internal import MicroCore
 internal import MicroRegistry
 import Synchronization
 

@@ -1,3 +1,5 @@
+internal import MicroInMemory
+public import MicroCore
 /// Which registry to use and where it is, as go-micro users set it: `--registry etcd`,
 /// `--registry_address 127.0.0.1:2379` (comma-separated for a cluster), or `MICRO_REGISTRY`,
 /// `MICRO_REGISTRY_ADDRESS`. Flags win over the environment. The default is ``Kind/local``.

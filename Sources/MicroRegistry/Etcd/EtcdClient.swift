@@ -1,3 +1,4 @@
+internal import MicroCore
 import Foundation
 import MicroEventLoop
 import MicroHTTP

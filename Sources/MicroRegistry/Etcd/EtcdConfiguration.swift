@@ -1,3 +1,4 @@
+internal import MicroCore
 /// Settings of ``EtcdRegistry``.
 public struct EtcdConfiguration: Sendable, Hashable {
     /// Client URLs of the cluster's members, `host:port` or `http://host:port`. Requests go to one member and

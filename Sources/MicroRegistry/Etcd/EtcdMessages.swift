@@ -1,3 +1,4 @@
+internal import MicroCore
 import Foundation
 
 // The JSON shapes of etcd's v3 gateway (protobuf JSON: int64 as strings, bytes as base64, defaults omitted).

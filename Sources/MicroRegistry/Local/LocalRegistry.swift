@@ -1,3 +1,4 @@
+public import MicroCore
 import Foundation
 import Synchronization
 

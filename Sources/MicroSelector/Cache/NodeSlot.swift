@@ -1,4 +1,4 @@
-import MicroRegistry
+import MicroCore
 
 /// One node and what selection knows of it.
 struct NodeSlot {

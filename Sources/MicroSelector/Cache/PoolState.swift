@@ -1,4 +1,4 @@
-import MicroRegistry
+import MicroCore
 
 /// The state of one service's pool; see ``ServicePool``.
 struct PoolState {

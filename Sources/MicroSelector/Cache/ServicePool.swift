@@ -1,4 +1,4 @@
-import MicroRegistry
+import MicroCore
 import Synchronization
 
 /// The cached nodes of one service with everything selection keeps about them. Thread-safe: all state is

@@ -1,4 +1,4 @@
-import MicroRegistry
+import MicroCore
 
 /// A cached version of the service: its metadata and endpoints (nodes live in ``PoolState/nodes``).
 struct VersionSlot {

@@ -1,3 +1,4 @@
+internal import MicroCore
 /// Outcomes of one node and its ejection state. Part of ``PoolState``, guarded by the pool's mutex.
 struct NodeHealth {
     var consecutiveFailures = 0

@@ -1,4 +1,4 @@
-import MicroRegistry
+import MicroCore
 
 extension PoolState {
     /// Records a success of node `i`: a probing node comes back.

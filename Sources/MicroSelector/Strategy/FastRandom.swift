@@ -1,3 +1,4 @@
+internal import MicroCore
 /// A small, fast pseudo-random generator (SplitMix64) for picks; seeded from the system generator.
 struct FastRandom {
     private var state: UInt64

@@ -1,9 +1,9 @@
 import Glibc
-import MicroRegistry
+import MicroCore
 
 extension PoolState {
     /// Picks the next node for `next` (see ``Next`` for the rules) and counts it outstanding.
-    mutating func pick(for next: Next) throws(SelectorError) -> Node {
+    mutating func pick(for next: PoolNext) throws(SelectorError) -> Node {
         if !next.canaryDecided {
             next.canaryDecided = true
             if let weights = next.canary, !weights.isEmpty, !next.filters.contains(where: { if case .version = $0 { true } else { false } }) {
@@ -28,7 +28,7 @@ extension PoolState {
     }
 
     /// The index of the node to use under these rules, or nil when none qualifies.
-    private mutating func choose(_ next: Next, canaryVersion: String?, untried: Bool, healthy: Bool, now: UInt64) -> Int? {
+    private mutating func choose(_ next: PoolNext, canaryVersion: String?, untried: Bool, healthy: Bool, now: UInt64) -> Int? {
         candidates.removeAll(keepingCapacity: true)
         // Fields are read in place (nodes[i].x): copying a whole slot would retain its strings and dictionaries.
         for i in nodes.indices {

@@ -1,0 +1,95 @@
+
+/// The client side of a transport: opens streams to addresses. What an RPC system embeds as its transport
+/// plugin. Implementations: `UVClientTransport` (libuv, pooled, multiplexed) and ``InMemoryTransport``.
+public protocol ClientTransport: Sendable {
+    /// Opens a stream to `address` by sending `head`, with `firstMessage` in the same frame when given;
+    /// `endOfInput` ends the client's direction at once (unary and server-streaming calls).
+    ///
+    /// `deadline` bounds the wait for a connection or a free stream slot, not the call itself.
+    func openStream(
+        to address: String,
+        head: RequestHead,
+        firstMessage: [UInt8]?,
+        endOfInput: Bool,
+        deadline: ContinuousClock.Instant?
+    ) async throws(TransportError) -> ClientStream
+
+    /// A unary exchange: one request message, one response. `deadline` bounds the whole call: when it passes,
+    /// the call is cancelled at the server and ends with `deadlineExceeded`. Cancelling the calling task cancels
+    /// the call. `nonisolated(nonsending)`: it starts on the caller's executor, so a caller on the transport's
+    /// loop pays no executor switch.
+    nonisolated(nonsending) func unary(
+        to address: String,
+        head: RequestHead,
+        message: [UInt8],
+        deadline: Timestamp?
+    ) async throws(TransportError) -> UnaryResponse
+
+    /// Closes every connection; open streams end with `shutdown`.
+    func shutdown() async
+}
+
+extension ClientTransport {
+    /// A unary exchange over ``openStream(to:head:firstMessage:endOfInput:deadline:)``: what a transport
+    /// without a faster path uses.
+    public nonisolated(nonsending) func unary(
+        to address: String,
+        head: RequestHead,
+        message: [UInt8],
+        deadline: Timestamp?
+    ) async throws(TransportError) -> UnaryResponse {
+        try await unaryOverStream(to: address, head: head, message: message, deadline: deadline?.instant)
+    }
+
+    /// A unary exchange without a deadline.
+    public nonisolated(nonsending) func unary(to address: String, head: RequestHead, message: [UInt8]) async throws(TransportError) -> UnaryResponse {
+        try await unary(to: address, head: head, message: message, deadline: nil)
+    }
+
+    public func unaryOverStream(
+        to address: String,
+        head: RequestHead,
+        message: [UInt8],
+        deadline: ContinuousClock.Instant?
+    ) async throws(TransportError) -> UnaryResponse {
+        if let deadline, deadline <= .now { throw TransportError(.deadlineExceeded, "the deadline passed before the call started") }
+        let stream = try await openStream(to: address, head: head, firstMessage: message, endOfInput: true, deadline: deadline)
+        let timer: Task<Void, Never>? = deadline.map { d in
+            Task {
+                do { try await Task.sleep(until: d) } catch { return }
+                stream.inbound.finish(throwing: TransportError(.deadlineExceeded, "the call's deadline passed"))
+                stream.outbound.cancel(reason: "deadline exceeded")
+            }
+        }
+        defer { timer?.cancel() }
+        do {
+            let (h, messages, trailers) = try await stream.collect()
+            return UnaryResponse(head: h, message: messages.first, trailers: trailers)
+        } catch let e as TransportError {
+            throw e
+        } catch {
+            throw TransportError(.invalidState, "\(error)")
+        }
+    }
+}
+
+/// The server side of a transport: accepts streams and hands each to a handler.
+public protocol ServerTransport: Sendable {
+    /// Starts accepting streams; returns once the server is listening. Each stream runs `handler` in a task of
+    /// its own; requests that arrive whole may take the handler's unary path (``ServerHandler``).
+    func serve(_ handler: any ServerHandler) async throws
+
+    /// Where clients reach this server once it serves ("host:port", or the in-memory name); nil before.
+    var boundAddress: String? { get }
+
+    /// Graceful stop: accept no new streams (peers are told to go elsewhere), let open streams finish for up
+    /// to `gracePeriod`, cancel what is left, then close everything.
+    func drain(gracePeriod: Duration) async
+}
+
+extension ServerTransport {
+    /// Starts serving every request as a stream, with `handler`.
+    public func serve(_ handler: @escaping @Sendable (ServerStream) async -> Void) async throws {
+        try await serve(StreamHandler(handler))
+    }
+}
