@@ -67,7 +67,7 @@ let package = Package(
         .target(
             name: "MicroBroker",
             dependencies: [
-                "MicroCore", "MicroEventLoop", "MicroFraming", "MicroUVTransport", "MicroRegistry",
+                "MicroCore", "MicroRPC", "MicroEventLoop", "MicroUVTransport", "MicroRegistry",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

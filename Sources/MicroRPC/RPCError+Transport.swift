@@ -35,13 +35,13 @@ extension RPCError {
         case .error(let code, let message):
             self.init(Code(status: code), message, metadata: metadata)
         case .nack(let restartable, let code, let message):
-            // A NACK's code is the server's reason for refusing: overload is resourceExhausted; the transport's
-            // own refusals (REFUSED_STREAM and others, numbered by the protocol, not by gRPC) mean unavailable.
-            let mapped: Code = code == Code.resourceExhausted.rawValue ? .resourceExhausted : .unavailable
-            self.init(mapped, message, metadata: metadata, workNotStarted: restartable)
+            // The server refused before starting the work; its code says why (resourceExhausted: a limit;
+            // unimplemented: not served here; unavailable: stopping). Restartable: safe to retry elsewhere.
+            self.init(Code(status: code), message, metadata: metadata, workNotStarted: restartable)
         }
     }
 
-    /// The status that reports this error to a caller.
+    /// The status that reports this error, thrown by a handler, to its caller: always ERROR (the handler ran).
+    /// `workNotStarted` of an error the handler got from a call of its own says nothing about this call.
     var status: Status { .error(code, message) }
 }

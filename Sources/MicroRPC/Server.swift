@@ -27,12 +27,12 @@ public final class Server: ServerHandler, Sendable {
     let core: ServerCore
     /// Service and endpoint to route; the only place requests are matched to handlers.
     let router: Router
+    /// Keeps the node registered while serving (nil without a registry).
+    let registration: Registration?
 
     private struct Lifecycle: ~Copyable {
         var started = false
         var stopped = false
-        var registered: Service?
-        var renewal: Task<Void, Never>?
         /// Broker subscriptions made through the server, ended when it stops.
         var subscriptions: [Subscription] = []
     }
@@ -51,6 +51,9 @@ public final class Server: ServerHandler, Sendable {
             Response(body: Array((core.draining.load(ordering: .relaxed) ? #"{"status":"NOT_SERVING"}"# : #"{"status":"SERVING"}"#).utf8))
         }), server: core, counted: false)
         router = Router(core: core, health: health)
+        registration = registry.map {
+            Registration(registry: $0, ttl: configuration.registerTTL, interval: configuration.registerInterval, logger: logger)
+        }
     }
 
     // MARK: handlers
@@ -153,34 +156,10 @@ public final class Server: ServerHandler, Sendable {
         guard first else { throw RPCUsageError("server \(configuration.name) was already started or stopped") }
         router.freeze()
         try await transport.serve(self)
-        guard let registry else { return }
+        guard let registration else { return }
         let record = serviceRecord
-        let options = RegisterOptions(ttl: configuration.registerTTL)
-        try await registry.register(record, options: options)
-        let interval = configuration.registerInterval
-        let logger = self.logger
-        let renewal = Task {
-            while !Task.isCancelled {
-                do { try await Task.sleep(for: interval) } catch { return }
-                do {
-                    try await registry.register(record, options: options)
-                } catch {
-                    logger.warning("renewing the registration failed", metadata: ["service": "\(record.name)", "error": "\(error)"])
-                }
-            }
-        }
-        let stoppedMeanwhile = lifecycle.withLock { l -> Bool in
-            if l.stopped { return true }
-            l.registered = record
-            l.renewal = renewal
-            return false
-        }
-        if stoppedMeanwhile {
-            // shutdown() ran while we registered: it could not see the registration, so undo it here.
-            renewal.cancel()
-            try? await registry.deregister(record)
-            return
-        }
+        // False: shutdown() closed the registration meanwhile, and the record was taken back.
+        guard try await registration.add(nodeID, record) else { return }
         logger.info("serving", metadata: ["service": "\(record.name)", "node": "\(nodeID)", "address": "\(record.nodes[0].address)"])
     }
 
@@ -191,23 +170,17 @@ public final class Server: ServerHandler, Sendable {
     /// Graceful stop: deregister, health NOT_SERVING, DRAIN every connection, in-flight calls finish within the
     /// grace period (the configuration's unless given), then close. Idempotent.
     public func shutdown(gracePeriod: Duration? = nil) async {
-        let (first, record, renewal, subscriptions) = lifecycle.withLock { l -> (Bool, Service?, Task<Void, Never>?, [Subscription]) in
-            if l.stopped { return (false, nil, nil, []) }
+        let (first, subscriptions) = lifecycle.withLock { l -> (Bool, [Subscription]) in
+            if l.stopped { return (false, []) }
             l.stopped = true
-            defer { l.renewal = nil; l.registered = nil; l.subscriptions = [] }
-            return (true, l.registered, l.renewal, l.subscriptions)
+            defer { l.subscriptions = [] }
+            return (true, l.subscriptions)
         }
         guard first else { return }
         for subscription in subscriptions { await subscription.unsubscribe() }
         core.draining.store(true, ordering: .relaxed)
-        renewal?.cancel()
-        if let registry, let record {
-            do {
-                try await registry.deregister(record)
-            } catch {
-                logger.warning("deregistering failed (the TTL will expire the node)", metadata: ["error": "\(error)"])
-            }
-        }
+        // Waits for a renewal under way, so the node is never written back after it was deregistered.
+        await registration?.close()
         await transport.drain(gracePeriod: gracePeriod ?? configuration.gracePeriod)
     }
 }

@@ -535,8 +535,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         lastStreamID = id
         if id > drainLimit { return true }  // sent after our DRAIN: not processed, the client retries elsewhere
         if activeStreams >= Int(localSettings.maxConcurrentStreams) {
-            let refusal = ResponseHead(status: .nack(restartable: true, code: ErrorCode.refusedStream.rawValue,
-                                                     message: "too many concurrent streams (\(localSettings.maxConcurrentStreams))"))
+            let refusal = ResponseHead(status: .nack(restartable: true, .resourceExhausted,
+                                                     "too many concurrent streams (\(localSettings.maxConcurrentStreams))"))
             tcp.withOutbound(reserving: FrameEncoder.responseSize(refusal, messageCount: nil)) {
                 FrameEncoder.encodeResponse(stream: id, refusal, message: nil, endStream: true, into: $0)
             }

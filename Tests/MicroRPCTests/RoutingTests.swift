@@ -27,7 +27,7 @@ struct RoutingTests {
             _ = try await c.client.call(Request(service: "nosuch", endpoint: "Echo.Call", body: [1]), options: o)
             Issue.record("a call to another service must fail")
         } catch let e as RPCError {
-            #expect(e.code == .unavailable, "\(e)")
+            #expect(e.code == .unimplemented, "\(e)")
             #expect(e.workNotStarted, "a NACK: safe to retry on another node")
             #expect(e.message.contains("\"nosuch\" is not served here"), "\(e)")
         }

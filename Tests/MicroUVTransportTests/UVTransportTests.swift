@@ -191,7 +191,7 @@ struct UVTransportTests {
         for s in statuses {
             switch s {
             case .ok: break
-            case .nack(let restartable, let code, _): #expect(restartable && code == ErrorCode.refusedStream.rawValue)
+            case .nack(let restartable, let code, _): #expect(restartable && StatusCode(rawValue: code) == .resourceExhausted)
             default: Issue.record("unexpected status \(s)")
             }
         }

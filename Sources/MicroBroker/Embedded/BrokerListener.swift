@@ -1,18 +1,15 @@
 internal import MicroCore
-internal import MicroFraming
 import Synchronization
 
 /// The embedded broker's server side: answers each delivery request by running the handler of the
 /// subscription it names (request metadata ``subscriberKey``) for the topic in its endpoint.
 ///
-/// Answers: OK once the handler returned; ERROR (code 13, the handler's error as message) when it threw; a
-/// restartable NACK with code 5 (`notFound`) when the subscription is not (anymore) here, so that the publisher
-/// skips it.
+/// Answers: OK once the handler returned; ERROR `internalError` (the handler's error as message) when it threw; a
+/// restartable NACK `notFound` when the subscription is not (anymore) here, so that the publisher skips it; a
+/// restartable NACK `unimplemented` for a request to another service.
 final class BrokerListener: ServerHandler, UnaryHandler {
     /// The request metadata naming the subscription a delivery is for.
     static let subscriberKey = "micro-broker-subscriber"
-    static let notFoundCode: UInt32 = 5
-    static let handlerFailedCode: UInt32 = 13
 
     struct Local: Sendable {
         let topic: String
@@ -35,9 +32,12 @@ final class BrokerListener: ServerHandler, UnaryHandler {
 
     nonisolated(nonsending) func handle(_ request: consuming UnaryRequest) async -> UnaryReply {
         let head = request.head
+        guard head.service == EmbeddedBroker.deliveryService else {
+            return UnaryReply(head: ResponseHead(status: .nack(restartable: true, .unimplemented, "service \"\(head.service)\" is not served here (a broker listener)")), message: nil)
+        }
         guard let id = head.metadata[Self.subscriberKey], let local = subscription(id), local.topic == head.endpoint else {
-            return UnaryReply(head: ResponseHead(status: .nack(restartable: true, code: Self.notFoundCode,
-                                                               message: "no subscription \(head.metadata[Self.subscriberKey] ?? "?") to \(head.endpoint) here")),
+            return UnaryReply(head: ResponseHead(status: .nack(restartable: true, .notFound,
+                                                               "no subscription \(head.metadata[Self.subscriberKey] ?? "?") to \(head.endpoint) here")),
                               message: nil)
         }
         var header: [String: String] = [:]
@@ -46,7 +46,7 @@ final class BrokerListener: ServerHandler, UnaryHandler {
             try await local.handler(BrokerMessage(header: header, body: request.message))
             return UnaryReply(message: [])
         } catch {
-            return UnaryReply(head: ResponseHead(status: .error(code: Self.handlerFailedCode, message: "\(error)")), message: nil)
+            return UnaryReply(head: ResponseHead(status: .error(.internalError, "\(error)")), message: nil)
         }
     }
 }

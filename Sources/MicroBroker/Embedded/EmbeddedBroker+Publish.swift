@@ -1,5 +1,5 @@
 public import MicroCore
-internal import MicroFraming
+internal import MicroRPC
 internal import MicroRegistry
 
 extension EmbeddedBroker {
@@ -12,54 +12,51 @@ extension EmbeddedBroker {
         let plan = QueuePlan.targets(nodes, queue: { $0.metadata[Self.queueMetadataKey] }, rotation: rotation.add(1, ordering: .relaxed).oldValue)
         var metadata = Metadata()
         for (k, v) in message.header { metadata.append(k, v) }
-        let head = RequestHead(service: Self.deliveryService, endpoint: topic,
-                               contentType: message.contentType ?? "application/octet-stream",
-                               timeoutMicroseconds: Self.microseconds(configuration.deliveryTimeout), metadata: metadata)
-        let tally = await DeliveryTally.run(plan) { node in await self.deliver(message, head: head, topic: topic, to: node) }
+        let request = Request(service: Self.deliveryService, endpoint: topic, contentType: message.contentType ?? ContentType.raw,
+                              body: message.body, metadata: metadata)
+        let tally = await DeliveryTally.run(plan) { node in await self.deliver(message, request: request, topic: topic, to: node) }
         return try tally.result(topic: topic)
     }
 
-    /// One delivery attempt: directly to a subscription of this broker, else a unary call to the node's listener.
-    nonisolated(nonsending) func deliver(_ message: BrokerMessage, head: RequestHead, topic: String, to node: Node) async -> DeliveryOutcome {
+    /// One delivery attempt: directly to a subscription of this broker, else a unary call (through the RPC
+    /// client's one call path, no retry: at most once) to the node's listener.
+    nonisolated(nonsending) func deliver(_ message: BrokerMessage, request: Request, topic: String, to node: Node) async -> DeliveryOutcome {
         let queue = node.metadata[Self.queueMetadataKey]
         if let local = listener.subscription(node.id) {
             do {
                 try await local.handler(message)
                 return .delivered
             } catch {
-                return .failed(DeliveryFailure(subscriberID: node.id, queue: queue, code: BrokerListener.handlerFailedCode,
-                                               reason: "the handler threw: \(error)"))
+                return .failed(DeliveryFailure(subscriberID: node.id, queue: queue, code: .internalError, reason: "the handler threw: \(error)"))
             }
         }
-        var head = head
-        head.metadata.append(BrokerListener.subscriberKey, node.id)
-        let response: UnaryResponse
+        var request = request
+        request.metadata.append(BrokerListener.subscriberKey, node.id)
         do {
-            response = try await client.unary(to: node.address, head: head, message: message.body,
-                                              deadline: Timestamp.now.advanced(by: configuration.deliveryTimeout))
-        } catch {
-            switch error.code {
-            case .connectFailed:
+            _ = try await rpc.call(request, options: CallOptions(timeout: configuration.deliveryTimeout, retries: 0, address: node.address))
+            return .delivered
+        } catch let error as RPCError {
+            switch (error.cause as? TransportError)?.code {
+            case .connectFailed?:
                 await removeGone(node, topic: topic)
                 return .gone
-            case .notProcessed:
+            case .notProcessed?:
                 // Its listener is stopping (and deregistering it): not there for this message.
                 cache.remove(topic, nodeID: node.id)
                 return .gone
             default:
-                return .failed(DeliveryFailure(subscriberID: node.id, address: node.address, queue: queue,
-                                               reason: "no acknowledgment (the handler may have run): \(error)"))
+                break
             }
-        }
-        switch response.head.status {
-        case .ok:
-            return .delivered
-        case .nack(_, BrokerListener.notFoundCode, _):
-            await removeGone(node, topic: topic)
-            return .gone
-        case .nack(_, let code, let text), .error(let code, let text):
-            return .failed(DeliveryFailure(subscriberID: node.id, address: node.address, queue: queue, code: code,
-                                           reason: code == BrokerListener.handlerFailedCode ? "the handler threw: \(text)" : text))
+            if error.workNotStarted && (error.code == .notFound || error.code == .unimplemented) {
+                await removeGone(node, topic: topic)
+                return .gone
+            }
+            let answered = error.cause == nil  // a status from the subscriber, not a transport failure
+            return .failed(DeliveryFailure(subscriberID: node.id, address: node.address, queue: queue, code: answered ? error.code : nil,
+                                           reason: !answered ? "no acknowledgment (the handler may have run): \(error.message)"
+                                                   : error.code == .internalError ? "the handler threw: \(error.message)" : error.message))
+        } catch {
+            return .failed(DeliveryFailure(subscriberID: node.id, address: node.address, queue: queue, reason: "\(error)"))
         }
     }
 
@@ -72,11 +69,5 @@ extension EmbeddedBroker {
             configuration.logger.debug("removing a gone subscriber failed", metadata: ["node": "\(node.id)", "error": "\(error)"])
         }
         configuration.logger.debug("skipped a gone subscriber", metadata: ["topic": "\(topic)", "node": "\(node.id)", "address": "\(node.address)"])
-    }
-
-    static func microseconds(_ d: Duration) -> UInt64 {
-        let c = d.components
-        if c.seconds < 0 { return 1 }
-        return max(1, UInt64(c.seconds) * 1_000_000 + UInt64(c.attoseconds / 1_000_000_000_000))
     }
 }

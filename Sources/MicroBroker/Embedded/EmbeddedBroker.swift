@@ -4,6 +4,7 @@ public import MicroEventLoop
 public import MicroCore
 public import MicroRegistry
 internal import MicroUVTransport
+internal import MicroRPC
 import Synchronization
 
 /// The zero-config broker (go-micro's HTTP broker on this project's transport): in-process and across the
@@ -14,9 +15,10 @@ import Synchronization
 /// processes through a directory), as service ``serviceName(_:)`` with the queue group in the node's metadata,
 /// with a TTL it renews. A publisher reads the topic's subscribers from the registry (cached for
 /// ``EmbeddedBrokerConfiguration/subscriberCacheTTL``), picks every subscriber without a queue group and one
-/// member of each group (round robin), and delivers to each with a unary call to its listener: service
-/// `micro.broker`, endpoint the topic, the header as metadata, the body as the message. Subscribers of this
-/// broker instance are called directly, without the network.
+/// member of each group (round robin), and delivers to each with a unary call (MicroRPC's ``Client``, one attempt)
+/// to its listener: service `micro.broker`, endpoint the topic, the header as metadata, the body as the message.
+/// Subscriptions are kept registered by a ``Registration``, as a server's node is. Subscribers of this broker
+/// instance are called directly, without the network.
 ///
 /// A subscriber that cannot be reached (connect refused: its process is gone) or no longer has the
 /// subscription is skipped, its stale registration removed, and for a queue group the next member tried. Every
@@ -36,7 +38,10 @@ public final class EmbeddedBroker: Broker {
     public let group: EventLoopGroup
     public let registry: any Registry
     public let configuration: EmbeddedBrokerConfiguration
-    let client: UVClientTransport
+    /// Delivers to other processes' listeners.
+    let rpc: Client
+    /// Keeps this broker's subscriptions registered.
+    let registration: Registration
     let listener = BrokerListener()
     let cache: SubscriberCache
     /// Advances per publish: which queue group member is picked. Atomic.
@@ -48,18 +53,17 @@ public final class EmbeddedBroker: Broker {
         var server: UVServerTransport?
         /// Starting (or started) the listener: its registered address.
         var starting: Task<String, any Error>?
-        /// Registrations by subscription id, renewed every interval and removed by `close()`.
-        var records: [String: Service] = [:]
-        var renewal: Task<Void, Never>?
     }
-    /// Guards the listener, the registrations and the renewal task.
+    /// Guards the listener.
     private let state = Mutex(State())
 
     public init(group: EventLoopGroup, registry: any Registry = LocalRegistry(), configuration: EmbeddedBrokerConfiguration = EmbeddedBrokerConfiguration()) {
         self.group = group
         self.registry = registry
         self.configuration = configuration
-        client = UVClientTransport(group: group, configuration: configuration.transport)
+        rpc = Client(transport: UVClientTransport(group: group, configuration: configuration.transport))
+        registration = Registration(registry: registry, ttl: configuration.registerTTL, interval: configuration.registerInterval,
+                                    logger: configuration.logger)
         cache = SubscriberCache(registry: registry, ttl: configuration.subscriberCacheTTL)
     }
 
@@ -82,19 +86,15 @@ public final class EmbeddedBroker: Broker {
         let record = Service(name: Self.serviceName(topic), nodes: [Node(id: id, address: address, metadata: metadata)])
         // In the table before the registry, so that a publisher that finds the registration finds the handler.
         listener.add(id, BrokerListener.Local(topic: topic, queue: options.queue, handler: handler))
+        let kept: Bool
         do {
-            try await registry.register(record, options: RegisterOptions(ttl: configuration.registerTTL))
+            kept = try await registration.add(id, record)
         } catch {
             listener.remove(id)
             throw BrokerError(.registryUnavailable, "registering the subscription to \(topic): \(error)")
         }
-        let isClosed = state.withLock { s -> Bool in
-            if closed.load(ordering: .relaxed) { return true }
-            s.records[id] = record
-            return false
-        }
-        if isClosed {
-            try? await registry.deregister(record)
+        if !kept || closed.load(ordering: .relaxed) {
+            await registration.remove(id)
             listener.remove(id)
             throw BrokerError(.closed, "the broker was closed while subscribing")
         }
@@ -103,15 +103,10 @@ public final class EmbeddedBroker: Broker {
     }
 
     private func unsubscribe(_ id: String, topic: String) async {
-        guard let record = state.withLock({ $0.records.removeValue(forKey: id) }) else { return }
+        guard registration.records[id] != nil else { return }
         // Out of the registry first, then out of the table: once this returns, a publisher still holding the
         // registration gets a NACK (it skips the subscriber and drops the registration).
-        do {
-            try await registry.deregister(record)
-        } catch {
-            configuration.logger.warning("deregistering a subscription failed (its TTL will expire it)",
-                                         metadata: ["topic": "\(topic)", "error": "\(error)"])
-        }
+        await registration.remove(id)
         listener.remove(id)
         cache.invalidate(topic)
     }
@@ -135,7 +130,6 @@ public final class EmbeddedBroker: Broker {
                 return advertise ?? bound
             }
             s.starting = t
-            s.renewal = startRenewal()
             return t
         }
         do {
@@ -144,32 +138,8 @@ public final class EmbeddedBroker: Broker {
             state.withLock { s in
                 s.starting = nil
                 s.server = nil
-                s.renewal?.cancel()
-                s.renewal = nil
             }
             throw BrokerError(.listenFailed, "starting the broker listener on \(configuration.listenAddress): \(error)")
-        }
-    }
-
-    private func startRenewal() -> Task<Void, Never> {
-        let interval = configuration.registerInterval
-        let options = RegisterOptions(ttl: configuration.registerTTL)
-        let logger = configuration.logger
-        let registry = self.registry
-        return Task { [weak self] in
-            while !Task.isCancelled {
-                do { try await Task.sleep(for: interval) } catch { return }
-                guard let records = self?.state.withLock({ $0.records }) else { return }
-                for (id, record) in records {
-                    do {
-                        try await registry.register(record, options: options)
-                    } catch {
-                        logger.warning("renewing a subscription failed", metadata: ["service": "\(record.name)", "error": "\(error)"])
-                    }
-                    // Unsubscribed (or closed) while renewing: take back what was just written.
-                    if self?.state.withLock({ $0.records[id] }) == nil { try? await registry.deregister(record) }
-                }
-            }
         }
     }
 
@@ -177,23 +147,12 @@ public final class EmbeddedBroker: Broker {
 
     public func close() async {
         guard !closed.exchange(true, ordering: .relaxed) else { return }
-        let (records, server, starting, renewal) = state.withLock { s in
-            defer {
-                s.records = [:]
-                s.renewal = nil
-            }
-            return (Array(s.records.values), s.server, s.starting, s.renewal)
-        }
-        renewal?.cancel()
-        for record in records {
-            do { try await registry.deregister(record) } catch {
-                configuration.logger.warning("deregistering a subscription failed (its TTL will expire it)", metadata: ["error": "\(error)"])
-            }
-        }
+        let (server, starting) = state.withLock { s in (s.server, s.starting) }
+        await registration.close()
         listener.removeAll()
         if let starting { _ = try? await starting.value }
         await server?.drain(gracePeriod: configuration.gracePeriod)
-        await client.shutdown()
+        await rpc.transport.shutdown()
     }
 
     static func validate(_ topic: String) throws(BrokerError) {

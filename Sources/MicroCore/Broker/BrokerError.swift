@@ -37,12 +37,12 @@ public struct DeliveryFailure: Sendable, Hashable, CustomStringConvertible {
     /// Where the subscriber listens (nil for a subscriber in this process reached without the network).
     public var address: String?
     public var queue: String?
-    /// The status code the subscriber answered (13 `internal` for a handler's error), nil when none came.
-    public var code: UInt32?
+    /// The status code the subscriber answered (`internalError` for a handler's error), nil when none came.
+    public var code: StatusCode?
     /// What went wrong: the handler's error, or why no answer came.
     public var reason: String
 
-    public init(subscriberID: String, address: String? = nil, queue: String? = nil, code: UInt32? = nil, reason: String) {
+    public init(subscriberID: String, address: String? = nil, queue: String? = nil, code: StatusCode? = nil, reason: String) {
         self.subscriberID = subscriberID
         self.address = address
         self.queue = queue

@@ -37,7 +37,7 @@ public final class MemoryBroker: Broker {
                 try await s.handler(message)
                 return .delivered
             } catch {
-                return .failed(DeliveryFailure(subscriberID: s.id, queue: s.queue, code: 13, reason: "the handler threw: \(error)"))
+                return .failed(DeliveryFailure(subscriberID: s.id, queue: s.queue, code: .internalError, reason: "the handler threw: \(error)"))
             }
         }
         return try tally.result(topic: topic)
