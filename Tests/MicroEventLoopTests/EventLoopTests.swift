@@ -188,47 +188,53 @@ struct EventLoopGroupTests {
         shutdownClean(group)
     }
 
-    @Test("shutdown racing with execute from other threads: clean, never a crash (child process, many rounds)",
-          .timeLimit(.minutes(1)))
-    func shutdownUnderLoad() async {
-        // Run in a child process: if the race is lost, libuv aborts the process.
-        await #expect(processExitsWith: .success, "SIGABRT here: uv_async_send on a loop that is already closed") {
-            let start = ContinuousClock.now
-            var rounds = 0
-            var failures = 0
-            // Bounded to 1 s and 4 producer threads: the child shares 2 cores with the rest of the test run.
-            while ContinuousClock.now - start < .seconds(1) {
-                rounds += 1
-                let group = EventLoopGroup(threads: 2)
-                let stop = Atomic<Bool>(false)
-                let ranAfterRejection = Atomic<Int>(0)
-                let running = Atomic<Int>(4)
-                for i in 0..<4 {
-                    Thread {
-                        let loop = group.loops[i % 2]
-                        var spin = 0
-                        while !stop.load(ordering: .relaxed) {
-                            if !loop.execute({}) {
-                                // Once rejected, always rejected, and never run.
-                                if loop.execute({ ranAfterRejection.add(1, ordering: .relaxed) }) {
-                                    ranAfterRejection.add(1000, ordering: .relaxed)
+}
+
+extension ChildProcessTests {
+    @Suite("EventLoop shutdown under load (child process)")
+    struct EventLoopShutdownRaceTests {
+        @Test("shutdown racing with execute from other threads: clean, never a crash (child process, many rounds)",
+              .timeLimit(.minutes(1)))
+        func shutdownUnderLoad() async {
+            // Run in a child process: if the race is lost, libuv aborts the process.
+            await #expect(processExitsWith: .success, "SIGABRT here: uv_async_send on a loop that is already closed") {
+                let start = ContinuousClock.now
+                var rounds = 0
+                var failures = 0
+                // Bounded to 1 s and 4 producer threads: the child shares 2 cores with the rest of the test run.
+                while ContinuousClock.now - start < .seconds(1) {
+                    rounds += 1
+                    let group = EventLoopGroup(threads: 2)
+                    let stop = Atomic<Bool>(false)
+                    let ranAfterRejection = Atomic<Int>(0)
+                    let running = Atomic<Int>(4)
+                    for i in 0..<4 {
+                        Thread {
+                            let loop = group.loops[i % 2]
+                            var spin = 0
+                            while !stop.load(ordering: .relaxed) {
+                                if !loop.execute({}) {
+                                    // Once rejected, always rejected, and never run.
+                                    if loop.execute({ ranAfterRejection.add(1, ordering: .relaxed) }) {
+                                        ranAfterRejection.add(1000, ordering: .relaxed)
+                                    }
+                                    break
                                 }
-                                break
+                                for _ in 0..<(spin % 200) { spin &+= 1 }
+                                spin &+= 7
                             }
-                            for _ in 0..<(spin % 200) { spin &+= 1 }
-                            spin &+= 7
-                        }
-                        running.subtract(1, ordering: .relaxed)
-                    }.start()
+                            running.subtract(1, ordering: .relaxed)
+                        }.start()
+                    }
+                    usleep(UInt32.random(in: 100...2000))
+                    if !group.shutdownGracefully() { failures += 1 }
+                    stop.store(true, ordering: .relaxed)
+                    while running.load(ordering: .relaxed) > 0 { usleep(100) }
+                    if ranAfterRejection.load(ordering: .relaxed) != 0 { failures += 1 }
                 }
-                usleep(UInt32.random(in: 100...2000))
-                if !group.shutdownGracefully() { failures += 1 }
-                stop.store(true, ordering: .relaxed)
-                while running.load(ordering: .relaxed) > 0 { usleep(100) }
-                if ranAfterRejection.load(ordering: .relaxed) != 0 { failures += 1 }
+                #expect(failures == 0, "\(failures) bad rounds of \(rounds)")
+                exit(failures == 0 ? 0 : 1)
             }
-            #expect(failures == 0, "\(failures) bad rounds of \(rounds)")
-            exit(failures == 0 ? 0 : 1)
         }
     }
 }

@@ -8,6 +8,12 @@ import Testing
 // a crash must fail one test, not end the whole run. A child records each failure as an issue at once (Swift
 // Testing forwards it to the parent, so it shows even when a crash follows) and exits non-zero if there was any.
 
+/// Every test that runs in a child process (an exit test), one at a time: Swift Testing's parent side blocks a
+/// thread of the cooperative pool while its child runs, and two at once would hold a 2-core machine's whole pool,
+/// stalling every other test of a parallel run for seconds.
+@Suite("In child processes, one at a time", .serialized)
+enum ChildProcessTests {}
+
 /// Failures seen in this (child) process.
 private let childFailures = Atomic<Int>(0)
 
@@ -121,73 +127,75 @@ private func drainingClientScenario(_ name: String, then: @escaping @Sendable (T
     check(serverGroup.shutdownGracefully(), "\(name): server group did not close clean")
 }
 
-@Suite("TCP: fd exhaustion and closing while draining (each in a child process)")
-struct TCPFaultTests {
-    @Test("EMFILE during accept: the new client is closed, acceptErrors counts it, others keep working, accepting resumes",
-          .timeLimit(.minutes(1)))
-    func emfileDuringAccept() async {
-        await #expect(processExitsWith: .success) {
-            await runScenario { await emfileScenario() }
-        }
-    }
-
-    @Test("close() while closeAfterFlush() is still draining closes once, without crashing", .timeLimit(.minutes(1)))
-    func closeWhileDraining() async {
-        await #expect(processExitsWith: .success, "SIGABRT here: libuv's uv_close assertion (double close)") {
-            await runScenario {
-                await drainingClientScenario("close while draining") { connection, _ in
-                    try await connection.loop.submit { connection.close() }
-                }
+extension ChildProcessTests {
+    @Suite("TCP: fd exhaustion and closing while draining (each in a child process)")
+    struct TCPFaultTests {
+        @Test("EMFILE during accept: the new client is closed, acceptErrors counts it, others keep working, accepting resumes",
+              .timeLimit(.minutes(1)))
+        func emfileDuringAccept() async {
+            await #expect(processExitsWith: .success) {
+                await runScenario { await emfileScenario() }
             }
         }
-    }
 
-    @Test("reset() while closeAfterFlush() is still draining closes the connection", .timeLimit(.minutes(1)))
-    func resetWhileDraining() async {
-        await #expect(processExitsWith: .success, "SIGABRT here: libuv's uv_close assertion (double close)") {
-            await runScenario {
-                await drainingClientScenario("reset while draining") { connection, _ in
-                    try await connection.loop.submit { connection.reset() }
-                }
-            }
-        }
-    }
-
-    @Test("the peer resets while closeAfterFlush() is still draining: the close is reported, without crashing",
-          .timeLimit(.minutes(1)))
-    func peerResetWhileDraining() async {
-        await #expect(processExitsWith: .success, "SIGABRT here: libuv's uv_close assertion (double close)") {
-            await runScenario {
-                await drainingClientScenario("peer reset while draining") { _, server in
-                    let s = server.connections.value[0]
-                    try await s.loop.submit { s.reset() }
-                }
-            }
-        }
-    }
-
-    @Test("loop shutdown while closeAfterFlush() is still draining closes clean", .timeLimit(.minutes(1)))
-    func shutdownWhileDraining() async {
-        await #expect(processExitsWith: .success, "SIGABRT here: libuv's uv_close assertion (double close)") {
-            await runScenario {
-                let serverGroup = EventLoopGroup(threads: 1)
-                let clientGroup = EventLoopGroup(threads: 1)
-                do {
-                    let server = try await SinkServer.start(on: serverGroup.loops)
-                    let connection = try await TCPConnection.connect(on: clientGroup.loops[0], to: server.listener.localAddress)
-                    let stats = Locked(ClientStats())
-                    try await connection.loop.submit {
-                        connection.delegate = Collector(stats: stats)
-                        connection.write(contentsOf: [UInt8](repeating: 0x55, count: 64 << 20))
-                        connection.closeAfterFlush()
+        @Test("close() while closeAfterFlush() is still draining closes once, without crashing", .timeLimit(.minutes(1)))
+        func closeWhileDraining() async {
+            await #expect(processExitsWith: .success, "SIGABRT here: libuv's uv_close assertion (double close)") {
+                await runScenario {
+                    await drainingClientScenario("close while draining") { connection, _ in
+                        try await connection.loop.submit { connection.close() }
                     }
-                    check(clientGroup.shutdownGracefully(), "client group did not close clean")
-                    check(stats.value.closed == 1, "the delegate got \(stats.value.closed) closes")
-                } catch {
-                    check(false, "error: \(error)")
                 }
-                _ = clientGroup.shutdownGracefully()
-                check(serverGroup.shutdownGracefully(), "server group did not close clean")
+            }
+        }
+
+        @Test("reset() while closeAfterFlush() is still draining closes the connection", .timeLimit(.minutes(1)))
+        func resetWhileDraining() async {
+            await #expect(processExitsWith: .success, "SIGABRT here: libuv's uv_close assertion (double close)") {
+                await runScenario {
+                    await drainingClientScenario("reset while draining") { connection, _ in
+                        try await connection.loop.submit { connection.reset() }
+                    }
+                }
+            }
+        }
+
+        @Test("the peer resets while closeAfterFlush() is still draining: the close is reported, without crashing",
+              .timeLimit(.minutes(1)))
+        func peerResetWhileDraining() async {
+            await #expect(processExitsWith: .success, "SIGABRT here: libuv's uv_close assertion (double close)") {
+                await runScenario {
+                    await drainingClientScenario("peer reset while draining") { _, server in
+                        let s = server.connections.value[0]
+                        try await s.loop.submit { s.reset() }
+                    }
+                }
+            }
+        }
+
+        @Test("loop shutdown while closeAfterFlush() is still draining closes clean", .timeLimit(.minutes(1)))
+        func shutdownWhileDraining() async {
+            await #expect(processExitsWith: .success, "SIGABRT here: libuv's uv_close assertion (double close)") {
+                await runScenario {
+                    let serverGroup = EventLoopGroup(threads: 1)
+                    let clientGroup = EventLoopGroup(threads: 1)
+                    do {
+                        let server = try await SinkServer.start(on: serverGroup.loops)
+                        let connection = try await TCPConnection.connect(on: clientGroup.loops[0], to: server.listener.localAddress)
+                        let stats = Locked(ClientStats())
+                        try await connection.loop.submit {
+                            connection.delegate = Collector(stats: stats)
+                            connection.write(contentsOf: [UInt8](repeating: 0x55, count: 64 << 20))
+                            connection.closeAfterFlush()
+                        }
+                        check(clientGroup.shutdownGracefully(), "client group did not close clean")
+                        check(stats.value.closed == 1, "the delegate got \(stats.value.closed) closes")
+                    } catch {
+                        check(false, "error: \(error)")
+                    }
+                    _ = clientGroup.shutdownGracefully()
+                    check(serverGroup.shutdownGracefully(), "server group did not close clean")
+                }
             }
         }
     }
@@ -207,44 +215,46 @@ private func portInUse(_ port: Int) -> Bool {
     return rc != 0 && errno == EADDRINUSE
 }
 
-@Suite("TCP: bind failures (in a child process, to count descriptors exactly)")
-struct TCPBindFailureTests {
-    @Test("a bind that fails because a loop is shut down leaks no socket and frees the port", .timeLimit(.minutes(1)))
-    func bindOnShutDownLoop() async {
-        await #expect(processExitsWith: .success) {
-            await runScenario {
-                // Find a free port, then bind it on a group whose second loop is already shut down.
-                let probe = EventLoopGroup(threads: 1)
-                var port = 0
-                do {
-                    let l = try await TCPListener.bind(loops: probe.loops, address: loopback) { _ in }
-                    port = l.localAddress.port
-                    await l.close()
-                } catch { check(false, "probe bind: \(error)") }
-                check(probe.shutdownGracefully(), "probe group did not close clean")
+extension ChildProcessTests {
+    @Suite("TCP: bind failures (in a child process, to count descriptors exactly)")
+    struct TCPBindFailureTests {
+        @Test("a bind that fails because a loop is shut down leaks no socket and frees the port", .timeLimit(.minutes(1)))
+        func bindOnShutDownLoop() async {
+            await #expect(processExitsWith: .success) {
+                await runScenario {
+                    // Find a free port, then bind it on a group whose second loop is already shut down.
+                    let probe = EventLoopGroup(threads: 1)
+                    var port = 0
+                    do {
+                        let l = try await TCPListener.bind(loops: probe.loops, address: loopback) { _ in }
+                        port = l.localAddress.port
+                        await l.close()
+                    } catch { check(false, "probe bind: \(error)") }
+                    check(probe.shutdownGracefully(), "probe group did not close clean")
 
-                let group = EventLoopGroup(threads: 2)
-                // Warm loop 0 up (libuv keeps one spare descriptor per loop once it has a stream), and the
-                // test's own sleeping.
-                do {
-                    let warm = try await TCPListener.bind(loops: [group.loops[0]], address: loopback) { _ in }
-                    await warm.close()
-                } catch { check(false, "warm-up bind: \(error)") }
-                try? await Task.sleep(for: .milliseconds(50))
-                check(group.loops[1].shutdownGracefully() == 0, "loop 1 did not close clean")
-                let before = openFDCount()
-                do {
-                    _ = try await TCPListener.bind(loops: group.loops, address: try SocketAddress(host: "127.0.0.1", port: port)) { _ in }
-                    check(false, "bind on a shut-down loop succeeded")
-                } catch {
-                    check((error as? EventLoopError) == .shutdown, "bind failed with \(error), not EventLoopError.shutdown")
+                    let group = EventLoopGroup(threads: 2)
+                    // Warm loop 0 up (libuv keeps one spare descriptor per loop once it has a stream), and the
+                    // test's own sleeping.
+                    do {
+                        let warm = try await TCPListener.bind(loops: [group.loops[0]], address: loopback) { _ in }
+                        await warm.close()
+                    } catch { check(false, "warm-up bind: \(error)") }
+                    try? await Task.sleep(for: .milliseconds(50))
+                    check(group.loops[1].shutdownGracefully() == 0, "loop 1 did not close clean")
+                    let before = openFDCount()
+                    do {
+                        _ = try await TCPListener.bind(loops: group.loops, address: try SocketAddress(host: "127.0.0.1", port: port)) { _ in }
+                        check(false, "bind on a shut-down loop succeeded")
+                    } catch {
+                        check((error as? EventLoopError) == .shutdown, "bind failed with \(error), not EventLoopError.shutdown")
+                    }
+                    // Give loop 0 time to close the listener it had opened.
+                    try? await Task.sleep(for: .milliseconds(50))
+                    let after = openFDCount()
+                    check(after == before, "open descriptors: \(before) before the failed bind, \(after) after (a socket leaked)")
+                    check(!portInUse(port), "port \(port) is still bound after the failed bind")
+                    check(group.shutdownGracefully(), "group did not close clean")
                 }
-                // Give loop 0 time to close the listener it had opened.
-                try? await Task.sleep(for: .milliseconds(50))
-                let after = openFDCount()
-                check(after == before, "open descriptors: \(before) before the failed bind, \(after) after (a socket leaked)")
-                check(!portInUse(port), "port \(port) is still bound after the failed bind")
-                check(group.shutdownGracefully(), "group did not close clean")
             }
         }
     }

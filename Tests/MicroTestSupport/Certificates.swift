@@ -13,7 +13,19 @@ public struct Certificates: Sendable {
     public var expiredCert: String { dir + "/expired.pem" }
     public var otherHostCert: String { dir + "/other-host.pem" }
 
+    /// The certificates of this test process: made once (the first caller waits; making a set per test blocked
+    /// the cooperative pool for seconds when tests ran in parallel) and shared, read-only.
     public static func make() throws -> Certificates {
+        switch shared {
+        case .success(let c): return c
+        case .failure(let e): throw e
+        }
+    }
+
+    private static let shared: Result<Certificates, any Error> = Result { try makeFresh() }
+
+    /// A new set in a fresh folder (the caller removes it).
+    public static func makeFresh() throws -> Certificates {
         let dir = NSTemporaryDirectory() + "micro-tls-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let script = """
@@ -37,7 +49,11 @@ public struct Certificates: Sendable {
         return Certificates(dir: dir)
     }
 
-    public func remove() { try? FileManager.default.removeItem(atPath: dir) }
+    /// Removes a set made with ``makeFresh()``; the shared set stays for the other tests (in the temporary folder).
+    public func remove() {
+        if case .success(let shared) = Self.shared, shared.dir == dir { return }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
 }
 
 public struct CertificateError: Error {

@@ -12,6 +12,14 @@ struct ProtocolErrorTests {
     static let preface = ConnectionPreface.bytes
     static let settings = encode { FrameEncoder.encodeSettings(Settings(), into: $0) }
 
+    /// A server that waits long for SETTINGS: these tests look for other errors, and on a busy machine (tests run
+    /// in parallel) the raw peer's bytes may arrive seconds after it connected.
+    static var patient: UVTransportConfiguration {
+        var config = UVTransportConfiguration()
+        config.settingsTimeoutMilliseconds = 600_000
+        return config
+    }
+
     /// Connects a raw peer, sends `bytes`, and returns the DRAIN (code, reason) the server answers with.
     func expectDrain(_ h: Harness, after bytes: [UInt8]) async throws -> (ErrorCode, String)? {
         let peer = try await RawPeer.connect(h.clientGroup.loops[0], try SocketAddress(h.address))
@@ -34,7 +42,7 @@ struct ProtocolErrorTests {
     }
 
     @Test func garbageInsteadOfPreface() async throws {
-        let h = try await Harness.start()
+        let h = try await Harness.start(server: Self.patient)
         let drain = try await expectDrain(h, after: Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
         #expect(drain?.0 == .badPreface)
         try await serverStillServes(h)
@@ -42,7 +50,7 @@ struct ProtocolErrorTests {
     }
 
     @Test func oversizedFrame() async throws {
-        var config = UVTransportConfiguration()
+        var config = Self.patient
         config.settings.maxFrameSize = 64 << 10
         let h = try await Harness.start(server: config)
         var header = [UInt8](repeating: 0, count: FrameHeader.size)
@@ -55,7 +63,7 @@ struct ProtocolErrorTests {
     }
 
     @Test func firstFrameMustBeSettings() async throws {
-        let h = try await Harness.start()
+        let h = try await Harness.start(server: Self.patient)
         let ping = encode { FrameEncoder.encodePing(ack: false, opaque: 1, into: $0) }
         let drain = try await expectDrain(h, after: Self.preface + ping)
         #expect(drain?.0 == .protocolError)
@@ -63,7 +71,7 @@ struct ProtocolErrorTests {
     }
 
     @Test func malformedRequestHead() async throws {
-        let h = try await Harness.start()
+        let h = try await Harness.start(server: Self.patient)
         var bad = [UInt8](repeating: 0, count: FrameHeader.size + 3)
         bad.withUnsafeMutableBytes { FrameHeader(length: 3, type: .request, streamID: 1).write(to: $0.baseAddress!) }
         bad[FrameHeader.size] = 0xFF  // a service name length far beyond the payload
@@ -75,7 +83,7 @@ struct ProtocolErrorTests {
     }
 
     @Test func streamIDsMustIncrease() async throws {
-        let h = try await Harness.start()
+        let h = try await Harness.start(server: Self.patient)
         let head = RequestHead(service: "s", endpoint: "e")
         let r5 = encode { FrameEncoder.encodeRequest(stream: 5, head, message: nil, endStream: true, into: $0) }
         let r3 = encode { FrameEncoder.encodeRequest(stream: 3, head, message: nil, endStream: true, into: $0) }
@@ -85,7 +93,7 @@ struct ProtocolErrorTests {
     }
 
     @Test func dataWithoutCreditIsAFlowControlError() async throws {
-        var config = UVTransportConfiguration()
+        var config = Self.patient
         config.settings.initialWindow = 100
         let h = try await Harness.start(server: config) { stream in
             // Never reads: no credit is returned.
@@ -102,7 +110,7 @@ struct ProtocolErrorTests {
     }
 
     @Test func silentClientIsDroppedAfterSettingsTimeout() async throws {
-        var config = UVTransportConfiguration()
+        var config = Self.patient
         config.settingsTimeoutMilliseconds = 100
         config.housekeepingIntervalMilliseconds = 20
         let h = try await Harness.start(server: config)
@@ -115,7 +123,7 @@ struct ProtocolErrorTests {
 
     @Test func clientThatNeverReadsIsNotReadEither() async throws {
         let handled = Atomic<Int>(0)
-        let h = try await Harness.start { stream in
+        let h = try await Harness.start(server: Self.patient) { stream in
             handled.add(1, ordering: .relaxed)
             try? await stream.respond([UInt8](repeating: 7, count: 16 << 10))
         }
