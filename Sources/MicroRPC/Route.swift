@@ -76,13 +76,19 @@ final class Route: UnaryHandler, @unchecked Sendable {
 
     /// The answer of a route that does not run a unary handler.
     private func refusal(_ request: UnaryRequest) -> UnaryReply {
+        UnaryReply(head: ResponseHead(status: refusalStatus(request.head)), message: nil)
+    }
+
+    /// What a route that serves nothing answers at once, without reading the request: an unknown endpoint, another
+    /// service. (Never asked of a serving route.)
+    func refusalStatus(_ head: RequestHead) -> Status {
         switch kind {
         case .unknownEndpoint(let service):
-            return Self.reply(Self.unknown(request.head.endpoint, service: service))
+            return Self.unknown(head.endpoint, service: service).status
         case .wrongService(let served):
-            return UnaryReply(head: ResponseHead(status: Self.wrongService(request.head.service, served: served)), message: nil)
+            return Self.wrongService(head.service, served: served)
         case .stream, .unary:
-            return Self.reply(RPCError(.internalError, "\(endpoint) is a streaming endpoint"))
+            return .error(.internalError, "\(endpoint) serves calls; it refuses none")
         }
     }
 

@@ -98,13 +98,17 @@ public final class Server: ServerHandler, Sendable {
 
     public func handleStream(_ stream: ServerStream) async {
         let route = router.route(stream.head)
-        guard case .stream(let body) = route.kind else {
+        switch route.kind {
+        case .stream(let body):
+            let admitted = await core.admission.run { await Self.runStream(body, stream, core: core) }
+            // Refused before reading anything: the client may retry elsewhere at once.
+            if !admitted { try? await stream.finish(ResponseHead(status: core.overloadStatus)) }
+        case .unary:
             await route.serveAsStream(stream)  // unary routes answer (and count) themselves
-            return
+        case .unknownEndpoint, .wrongService:
+            // Answered at once, without waiting for the request's messages.
+            try? await stream.finish(ResponseHead(status: route.refusalStatus(stream.head)))
         }
-        let admitted = await core.admission.run { await Self.runStream(body, stream, core: core) }
-        // Refused before reading anything: the client may retry elsewhere at once.
-        if !admitted { try? await stream.finish(ResponseHead(status: core.overloadStatus)) }
     }
 
     static func runStream(_ body: StreamRequestHandler, _ stream: ServerStream, core: ServerCore) async {

@@ -127,7 +127,7 @@ extension MuxConnection {
     /// A worker's handler returned: sends the reply as one RESPONSE frame with the end. Dropped when the call was
     /// cancelled or the connection closed meanwhile.
     func finishUnary(_ id: UInt32, _ reply: UnaryReply) {
-        serverUnaryCount -= 1
+        serverUnary.removeValue(forKey: id)
         if !isClosed {
             let size = FrameEncoder.responseSize(reply.head, messageCount: reply.message?.count)
             if size - FrameHeader.size > Int(peerSettings.maxFrameSize) || !reply.head.isEncodable {
@@ -163,8 +163,9 @@ extension MuxConnection {
 
     /// The connection is gone: every unary call ends (handlers are cancelled, callers get `error`).
     func endUnaryCalls(_ error: TransportError) {
-        if serverUnaryCount > 0, let workers {
-            serverUnaryCount -= workers.cancelAll(of: self)
+        if !serverUnary.isEmpty, let workers {
+            _ = workers.cancelAll(of: self)
+            serverUnary.removeAll()
         }
         if !clientUnary.isEmpty {
             let waiting = clientUnary

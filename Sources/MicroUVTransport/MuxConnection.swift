@@ -36,8 +36,10 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     var handler: (any ServerHandler)?
     /// Server: the loop's workers for unary calls (the server's, shared by its connections on this loop).
     var workers: UnaryWorkerPool?
-    /// Server: unary calls queued or running in `workers` (which knows them by connection and stream id).
-    @exclusivity(unchecked) var serverUnaryCount = 0
+    /// Server: unary calls queued or running in `workers`, by stream id, with the credit the client granted for
+    /// the response direction (only checked for overflow: a unary response is one RESPONSE frame). The client
+    /// ended its direction on each of them, so DATA or END for one is a protocol error, as on any stream.
+    @exclusivity(unchecked) var serverUnary = StreamTable<Int>()
     /// Client: unary calls waiting for their response, by stream id.
     @exclusivity(unchecked) var clientUnary = StreamTable<PendingUnary>()
     /// Client: deadlines of unary calls; one timer serves the earliest.
@@ -106,7 +108,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     }
 
     /// Streams open now, unary calls included.
-    var activeStreams: Int { streams.count + serverUnaryCount + clientUnary.count }
+    var activeStreams: Int { streams.count + serverUnary.count + clientUnary.count }
 
     /// How many streams this connection may carry at once: our own limit and the peer's.
     func streamCapacity(limit: Int) -> Int { min(limit, Int(peerSettings.maxConcurrentStreams)) }
@@ -424,6 +426,9 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             if role == .client, let call = clientUnary.removeValue(forKey: id) {
                 return unaryData(id, call, message, endStream)
             }
+            if role == .server, !serverUnary.isEmpty, serverUnary.contains(id) {
+                return protocolViolation("DATA after the end of stream \(id)")
+            }
             guard let stream = try? knownStream(id) else { return !isClosed }
             if stream.remoteEnded { return protocolViolation("DATA after the end of stream \(id)") }
             if role == .client && !stream.sentHead { return protocolViolation("DATA before RESPONSE on stream \(id)") }
@@ -443,6 +448,9 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             }
             if endStream { remoteEnd(stream) }
         case .end(let id, let head):
+            if role == .server, !serverUnary.isEmpty, serverUnary.contains(id) {
+                return protocolViolation("END after the end of stream \(id)")
+            }
             if role == .client, let call = clientUnary.removeValue(forKey: id) {
                 guard let head else {
                     call.continuation.resume(returning: .failure(TransportError(.protocolError, "END without a status from the server on stream \(id)")))
@@ -469,8 +477,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             }
             remoteEnd(stream)
         case .cancel(let id, let code, let reason):
-            if serverUnaryCount > 0, let workers, workers.cancel(self, id) {
-                serverUnaryCount -= 1
+            if !serverUnary.isEmpty, serverUnary.removeValue(forKey: id) != nil {
+                _ = workers?.cancel(self, id)
                 streamEnded()
                 return !isClosed
             }
@@ -483,6 +491,15 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             remove(stream, error: TransportError(.cancelled, "cancelled by the peer (\(code)): \(reason)"))
         case .window(let id, let increment):
             if id == 0 { return true }  // reserved
+            if role == .server, !serverUnary.isEmpty, let window = serverUnary[id] {
+                // Credit for a unary response, which needs none: only the overflow rule applies.
+                guard window + Int(increment) <= Int(Int32.max) else {
+                    fail(.flowControlError, "WINDOW overflow on stream \(id)")
+                    return false
+                }
+                serverUnary.insert(id, window + Int(increment))
+                return true
+            }
             guard let stream = try? knownStream(id) else { return !isClosed }
             stream.sendWindow += Int(increment)
             if stream.sendWindow > Int(Int32.max) {
@@ -548,7 +565,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             let arrived: Timestamp
             if let t = burstStartedAt { arrived = t } else { arrived = .now; burstStartedAt = arrived }
             idleSince = 0
-            serverUnaryCount += 1
+            serverUnary.insert(id, Int(peerSettings.initialWindow))
             workers.dispatch(UnaryWorkerPool.Call(connection: self, streamID: id, handler: unary, head: head, message: Array(message),
                                                   peer: peerDescription, receivedAt: arrived))
             return true

@@ -1,6 +1,6 @@
 public import MicroEventLoop
 public import MicroCore
-public import MicroFraming
+internal import MicroFraming
 import Synchronization
 
 /// The client side of the libuv transport: a pool of multiplexed connections per address.

@@ -51,9 +51,10 @@ struct LifecycleTests {
     @Test("a graceful stop loses no in-flight call; new calls go elsewhere")
     func gracefulStop() async throws {
         let registry = MemoryRegistry()
+        let gate = AsyncGate()
         let s = try await RunningServer.start("work", registry: registry) { server in
             server.handle("Slow.Call") { req, _ in
-                try await Task.sleep(for: .milliseconds(300))
+                await gate.wait()
                 return Response(body: req.body)
             }
         }
@@ -62,8 +63,13 @@ struct LifecycleTests {
         let calls = (0..<50).map { i in
             Task { try await client.call(Request(service: "work", endpoint: "Slow.Call", body: [UInt8(i)]), options: CallOptions(retries: 0, address: address)) }
         }
-        try await eventually(5, "all in flight") { s.server.inFlightCalls == 50 }
-        await s.server.shutdown(gracePeriod: .seconds(5))
+        try await eventually(10, "all in flight") { s.server.inFlightCalls == 50 }
+        let server = s.server
+        let stopping = Task { await server.shutdown(gracePeriod: .seconds(30)) }
+        // The stop has begun (deregistered, DRAIN sent) while all 50 calls still run; then they finish.
+        try await eventually(10, "stopping") { !server.isServing }
+        gate.open()
+        await stopping.value
         for (i, call) in calls.enumerated() {
             let r = try await withTimeout(5) { try await call.value }
             #expect(r.body == [UInt8(i)])

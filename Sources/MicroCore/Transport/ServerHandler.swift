@@ -70,13 +70,20 @@ public struct StreamHandler: ServerHandler {
 }
 
 extension UnaryHandler {
-    /// Serves `stream` as this unary handler would: reads the one message, answers with the reply. For requests
-    /// that did not arrive whole (the message in a DATA frame after the head).
+    /// Serves `stream` as this unary handler would: reads the one message (and the end of the client's direction),
+    /// answers with the reply. For requests that did not arrive whole (the message in a DATA frame after the head).
+    ///
+    /// No message, or a second one: ERROR `invalidArgument`, the handler does not run. A reply message larger than
+    /// the peer's maximum frame size: the call ends with ERROR `resourceExhausted` (never OK without the message).
     public func serveAsStream(_ stream: ServerStream, receivedAt: Timestamp = .now) async {
         let message: [UInt8]
         do {
             guard let m = try await stream.receive() else {
                 try? await stream.finish(ResponseHead(status: .error(.invalidArgument, "a unary call needs one request message")))
+                return
+            }
+            guard try await stream.receive() == nil else {
+                try? await stream.finish(ResponseHead(status: .error(.invalidArgument, "a unary call takes one request message; a second one came")))
                 return
             }
             message = m
@@ -85,7 +92,16 @@ extension UnaryHandler {
         }
         let reply = await handle(UnaryRequest(head: stream.head, message: message, peer: stream.peer, receivedAt: receivedAt))
         try? await stream.sendHead(reply.head)
-        if let m = reply.message { try? await stream.send(m) }
+        if let m = reply.message {
+            do {
+                try await stream.send(m)
+            } catch {
+                if error.code == .messageTooLarge {
+                    try? await stream.finish(ResponseHead(status: .error(.resourceExhausted, "the response is too large for the caller: \(error.message)")))
+                }
+                return
+            }
+        }
         try? await stream.finish(reply.head)
     }
 }
