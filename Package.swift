@@ -150,7 +150,7 @@ let package = Package(
         .testTarget(
             name: "MicroUVTransportTests",
             dependencies: [
-                "MicroUVTransport", "MicroCore", "MicroEventLoop", "MicroFraming", "MicroTLS", "MicroTestSupport", "CLibUV",
+                "MicroUVTransport", "MicroCore", "MicroEventLoop", "MicroFraming", "MicroTLS", "MicroTestSupport", "MicroCoreTestSupport", "CLibUV",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -136,8 +136,8 @@ struct StreamAttempt: CallAttempt {
 
     nonisolated(nonsending) func run(to address: String, head: RequestHead, deadline: Timestamp) async -> AttemptResult<ClientCallStream> {
         do {
-            let stream = try await transport.openStream(to: address, head: head, firstMessage: nil, endOfInput: false, deadline: deadline.instant)
-            return .success(ClientCallStream(stream: stream, codec: codec, deadline: deadline.instant))
+            let stream = try await transport.openStream(to: address, head: head, firstMessage: nil, endOfInput: false, deadline: deadline)
+            return .success(ClientCallStream(stream: stream, codec: codec, deadline: deadline))
         } catch {
             return .transport(error)
         }

@@ -12,12 +12,12 @@ public final class ClientCallStream: Sendable {
     /// The metadata of the server's response head, once it arrived.
     public var contentType: String { stream.head.contentType }
 
-    init(stream: ClientStream, codec: any Codec, deadline: ContinuousClock.Instant?) {
+    init(stream: ClientStream, codec: any Codec, deadline: Timestamp?) {
         self.stream = stream
         self.codec = codec
         deadlineTimer = deadline.map { d in
             Task {
-                do { try await Task.sleep(until: d, clock: .continuous) } catch { return }
+                do { try await Task.sleep(until: d.instant, clock: .continuous) } catch { return }
                 stream.inbound.finish(throwing: TransportError(.deadlineExceeded, "the stream's deadline passed"))
                 stream.outbound.cancel(reason: "deadline exceeded")
             }

@@ -52,7 +52,7 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
     /// Finds a connection with room for one more stream, dialling or waiting as needed. `completion` runs on
     /// the loop exactly once.
     @discardableResult
-    func acquire(deadline: ContinuousClock.Instant?, _ completion: @escaping Completion) -> Waiter? {
+    func acquire(deadline: Timestamp?, _ completion: @escaping Completion) -> Waiter? {
         if isShutdown {
             completion(.failure(TransportError(.shutdown, "the client transport is shut down")))
             return nil
@@ -67,13 +67,12 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
         }
         let waiter = Waiter(completion: completion)
         if let deadline {
-            let left = deadline - .now
-            if left <= .zero {
+            let left = Timestamp.now.nanoseconds(to: deadline)
+            if left <= 0 {
                 completion(.failure(TransportError(.deadlineExceeded, "deadline passed while waiting for a connection to \(address)")))
                 return nil
             }
-            let secs = min(left.components.seconds, 100_000_000_000)
-            let ms = UInt64(max(1, secs * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+            let ms = UInt64(max(1, left / 1_000_000))
             waiter.timer = LoopTimer(loop: loop, timeout: ms) { [weak self, weak waiter] _ in
                 guard let waiter, !waiter.done else { return }
                 waiter.done = true

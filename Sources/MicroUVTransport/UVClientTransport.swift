@@ -64,7 +64,7 @@ public final class UVClientTransport: ClientTransport {
         head: RequestHead,
         firstMessage: [UInt8]?,
         endOfInput: Bool,
-        deadline: ContinuousClock.Instant?
+        deadline: Timestamp?
     ) async throws(TransportError) -> ClientStream {
         if isShutdown.load(ordering: .relaxed) { throw TransportError(.shutdown, "the client transport is shut down") }
         let pool = try pool(for: address)
@@ -151,7 +151,7 @@ public final class UVClientTransport: ClientTransport {
                         c.resume(returning: .failure(TransportError(.cancelled, "the caller's task was cancelled")))
                         return
                     }
-                    handle.waiter = pool.acquire(deadline: deadline?.instant) { acquired in
+                    handle.waiter = pool.acquire(deadline: deadline) { acquired in
                         handle.waiter = nil
                         switch acquired {
                         case .success(let connection):

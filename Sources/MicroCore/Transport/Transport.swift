@@ -11,7 +11,7 @@ public protocol ClientTransport: Sendable {
         head: RequestHead,
         firstMessage: [UInt8]?,
         endOfInput: Bool,
-        deadline: ContinuousClock.Instant?
+        deadline: Timestamp?
     ) async throws(TransportError) -> ClientStream
 
     /// A unary exchange: one request message, one response. `deadline` bounds the whole call: when it passes,
@@ -38,7 +38,7 @@ extension ClientTransport {
         message: [UInt8],
         deadline: Timestamp?
     ) async throws(TransportError) -> UnaryResponse {
-        try await unaryOverStream(to: address, head: head, message: message, deadline: deadline?.instant)
+        try await unaryOverStream(to: address, head: head, message: message, deadline: deadline)
     }
 
     /// A unary exchange without a deadline.
@@ -50,13 +50,13 @@ extension ClientTransport {
         to address: String,
         head: RequestHead,
         message: [UInt8],
-        deadline: ContinuousClock.Instant?
+        deadline: Timestamp?
     ) async throws(TransportError) -> UnaryResponse {
         if let deadline, deadline <= .now { throw TransportError(.deadlineExceeded, "the deadline passed before the call started") }
         let stream = try await openStream(to: address, head: head, firstMessage: message, endOfInput: true, deadline: deadline)
         let timer: Task<Void, Never>? = deadline.map { d in
             Task {
-                do { try await Task.sleep(until: d) } catch { return }
+                do { try await Task.sleep(until: d.instant) } catch { return }
                 stream.inbound.finish(throwing: TransportError(.deadlineExceeded, "the call's deadline passed"))
                 stream.outbound.cancel(reason: "deadline exceeded")
             }

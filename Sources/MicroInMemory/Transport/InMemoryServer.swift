@@ -69,12 +69,20 @@ public final class InMemoryServer: ServerTransport {
         // A request that arrived whole takes the handler's unary path, as on the libuv transport.
         let unary: (any UnaryHandler)? = endOfInput && firstMessage != nil ? handler.unaryHandler(for: head) : nil
         let receivedAt = Timestamp.now
+        // The server enforces the call's deadline, as the libuv transport does (a task per call here: this
+        // transport is for tests and single processes).
+        let watch: Task<Void, Never>? = head.timeoutMicroseconds == 0 ? nil : Task {
+            let budget = head.timeoutMicroseconds >= UInt64(Int64.max / 1000) ? Int64.max : Int64(head.timeoutMicroseconds) * 1000
+            do { try await Task.sleep(until: receivedAt.advanced(byNanoseconds: budget).instant) } catch { return }
+            await shared.expire()
+        }
         let task = Task {
             if let unary {
                 await unary.serveAsStream(stream, receivedAt: receivedAt)
             } else {
                 await handler.handleStream(stream)
             }
+            watch?.cancel()
             await shared.handlerReturned()
             self.finished(id)
         }

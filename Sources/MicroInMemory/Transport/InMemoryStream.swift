@@ -65,6 +65,17 @@ final class InMemoryStreamShared: Sendable {
         task?.cancel()
     }
 
+    /// The call's deadline passed while its handler ran: the client gets DEADLINE_EXCEEDED now, the handler is
+    /// cancelled, and what it sends afterwards is refused.
+    func expire() async {
+        let open = state.withLock { s in s.cancelled == nil && !s.serverEnded }
+        guard open else { return }
+        let outbound = InMemoryServerOutbound(shared: self)
+        try? await outbound.send(.end(ResponseHead(status: .error(.deadlineExceeded, "the call's deadline passed; the handler was cancelled"))))
+        serverInbound.finish(throwing: TransportError(.deadlineExceeded, "the call's deadline passed"))
+        state.withLock { $0.handler }?.cancel()
+    }
+
     /// The handler returned: end the server's direction if it did not.
     func handlerReturned() async {
         let open = state.withLock { s in s.cancelled == nil && !s.serverEnded }

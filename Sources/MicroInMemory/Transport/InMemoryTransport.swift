@@ -11,7 +11,7 @@ public final class InMemoryTransport: ClientTransport {
         head: RequestHead,
         firstMessage: [UInt8]?,
         endOfInput: Bool,
-        deadline: ContinuousClock.Instant?
+        deadline: Timestamp?
     ) async throws(TransportError) -> ClientStream {
         if let deadline, deadline <= .now { throw TransportError(.deadlineExceeded, "deadline passed before the stream opened") }
         guard let server = network.server(at: address) else {
