@@ -109,8 +109,18 @@ let package = Package(
             dependencies: ["CLibUV", "MicroCore", "MicroEventLoop", "MicroFraming", "MicroUVTransport", "MicroTLS", "MicroRPC"],
             swiftSettings: strict
         ),
+        // MicroRPC's unit tests: on the in-memory transport, no sockets.
         .testTarget(
             name: "MicroRPCTests",
+            dependencies: [
+                "MicroRPC", "MicroCore", "MicroInMemory", "MicroTestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict
+        ),
+        // MicroRPC over loopback: real sockets, child processes, registries shared between processes.
+        .testTarget(
+            name: "MicroRPCLoopbackTests",
             dependencies: [
                 "MicroRPC", "MicroCore", "MicroInMemory", "MicroUVTransport", "MicroEventLoop", "MicroRegistry", "MicroSelector",
                 "MicroFraming", "MicroTestSupport",
@@ -134,7 +144,7 @@ let package = Package(
         // Helpers for tests of the core vocabulary and its implementations (no libuv).
         .target(name: "MicroCoreTestSupport", dependencies: ["MicroCore"], path: "Tests/MicroCoreTestSupport", swiftSettings: strict),
         // Helpers shared by the test targets (certificates made with the openssl command, running processes).
-        .target(name: "MicroTestSupport", dependencies: ["MicroEventLoop", "MicroHTTP"], path: "Tests/MicroTestSupport", swiftSettings: strict),
+        .target(name: "MicroTestSupport", dependencies: ["MicroEventLoop", "MicroHTTP", "MicroCore", "MicroRPC"], path: "Tests/MicroTestSupport", swiftSettings: strict),
         .testTarget(name: "MicroTLSTests", dependencies: ["MicroTLS", "MicroTestSupport"], swiftSettings: strict),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "MicroEventLoop"], swiftSettings: strict),
         .testTarget(

@@ -1,17 +1,14 @@
 @_exported import MicroTestSupport
 import Foundation
-import MicroEventLoop
-import MicroRPC
 import MicroCore
-import MicroRegistry
-import MicroSelector
-import MicroUVTransport
-import Synchronization
-import Testing
+import MicroInMemory
+import MicroRPC
 
-/// An RPC server on its own loop, over loopback.
+/// The network every in-memory server of this test process listens on (each at an address of its own).
+let testNetwork = InMemoryNetwork()
+
+/// An RPC server on the in-memory transport: MicroRPC's unit tests run without sockets.
 struct RunningServer {
-    let group: EventLoopGroup
     let server: Server
     var address: String { server.serviceRecord.nodes[0].address }
 
@@ -21,49 +18,31 @@ struct RunningServer {
         configure: (inout ServerConfiguration) -> Void = { _ in },
         handlers: (Server) -> Void
     ) async throws -> RunningServer {
-        let group = EventLoopGroup(threads: 1)
         var config = ServerConfiguration(name: name)
         configure(&config)
-        let transport = UVServerTransport(group: group, address: try SocketAddress(host: "127.0.0.1", port: 0))
+        let transport = InMemoryServer(network: testNetwork, address: "\(name)-\(UUID().uuidString.prefix(8))")
         let server = Server(configuration: config, transport: transport, registry: registry)
         handlers(server)
         try await server.start()
-        return RunningServer(group: group, server: server)
+        return RunningServer(server: server)
     }
 
     func stop(grace: Duration = .milliseconds(200)) async {
         await server.shutdown(gracePeriod: grace)
-        #expect(group.shutdownGracefully(), "server loops must close clean")
     }
 }
 
-/// A client on its own loop.
+/// A client on the in-memory transport.
 struct RunningClient {
-    let group: EventLoopGroup
-    let transport: UVClientTransport
+    let transport: InMemoryTransport
     let client: Client
 
     static func start(selector: (any Selector)? = nil, configure: (inout ClientConfiguration) -> Void = { _ in }) -> RunningClient {
-        let group = EventLoopGroup(threads: 1)
-        let transport = UVClientTransport(group: group)
+        let transport = InMemoryTransport(network: testNetwork)
         var config = ClientConfiguration()
         configure(&config)
-        return RunningClient(group: group, transport: transport, client: Client(transport: transport, selector: selector, configuration: config))
+        return RunningClient(transport: transport, client: Client(transport: transport, selector: selector, configuration: config))
     }
 
-    func stop() async {
-        await transport.shutdown()
-        #expect(group.shutdownGracefully(), "client loops must close clean")
-    }
+    func stop() async { await transport.shutdown() }
 }
-
-/// Counts what handlers saw.
-final class Counter: Sendable {
-    let value = Atomic<Int>(0)
-    func add(_ n: Int = 1) { value.add(n, ordering: .relaxed) }
-    var count: Int { value.load(ordering: .relaxed) }
-}
-
-
-func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
-func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }

@@ -1,10 +1,7 @@
 import MicroInMemory
 import Foundation
-import MicroEventLoop
 import MicroCore
-import MicroFraming
 import MicroRPC
-import MicroUVTransport
 import SwiftProtobuf
 import Testing
 
@@ -13,53 +10,8 @@ struct Greeting: Codable, Sendable, Equatable {
     var count: Int
 }
 
-/// Calls and expects an RPCError with `code` whose message contains `fragment`.
-func expectError(_ client: Client, _ options: CallOptions, _ request: Request, _ code: RPCError.Code, _ fragment: String,
-                 sourceLocation: SourceLocation = #_sourceLocation) async {
-    let result: Result<Response, any Error>
-    do {
-        result = .success(try await client.call(request, options: options))
-    } catch {
-        result = .failure(error)
-    }
-    switch result {
-    case .success:
-        Issue.record("expected \(code)", sourceLocation: sourceLocation)
-    case .failure(let e as RPCError):
-        #expect(e.code == code, "\(e)", sourceLocation: sourceLocation)
-        #expect(e.message.contains(fragment), "\(e.message)", sourceLocation: sourceLocation)
-    case .failure(let e):
-        Issue.record("unexpected \(e)", sourceLocation: sourceLocation)
-    }
-}
-
 @Suite("Unary calls and codecs", .serialized)
 struct UnaryCallTests {
-    @Test("the stock content types are the interner's well-known names (their copies cost no reference counting)")
-    func contentTypesAreWellKnown() {
-        for type in [ContentType.raw, ContentType.json, ContentType.protobuf] {
-            #expect(StringInterner.wellKnown.contains(type))
-        }
-    }
-
-    @Test("raw echo over loopback, from the client's loop and from the global pool")
-    func rawEcho() async throws {
-        let s = try await RunningServer.start { $0.handle("Echo.Call") { req, _ in Response(body: req.body, metadata: ["seen": req.endpoint]) } }
-        let c = RunningClient.start()
-        let address = s.address
-        let client = c.client
-        let loop = try c.transport.loop(for: address)
-        let fromLoop = try await Task(executorPreference: loop) {
-            try await client.call(Request(service: "svc", endpoint: "Echo.Call", body: [1, 2, 3]), options: CallOptions(address: address))
-        }.value
-        #expect(fromLoop.body == [1, 2, 3])
-        #expect(fromLoop.metadata["seen"] == "Echo.Call")
-        let fromPool = try await client.call(Request(service: "svc", endpoint: "Echo.Call", body: Array(repeating: 7, count: 100_000)), options: CallOptions(address: address))
-        #expect(fromPool.body.count == 100_000)
-        await c.stop()
-        await s.stop()
-    }
-
     @Test("the same calls work on the in-memory transport")
     func inMemory() async throws {
         let network = InMemoryNetwork()
@@ -171,6 +123,6 @@ struct UnaryCallTests {
         _ = try await inFlight.value
         await stopping.value
         await c.stop()
-        #expect(s.group.shutdownGracefully())
+        await s.stop()
     }
 }

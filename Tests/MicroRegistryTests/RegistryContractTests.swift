@@ -61,7 +61,9 @@ func greeter(_ version: String = "v1", _ ids: String..., meta: [String: String] 
         #expect(await all.waitFor(.update, node: "a"))
         try await r.deregister(greeter("v1", "a"))
         #expect(await all.waitFor(.delete, node: "a"))
-        try await r.register(greeter("v1", "t"), options: RegisterOptions(ttl: .milliseconds(200)))
+        // A polling registry reports only what lived across a poll: a TTL well above the poll, seen created, then expired.
+        try await r.register(greeter("v1", "t"), options: RegisterOptions(ttl: .seconds(2)))
+        #expect(await all.waitFor(.create, node: "t", seconds: 15))
         #expect(await all.waitFor(.delete, node: "t", seconds: 15))
         #expect(others.all.isEmpty)
     }
