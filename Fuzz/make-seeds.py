@@ -118,7 +118,7 @@ def examples():
         ("client END", end(3)),
         ("WINDOW", window(3, 3)),
         ("server END with trailers", end(3, response_head(1, 13, "boom", [("retry", "no")]))),
-        ("NACK refused", response(5, response_head(2, 5, "too many streams"), end=True)),
+        ("NACK refused", response(5, response_head(2, 8, "too many streams"), end=True)),
         ("CANCEL", cancel(7, 6, "deadline")),
         ("DRAIN graceful", drain(7, 0, "")),
         ("DRAIN error", drain(9, 4, "frame too big")),
@@ -137,7 +137,7 @@ def framing_seeds():
     server = (SMALL_SETTINGS + SETTINGS_ACK + UNARY_RESPONSE
               + response(3, response_head(0, md=[("server", "a")]), None) + data(3, b"x" * 40)
               + end(3, response_head(0, md=[("grpc-status", "0")]))
-              + response(5, response_head(2, 5, "refused"), end=True)
+              + response(5, response_head(2, 8, "refused"), end=True)
               + response(7, response_head(3, 42, "bad request"), b"", end=True)
               + PING_FRAME + drain(7, 0, "shutting down") + drain(9, 1, "stream id went backwards"))
     unknown = frame(0x2A, 0xFF, 9, b"ignored") + frame(WINDOW, 0, 0, u32(5)) + ping(b"\xff" * 8)
