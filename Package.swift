@@ -134,6 +134,7 @@ let package = Package(
             name: "MicroBrokerTests",
             dependencies: [
                 "MicroBroker", "MicroCore", "MicroInMemory", "MicroRPC", "MicroEventLoop", "MicroRegistry", "MicroUVTransport", "MicroTestSupport",
+                "MicroCoreTestSupport",
             ],
             swiftSettings: strict
         ),
@@ -149,7 +150,7 @@ let package = Package(
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "MicroEventLoop"], swiftSettings: strict),
         .testTarget(
             name: "MicroRegistryTests",
-            dependencies: ["MicroRegistry", "MicroCore", "MicroInMemory", "MicroHTTP", "MicroEventLoop", "MicroTestSupport"],
+            dependencies: ["MicroRegistry", "MicroCore", "MicroInMemory", "MicroHTTP", "MicroEventLoop", "MicroTestSupport", "MicroCoreTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
