@@ -145,7 +145,7 @@ let package = Package(
         // Helpers for tests of the core vocabulary and its implementations (no libuv).
         .target(name: "MicroCoreTestSupport", dependencies: ["MicroCore"], path: "Tests/MicroCoreTestSupport", swiftSettings: strict),
         // Helpers shared by the test targets (certificates made with the openssl command, running processes).
-        .target(name: "MicroTestSupport", dependencies: ["MicroEventLoop", "MicroHTTP", "MicroCore", "MicroRPC"], path: "Tests/MicroTestSupport", swiftSettings: strict),
+        .target(name: "MicroTestSupport", dependencies: ["MicroEventLoop", "MicroHTTP", "MicroCore", "MicroRPC", "MicroCoreTestSupport"], path: "Tests/MicroTestSupport", swiftSettings: strict),
         .testTarget(name: "MicroTLSTests", dependencies: ["MicroTLS", "MicroTestSupport"], swiftSettings: strict),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "MicroEventLoop"], swiftSettings: strict),
         .testTarget(

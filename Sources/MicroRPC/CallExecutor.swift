@@ -35,8 +35,10 @@ extension Client {
         while true {
             if number > 1 { now = .now }
             if now >= deadline {
+                // Always with a cause: an RPCError without one is a status the server sent.
                 throw RPCError(.deadlineExceeded, lastError.map { "deadline exceeded after \(number - 1) attempt(s); last: \($0.message)" }
-                               ?? "deadline exceeded before the call was sent", cause: lastError)
+                               ?? "deadline exceeded before the call was sent",
+                               cause: lastError ?? TransportError(.deadlineExceeded, "the deadline passed before the call was sent"))
             }
             // Where to: the given address, or the selector's next node (another one on a retry).
             let address: String

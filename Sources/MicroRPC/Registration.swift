@@ -6,9 +6,10 @@ import Synchronization
 /// an interval (a process that dies stops renewing, and its records expire), until it is removed or the
 /// registration is closed. What a ``Server`` does for its node and the embedded broker for its subscriptions.
 ///
-/// Promised: once ``remove(_:)`` or ``close()`` returned, no renewal writes the record again (a renewal that was
-/// writing it meanwhile is undone, and `close()` waits for the renewal task to end before deregistering). Not
-/// promised: that a failed deregistration is retried (the TTL expires the record).
+/// Promised: once ``close()`` returned, no renewal writes any record again (it waits for the renewal task to end
+/// before deregistering). After ``remove(_:)``, a renewal that had already begun writing the record may write it
+/// once more, and then removes it again at once. Not promised: that a failed deregistration is retried (the TTL
+/// expires the record).
 ///
 /// Thread-safe (one mutex).
 public final class Registration: Sendable {
@@ -87,6 +88,8 @@ public final class Registration: Sendable {
                 guard let self else { return }
                 for (id, record) in self.records {
                     if Task.isCancelled { return }
+                    // Removed since the snapshot: not written again.
+                    if self.state.withLock({ $0.records[id] == nil }) { continue }
                     do {
                         try await self.registry.register(record, options: RegisterOptions(ttl: self.ttl))
                     } catch {

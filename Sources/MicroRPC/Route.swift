@@ -51,8 +51,10 @@ final class Route: UnaryHandler, @unchecked Sendable {
                            body: request.message, metadata: head.metadata)
         let result: Result<Response, any Error>
         do {
-            if let scope = request.scope ?? CallScope.current {
-                // A transport worker's scope: set this call's deadline in it, no binding per call.
+            if let scope = request.scope {
+                // A transport worker's scope: set this call's deadline in it, no binding per call. (Never the
+                // current task's scope: a transport that runs handlers in tasks it made from the caller's task,
+                // as the in-memory one does, would hand this call the caller's scope.)
                 scope.deadline = deadline
                 defer { scope.deadline = nil }
                 result = .success(try await body(call, context))

@@ -592,7 +592,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             let now = Timestamp.now
             let arrived = burstStartedAt ?? now
             let budget = head.timeoutMicroseconds >= UInt64(Int64.max / 1000) ? Int64.max : Int64(head.timeoutMicroseconds) * 1000
-            workers.deadlines.watch(.stream(stream), deadline: arrived.advanced(byNanoseconds: budget), now: now, loopNow: loop.nowMilliseconds)
+            workers.deadlines.watch(.stream(ServerDeadlines.WeakStream(stream: stream)), deadline: arrived.advanced(byNanoseconds: budget), now: now, loopNow: loop.nowMilliseconds)
         }
         let serverStream = ServerStream(head: head, inbound: inbound, outbound: MuxServerOutbound(stream: stream, loop: loop),
                                         peer: peerDescription)
@@ -616,14 +616,10 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// END (or a trailers-only RESPONSE) with DEADLINE_EXCEEDED; client frames that still arrive for it are ignored.
     func expireStream(_ stream: MuxStream) {
         guard role == .server, !stream.closed, !isClosed else { return }
-        let error = TransportError(.deadlineExceeded, "the call's deadline passed")
-        let task = stream.handlerTask
-        let waiting = stream.pending
-        stream.pending.removeAll()
-        for p in waiting { p.continuation?.resume(throwing: error) }
+        // The handler's receive and waiting sends fail with the deadline, its task is cancelled; then the END
+        // goes out and the stream leaves the table.
+        stream.terminate(TransportError(.deadlineExceeded, "the call's deadline passed"))
         write(stream, .end(ResponseHead(status: .error(.deadlineExceeded, "the call's deadline passed; the handler was cancelled"))))
-        remove(stream, error: error)
-        task?.cancel()
     }
 
     // MARK: drain, ping, errors

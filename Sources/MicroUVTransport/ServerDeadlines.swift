@@ -17,7 +17,12 @@ final class ServerDeadlines {
     enum Subject {
         /// The call a worker ran at the given generation (a worker runs many calls, one at a time).
         case unary(UnaryWorker, generation: UInt64)
-        case stream(MuxStream)
+        /// Weak: an entry must not keep a closed stream (and its connection) alive until it comes due.
+        case stream(WeakStream)
+    }
+
+    struct WeakStream {
+        weak var stream: MuxStream?
     }
 
     /// A call being watched and its deadline (checked against the clock when its loop time comes: loop time is
@@ -68,7 +73,7 @@ final class ServerDeadlines {
     private static func isLive(_ subject: Subject) -> Bool {
         switch subject {
         case .unary(let w, let generation): w.isRunning(generation: generation)
-        case .stream(let s): !s.closed
+        case .stream(let s): s.stream.map { !$0.closed } ?? false
         }
     }
 
@@ -99,7 +104,7 @@ final class ServerDeadlines {
             }
             switch due.key.subject {
             case .unary(let w, _): w.expireCall()
-            case .stream(let s): s.connection.expireStream(s)
+            case .stream(let s): if let stream = s.stream { stream.connection.expireStream(stream) }
             }
         }
         for w in early { heap.insert(at: loopTime(of: w.deadline, now: now!, loopNow: loopNow), key: w) }

@@ -12,6 +12,8 @@ public final class UVServerTransport: ServerTransport {
     public let configuration: UVTransportConfiguration
     private let requestedAddress: SocketAddress
     private let listener = Mutex<TCPListener?>(nil)
+    /// Set (under `listener`'s lock) once a drain began: a listener bound afterwards is closed at once.
+    private let drained = Mutex<Bool>(false)
     private let perLoop: [ServerLoopState]
 
     public init(group: EventLoopGroup, address: SocketAddress, configuration: UVTransportConfiguration = UVTransportConfiguration()) {
@@ -32,7 +34,13 @@ public final class UVServerTransport: ServerTransport {
             let state = states[tcp.loop.index]
             state.accept(tcp, handler: handler)
         }
-        listener.withLock { $0 = l }
+        // A drain that ran while this bound found no listener to close: close this one now.
+        let stale = listener.withLock { s -> Bool in
+            if drained.withLock({ $0 }) { return true }
+            s = l
+            return false
+        }
+        if stale { await l.close() }
     }
 
     /// Streams open now, over all connections.
@@ -56,7 +64,11 @@ public final class UVServerTransport: ServerTransport {
     }
 
     public func drain(gracePeriod: Duration) async {
-        if let l = listener.withLock({ $0 }) { await l.close() }
+        let l = listener.withLock { s -> TCPListener? in
+            drained.withLock { $0 = true }
+            return s
+        }
+        if let l { await l.close() }
         for s in perLoop { _ = try? await s.loop.submit { s.drain() } }
         let deadline = ContinuousClock.now + gracePeriod
         while ContinuousClock.now < deadline {

@@ -103,30 +103,6 @@ public enum TransportContract {
         }
     }
 
-    /// A gate tasks wait on (ignoring cancellation) until it is opened.
-    public final class Gate: Sendable {
-        private let state = Mutex<(open: Bool, waiters: [UnsafeContinuation<Void, Never>])>((false, []))
-        public init() {}
-        public func wait() async {
-            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-                let now = state.withLock { s -> Bool in
-                    if s.open { return true }
-                    s.waiters.append(c)
-                    return false
-                }
-                if now { c.resume() }
-            }
-        }
-        public func open() {
-            let waiters = state.withLock { s in
-                s.open = true
-                defer { s.waiters = [] }
-                return s.waiters
-            }
-            for w in waiters { w.resume() }
-        }
-    }
-
     static func head(_ endpoint: String, budgetMicroseconds: UInt64 = 0, metadata: Metadata = [:]) -> RequestHead {
         RequestHead(service: "contract", endpoint: endpoint, timeoutMicroseconds: budgetMicroseconds, metadata: metadata)
     }
@@ -266,5 +242,29 @@ public enum TransportContract {
         let (h, _, trailers) = try await withTimeout(seconds: 10) { try await s.collect() }
         #expect(code(trailers?.status ?? h.status) == .internalError)
         await t.stop()
+    }
+}
+
+/// A gate tasks wait on (ignoring cancellation) until it is opened.
+public final class Gate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [UnsafeContinuation<Void, Never>])>((false, []))
+    public init() {}
+    public func wait() async {
+        await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.open { return true }
+                s.waiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+    public func open() {
+        let waiters = state.withLock { s in
+            s.open = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume() }
     }
 }

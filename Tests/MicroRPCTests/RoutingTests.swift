@@ -122,5 +122,30 @@ struct RoutingTests {
         await c.stop()
         await s.stop()
     }
-}
 
+    @Test("a handler's deadline survives the calls it makes: each hop has its own scope, also in-memory")
+    func scopePerHop() async throws {
+        let b = try await RunningServer.start("b") { server in
+            server.handle("B.Work") { _, context in
+                Response(body: Array("\(context.deadline != nil)".utf8))
+            }
+        }
+        let c = RunningClient.start()
+        let client = c.client, bAddress = b.address
+        let a = try await RunningServer.start("a") { server in
+            server.handle("A.Work") { _, context in
+                let before = RPCContext.inheritedDeadline
+                _ = try await client.call(Request(service: "b", endpoint: "B.Work", body: []),
+                                          options: CallOptions(timeout: .milliseconds(500), address: bAddress))
+                let after = RPCContext.inheritedDeadline
+                return Response(body: Array("\(before == context.deadline && after == context.deadline && before != nil)".utf8))
+            }
+        }
+        let r = try await c.client.call(Request(service: "a", endpoint: "A.Work", body: []),
+                                        options: CallOptions(timeout: .seconds(20), address: a.address))
+        #expect(text(r.body) == "true", "A's deadline unchanged by its call to B")
+        await c.stop()
+        await a.stop()
+        await b.stop()
+    }
+}

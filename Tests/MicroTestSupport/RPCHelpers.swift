@@ -1,5 +1,6 @@
 public import MicroCore
 public import MicroRPC
+public import MicroCoreTestSupport
 public import Synchronization
 public import Testing
 
@@ -67,28 +68,4 @@ public func expectError(_ client: Client, _ options: CallOptions, _ request: Req
 
 
 /// A gate tasks wait on until the test opens it (ignoring cancellation).
-public final class AsyncGate: Sendable {
-    public init() {}
-
-    private let state = Mutex<(open: Bool, waiters: [UnsafeContinuation<Void, Never>])>((false, []))
-
-    public func wait() async {
-        await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-            let now = state.withLock { s -> Bool in
-                if s.open { return true }
-                s.waiters.append(c)
-                return false
-            }
-            if now { c.resume() }
-        }
-    }
-
-    public func open() {
-        let waiters = state.withLock { s in
-            s.open = true
-            defer { s.waiters = [] }
-            return s.waiters
-        }
-        for w in waiters { w.resume() }
-    }
-}
+public typealias AsyncGate = MicroCoreTestSupport.Gate

@@ -1,5 +1,6 @@
 import MicroEventLoop
 import MicroCore
+import MicroCoreTestSupport
 import MicroFraming
 import MicroUVTransport
 import Synchronization
@@ -10,29 +11,6 @@ import Testing
 /// client and no deadline of the client's own.
 @Suite("Server deadlines")
 struct ServerDeadlineTests {
-    /// A gate a handler waits on, ignoring cancellation; the test opens it.
-    final class Gate: Sendable {
-        private let state = Mutex<(open: Bool, waiters: [UnsafeContinuation<Void, Never>])>((false, []))
-        func wait() async {
-            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-                let resumeNow = state.withLock { s -> Bool in
-                    if s.open { return true }
-                    s.waiters.append(c)
-                    return false
-                }
-                if resumeNow { c.resume() }
-            }
-        }
-        func open() {
-            let waiters = state.withLock { s in
-                s.open = true
-                defer { s.waiters = [] }
-                return s.waiters
-            }
-            for w in waiters { w.resume() }
-        }
-    }
-
     /// Unary endpoint "slow" sleeps (cancellably) for 30 s, "stubborn" waits on the gate whatever happens, "fast"
     /// answers at once.
     final class Handlers: ServerHandler, Sendable {
@@ -61,8 +39,19 @@ struct ServerDeadlineTests {
             }
         }
         private var unary: Unary { Unary(self) }
-        func unaryHandler(for head: RequestHead) -> (any UnaryHandler)? { head.endpoint == "stream" ? nil : unary }
+        func unaryHandler(for head: RequestHead) -> (any UnaryHandler)? { head.endpoint.hasPrefix("stream") ? nil : unary }
+        /// How a stream handler's receive() ended, for "streamReceive".
+        let receiveError = Mutex<TransportError.Code?>(nil)
+
         func handleStream(_ stream: ServerStream) async {
+            if stream.head.endpoint == "streamReceive" {
+                do {
+                    while try await stream.receive() != nil {}
+                } catch {
+                    receiveError.withLock { $0 = (error as? TransportError)?.code }
+                }
+                return
+            }
             do {
                 try await Task.sleep(for: .seconds(30))
                 try? await stream.respond([9])
@@ -147,6 +136,12 @@ struct ServerDeadlineTests {
         #expect(StatusCode(rawValue: code) == .deadlineExceeded)
         try await eventually(5, "stream handler cancelled") { handlers.cancelled.load(ordering: .relaxed) == 1 }
         try await eventually(5, "stream closed at the server") { await h.server.activeStreamCount() == 0 }
+        // A handler waiting in receive() learns why: the deadline, not a plain cancel.
+        let waiting = try await h.client.openStream(to: h.address, head: Self.head("streamReceive", budgetMicroseconds: 50_000),
+                                                    firstMessage: nil, endOfInput: false, deadline: nil)
+        _ = try await withTimeout(10) { try await waiting.collect() }
+        try await eventually(5, "the handler's receive ended") { handlers.receiveError.withLock { $0 } != nil }
+        #expect(handlers.receiveError.withLock { $0 } == .deadlineExceeded)
         await h.stop()
     }
 

@@ -8,6 +8,8 @@ final class InMemoryStreamShared: Sendable {
         var serverSentHead = false
         var serverEnded = false
         var cancelled: TransportError?
+        /// The deadline passed (the handler is cancelled as soon as it is known).
+        var expired = false
         var handler: Task<Void, Never>?
     }
     let state = Mutex(State())
@@ -41,7 +43,7 @@ final class InMemoryStreamShared: Sendable {
     func setHandlerTask(_ task: Task<Void, Never>) {
         let cancelled = state.withLock { s in
             s.handler = task
-            return s.cancelled != nil
+            return s.cancelled != nil || s.expired
         }
         if cancelled { task.cancel() }
     }
@@ -73,7 +75,10 @@ final class InMemoryStreamShared: Sendable {
         let outbound = InMemoryServerOutbound(shared: self)
         try? await outbound.send(.end(ResponseHead(status: .error(.deadlineExceeded, "the call's deadline passed; the handler was cancelled"))))
         serverInbound.finish(throwing: TransportError(.deadlineExceeded, "the call's deadline passed"))
-        state.withLock { $0.handler }?.cancel()
+        state.withLock { s in
+            s.expired = true
+            return s.handler
+        }?.cancel()
     }
 
     /// The handler returned: end the server's direction if it did not.
