@@ -34,8 +34,7 @@ extension MuxConnection {
         guard head.isEncodable else {
             throw TransportError(.invalidState, "request head too large to encode (a name, the content type or metadata is above 65,535 bytes)")
         }
-        lastStreamID += 1
-        return lastStreamID
+        return state.openClientStream(unary: true)
     }
 
     /// Sends a unary call reserved with ``reserveUnaryStream(head:messageCount:)``; `continuation` is resumed
@@ -45,10 +44,12 @@ extension MuxConnection {
         continuation: UnsafeContinuation<Result<UnaryResponse, TransportError>, Never>
     ) {
         if isClosed || id != lastStreamID {
+            state.streamClosed(id)
             continuation.resume(returning: .failure(closeReason ?? TransportError(.notProcessed, "the connection to \(peerDescription) closed before the call was sent")))
             return
         }
         if let at = deadlineAt, at <= loop.nowMilliseconds {
+            state.streamClosed(id)
             continuation.resume(returning: .failure(TransportError(.deadlineExceeded, "the deadline passed before the call was sent")))
             return
         }
@@ -63,6 +64,7 @@ extension MuxConnection {
     /// Ends a unary call locally with `error` and tells the server (CANCEL). No-op when it already ended.
     func cancelUnary(_ id: UInt32, error: TransportError) {
         guard let call = clientUnary.removeValue(forKey: id) else { return }
+        state.streamClosed(id)
         if !isClosed {
             let reason = error.code == .deadlineExceeded ? "deadline exceeded" : "cancelled by the caller"
             let code: ErrorCode = .cancelled
@@ -74,14 +76,10 @@ extension MuxConnection {
         streamEnded()
     }
 
-    /// A RESPONSE for a unary call (taken out of the table by the caller).
+    /// A RESPONSE for a unary call (taken out of the table by the caller; the state machine checked the frame).
     func unaryResponse(_ id: UInt32, _ call: PendingUnary, _ head: ResponseHead, _ message: UnsafeRawBufferPointer?, _ endStream: Bool) -> Bool {
-        if call.head != nil {
-            call.continuation.resume(returning: .failure(TransportError(.protocolError, "second RESPONSE on stream \(id)")))
-            streamEnded()
-            return protocolViolation("second RESPONSE on stream \(id)")
-        }
         if endStream {
+            state.streamClosed(id)
             call.continuation.resume(returning: .success(UnaryResponse(head: head, message: message.map { Array($0) }, trailers: head)))
             streamEnded()
             return !isClosed
@@ -93,13 +91,9 @@ extension MuxConnection {
         return true
     }
 
-    /// A DATA frame for a unary call whose head arrived: the response's message, when there was none yet.
+    /// A DATA frame for a unary call whose head arrived (the state machine checked): the response's message, when
+    /// there was none yet.
     func unaryData(_ id: UInt32, _ call: PendingUnary, _ message: UnsafeRawBufferPointer, _ endStream: Bool) -> Bool {
-        guard call.head != nil else {
-            call.continuation.resume(returning: .failure(TransportError(.protocolError, "DATA before RESPONSE on stream \(id)")))
-            streamEnded()
-            return protocolViolation("DATA before RESPONSE on stream \(id)")
-        }
         if call.message != nil {
             // A unary response has one message: refuse the call, keep the connection.
             clientUnary[id] = call
@@ -109,6 +103,7 @@ extension MuxConnection {
         var waiting = call
         waiting.message = Array(message)
         if endStream {
+            state.streamClosed(id)
             waiting.continuation.resume(returning: .success(UnaryResponse(head: waiting.head!, message: waiting.message, trailers: nil)))
             streamEnded()
             return !isClosed
@@ -127,7 +122,7 @@ extension MuxConnection {
     /// A worker's handler returned: sends the reply as one RESPONSE frame with the end. Dropped when the call was
     /// cancelled or the connection closed meanwhile.
     func finishUnary(_ id: UInt32, _ reply: UnaryReply) {
-        serverUnary.removeValue(forKey: id)
+        state.streamClosed(id)
         if !isClosed {
             let size = FrameEncoder.responseSize(reply.head, messageCount: reply.message?.count)
             if size - FrameHeader.size > Int(peerSettings.maxFrameSize) || !reply.head.isEncodable {
@@ -155,6 +150,7 @@ extension MuxConnection {
         guard !clientUnary.isEmpty else { return }
         for id in clientUnary.allKeys where id > lastStream {
             if let call = clientUnary.removeValue(forKey: id) {
+                state.streamClosed(id)
                 call.continuation.resume(returning: .failure(error))
                 streamEnded()
             }
@@ -163,9 +159,8 @@ extension MuxConnection {
 
     /// The connection is gone: every unary call ends (handlers are cancelled, callers get `error`).
     func endUnaryCalls(_ error: TransportError) {
-        if !serverUnary.isEmpty, let workers {
+        if role == .server, state.openCount > streams.count, let workers {
             _ = workers.cancelAll(of: self)
-            serverUnary.removeAll()
         }
         if !clientUnary.isEmpty {
             let waiting = clientUnary

@@ -31,15 +31,14 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     let localSettings: Settings
     /// The peer's limits: the protocol's defaults until its SETTINGS arrive.
     private(set) var peerSettings = Settings()
-    private(set) var peerSettingsReceived = false
+    /// The protocol state: which streams are open, and what each frame received means. The I/O below performs
+    /// its verdicts.
+    @exclusivity(unchecked) var state: MuxStateMachine
+    var peerSettingsReceived: Bool { state.settingsReceived }
     /// Server: what serves new streams.
     var handler: (any ServerHandler)?
     /// Server: the loop's workers for unary calls (the server's, shared by its connections on this loop).
     var workers: UnaryWorkerPool?
-    /// Server: unary calls queued or running in `workers`, by stream id, with the credit the client granted for
-    /// the response direction (only checked for overflow: a unary response is one RESPONSE frame). The client
-    /// ended its direction on each of them, so DATA or END for one is a protocol error, as on any stream.
-    @exclusivity(unchecked) var serverUnary = StreamTable<Int>()
     /// Client: unary calls waiting for their response, by stream id.
     @exclusivity(unchecked) var clientUnary = StreamTable<PendingUnary>()
     /// Client: deadlines of unary calls; one timer serves the earliest.
@@ -59,10 +58,9 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     private var prefaceRemaining: Int
     @exclusivity(unchecked) private(set) var streams: [UInt32: MuxStream] = [:]
     /// Client: the last id handed out. Server: the highest id seen.
-    var lastStreamID: UInt32 = 0
-    /// Server: streams above this id are refused after a drain. Client: set by a received DRAIN.
-    private(set) var drainLimit: UInt32 = .max
-    private(set) var isDraining = false
+    var lastStreamID: UInt32 { state.lastStreamID }
+    var isDraining: Bool { state.isDraining }
+    /// The socket is closed or closing after a connection error: nothing more is read or sent.
     private(set) var isClosed = false
     /// A drained connection's close is under way (``closeDrained()``).
     private var closingDrained = false
@@ -87,6 +85,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         self.loop = tcp.loop
         self.localSettings = settings
         accumulator = FrameAccumulator(headerSize: FrameHeader.size, maxPayload: Int(settings.maxFrameSize))
+        state = MuxStateMachine(role: role == .client ? .client : .server, maxConcurrentStreams: Int(settings.maxConcurrentStreams))
         prefaceRemaining = role == .server ? ConnectionPreface.bytes.count : 0
         let now = tcp.loop.nowMilliseconds
         lastReadAt = now
@@ -108,13 +107,13 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     }
 
     /// Streams open now, unary calls included.
-    var activeStreams: Int { streams.count + serverUnary.count + clientUnary.count }
+    var activeStreams: Int { state.openCount }
 
     /// How many streams this connection may carry at once: our own limit and the peer's.
     func streamCapacity(limit: Int) -> Int { min(limit, Int(peerSettings.maxConcurrentStreams)) }
 
     /// Whether new streams may be opened on this connection.
-    var acceptsNewStreams: Bool { !isClosed && !isDraining && lastStreamID < UInt32.max - 1 }
+    var acceptsNewStreams: Bool { !isClosed && state.acceptsNewStreams }
 
     // MARK: client: opening streams
 
@@ -131,8 +130,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         guard head.isEncodable else {
             throw TransportError(.invalidState, "request head too large to encode (a name, the content type or metadata is above 65,535 bytes)")
         }
-        lastStreamID += 1
-        let id = lastStreamID
+        let id = state.openClientStream(unary: false)
         let stream = MuxStream(id: id, connection: self, sendWindow: Int(peerSettings.initialWindow),
                                receiveWindow: Int(localSettings.initialWindow))
         let loop = self.loop
@@ -279,6 +277,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     }
 
     private func remove(_ stream: MuxStream, error: TransportError?) {
+        state.streamClosed(stream.id)
         guard streams.removeValue(forKey: stream.id) != nil else {
             stream.terminate(error)
             return
@@ -367,11 +366,13 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         streams.removeAll()
         for s in open { s.terminate(reason) }
         endUnaryCalls(reason)
+        state.close()
         blocked.removeAll()
         owner?.muxConnectionClosed(self, error: reason)
     }
 
-    /// Handles one complete frame; returns false to stop reading (the connection is failing).
+    /// Handles one complete frame; returns false to stop reading (the connection is failing). The state machine
+    /// judges the frame; this performs its verdict.
     private func handle(_ bytes: UnsafeRawBufferPointer) -> Bool {
         let frame: Frame
         do {
@@ -381,11 +382,10 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             fail(error.code, error.reason)
             return false
         }
-        if !peerSettingsReceived {
-            guard case .settings(false, _) = frame else {
-                fail(.protocolError, "the first frame must be SETTINGS")
-                return false
-            }
+        if !state.settingsReceived {
+            let isSettings: Bool
+            if case .settings(false, _) = frame { isSettings = true } else { isSettings = false }
+            if case .error(let code, let reason) = state.checkFirstFrame(isSettings: isSettings) { return failed(code, reason) }
         }
         // Consumed: the request head moves into the call rather than being copied.
         switch consume frame {
@@ -398,115 +398,106 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
                 return false
             }
             tcp.withOutbound(reserving: FrameEncoder.settingsAckSize) { FrameEncoder.encodeSettingsAck(into: $0) }
-            if !peerSettingsReceived {
-                peerSettingsReceived = true
-                owner?.muxConnectionReady(self)
-            }
+            if state.receiveSettings() { owner?.muxConnectionReady(self) }
         case .request(let id, let head, let message, let endStream):
             return receiveRequest(id, head, message, endStream)
         case .response(let id, let head, let message, let endStream):
-            guard role == .client else { return protocolViolation("RESPONSE sent to a server") }
-            if let call = clientUnary.removeValue(forKey: id) {
+            switch state.receiveResponse(id, endStream: endStream) {
+            case .accept(unary: true):
+                guard let call = clientUnary.removeValue(forKey: id) else { return true }
                 return unaryResponse(id, call, head, message, endStream)
-            }
-            guard let stream = try? clientStream(id) else { return !isClosed }
-            if stream.sentHead { return protocolViolation("second RESPONSE on stream \(id)") }
-            stream.sentHead = true
-            guard case .client(let q) = stream.inbound else { return true }
-            q.yield(.head(head))
-            if let message {
-                stream.creditDebt += message.count  // not flow controlled: taking it returns no credit
-                q.yield(.message(Array(message)))
-            }
-            if endStream {
-                q.yield(.end(head))
-                remoteEnd(stream)
+            case .accept(unary: false):
+                guard let stream = streams[id], case .client(let q) = stream.inbound else { return true }
+                stream.sentHead = true
+                q.yield(.head(head))
+                if let message {
+                    stream.creditDebt += message.count  // not flow controlled: taking it returns no credit
+                    q.yield(.message(Array(message)))
+                }
+                if endStream {
+                    q.yield(.end(head))
+                    remoteEnd(stream)
+                }
+            case .ignore, .refuse: return true
+            case .error(let code, let reason): return failed(code, reason)
             }
         case .data(let id, let message, let endStream):
-            if role == .client, let call = clientUnary.removeValue(forKey: id) {
+            switch state.receiveData(id, endStream: endStream) {
+            case .accept(unary: true):
+                guard let call = clientUnary.removeValue(forKey: id) else { return true }
                 return unaryData(id, call, message, endStream)
-            }
-            if role == .server, !serverUnary.isEmpty, serverUnary.contains(id) {
-                return protocolViolation("DATA after the end of stream \(id)")
-            }
-            guard let stream = try? knownStream(id) else { return !isClosed }
-            if stream.remoteEnded { return protocolViolation("DATA after the end of stream \(id)") }
-            if role == .client && !stream.sentHead { return protocolViolation("DATA before RESPONSE on stream \(id)") }
-            if stream.receiveWindow <= 0 {
-                fail(.flowControlError, "DATA on stream \(id) without credit")
-                return false
-            }
-            stream.receiveWindow -= message.count
-            switch stream.inbound {
-            case .client(let q):
-                q.yield(.message(Array(message)))
-                if endStream { q.yield(.end(nil)) }
-            case .server(let q):
-                q.yield(.message(Array(message)))
-                if endStream { q.yield(.end) }
-            case nil: break
-            }
-            if endStream { remoteEnd(stream) }
-        case .end(let id, let head):
-            if role == .server, !serverUnary.isEmpty, serverUnary.contains(id) {
-                return protocolViolation("END after the end of stream \(id)")
-            }
-            if role == .client, let call = clientUnary.removeValue(forKey: id) {
-                guard let head else {
-                    call.continuation.resume(returning: .failure(TransportError(.protocolError, "END without a status from the server on stream \(id)")))
-                    streamEnded()
-                    return protocolViolation("END without a status from the server on stream \(id)")
+            case .accept(unary: false):
+                guard let stream = streams[id] else { return true }
+                if stream.receiveWindow <= 0 {
+                    fail(.flowControlError, "DATA on stream \(id) without credit")
+                    return false
                 }
+                stream.receiveWindow -= message.count
+                switch stream.inbound {
+                case .client(let q):
+                    q.yield(.message(Array(message)))
+                    if endStream { q.yield(.end(nil)) }
+                case .server(let q):
+                    q.yield(.message(Array(message)))
+                    if endStream { q.yield(.end) }
+                case nil: break
+                }
+                if endStream { remoteEnd(stream) }
+            case .ignore, .refuse: return true
+            case .error(let code, let reason): return failed(code, reason)
+            }
+        case .end(let id, let head):
+            switch state.receiveEnd(id, hasHead: head != nil) {
+            case .accept(unary: true):
+                guard let call = clientUnary.removeValue(forKey: id), let head else { return true }
+                state.streamClosed(id)
                 call.continuation.resume(returning: .success(UnaryResponse(head: call.head ?? head, message: call.message, trailers: head)))
                 streamEnded()
-                return !isClosed
-            }
-            guard let stream = try? knownStream(id) else { return !isClosed }
-            if stream.remoteEnded { return protocolViolation("END after the end of stream \(id)") }
-            switch stream.inbound {
-            case .client(let q):
-                guard let head else { return protocolViolation("END without a status from the server on stream \(id)") }
-                if !stream.sentHead {
-                    stream.sentHead = true
-                    q.yield(.head(head))
+            case .accept(unary: false):
+                guard let stream = streams[id] else { return true }
+                switch stream.inbound {
+                case .client(let q):
+                    if !stream.sentHead, let head {
+                        stream.sentHead = true
+                        q.yield(.head(head))
+                    }
+                    q.yield(.end(head))
+                case .server(let q):
+                    q.yield(.end)
+                case nil: break
                 }
-                q.yield(.end(head))
-            case .server(let q):
-                q.yield(.end)
-            case nil: break
+                remoteEnd(stream)
+            case .ignore, .refuse: return true
+            case .error(let code, let reason): return failed(code, reason)
             }
-            remoteEnd(stream)
         case .cancel(let id, let code, let reason):
-            if !serverUnary.isEmpty, serverUnary.removeValue(forKey: id) != nil {
-                _ = workers?.cancel(self, id)
+            switch state.receiveCancel(id) {
+            case .accept(unary: true):
+                if role == .server {
+                    _ = workers?.cancel(self, id)
+                } else if let call = clientUnary.removeValue(forKey: id) {
+                    call.continuation.resume(returning: .failure(TransportError(.cancelled, "cancelled by the peer (\(code)): \(reason)")))
+                }
                 streamEnded()
-                return !isClosed
+            case .accept(unary: false):
+                if let stream = streams[id] { remove(stream, error: TransportError(.cancelled, "cancelled by the peer (\(code)): \(reason)")) }
+            case .ignore, .refuse: return true
+            case .error(let code, let reason): return failed(code, reason)
             }
-            if let call = clientUnary.removeValue(forKey: id) {
-                call.continuation.resume(returning: .failure(TransportError(.cancelled, "cancelled by the peer (\(code)): \(reason)")))
-                streamEnded()
-                return !isClosed
-            }
-            guard let stream = try? knownStream(id) else { return !isClosed }
-            remove(stream, error: TransportError(.cancelled, "cancelled by the peer (\(code)): \(reason)"))
         case .window(let id, let increment):
-            if id == 0 { return true }  // reserved
-            if role == .server, !serverUnary.isEmpty, let window = serverUnary[id] {
-                // Credit for a unary response, which needs none: only the overflow rule applies.
-                guard window + Int(increment) <= Int(Int32.max) else {
+            switch state.receiveWindow(id, increment: increment) {
+            case .accept(unary: true), .ignore, .refuse:
+                return true  // a unary call's credit is the state's (its response is not flow controlled)
+            case .accept(unary: false):
+                guard let stream = streams[id] else { return true }
+                stream.sendWindow += Int(increment)
+                if stream.sendWindow > Int(Int32.max) {
                     fail(.flowControlError, "WINDOW overflow on stream \(id)")
                     return false
                 }
-                serverUnary.insert(id, window + Int(increment))
-                return true
+                pump(stream)
+            case .error(let code, let reason): return failed(code, reason)
             }
-            guard let stream = try? knownStream(id) else { return !isClosed }
-            stream.sendWindow += Int(increment)
-            if stream.sendWindow > Int(Int32.max) {
-                fail(.flowControlError, "WINDOW overflow on stream \(id)")
-                return false
-            }
-            pump(stream)
         case .ping(let ack, let opaque):
             if ack {
                 if let sent = pingSentAt, opaque == pingCounter {
@@ -523,21 +514,16 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         return !isClosed
     }
 
+    /// A connection error found by the state machine: DRAIN with it, close; stop reading.
+    private func failed(_ code: ErrorCode, _ reason: String) -> Bool {
+        fail(code, reason)
+        return false
+    }
+
     func protocolViolation(_ reason: String) -> Bool {
         fail(.protocolError, reason)
         return false
     }
-
-    /// A stream that exists, or nil for a frame about a stream that already ended (ignored); throws (and fails
-    /// the connection) for a stream that was never opened.
-    private func knownStream(_ id: UInt32) throws(TransportError) -> MuxStream? {
-        if let s = streams[id] { return s }
-        if id <= lastStreamID { return nil }
-        fail(.protocolError, "frame for stream \(id), which was never opened")
-        throw TransportError(.protocolError, "unknown stream")
-    }
-
-    private func clientStream(_ id: UInt32) throws(TransportError) -> MuxStream? { try knownStream(id) }
 
     private func remoteEnd(_ stream: MuxStream) {
         stream.remoteEnded = true
@@ -547,17 +533,19 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     // MARK: server: accepting streams
 
     private func receiveRequest(_ id: UInt32, _ head: consuming RequestHead, _ message: UnsafeRawBufferPointer?, _ endStream: Bool) -> Bool {
-        guard role == .server else { return protocolViolation("REQUEST sent to a client") }
-        guard id > lastStreamID else { return protocolViolation("REQUEST with stream id \(id) not above \(lastStreamID)") }
-        lastStreamID = id
-        if id > drainLimit { return true }  // sent after our DRAIN: not processed, the client retries elsewhere
-        if activeStreams >= Int(localSettings.maxConcurrentStreams) {
-            let refusal = ResponseHead(status: .nack(restartable: true, .resourceExhausted,
-                                                     "too many concurrent streams (\(localSettings.maxConcurrentStreams))"))
+        switch state.receiveRequest(id) {
+        case .accept:
+            break
+        case .ignore:
+            return true  // sent after our DRAIN: not processed, the client retries elsewhere
+        case .refuse(let status):
+            let refusal = ResponseHead(status: status)
             tcp.withOutbound(reserving: FrameEncoder.responseSize(refusal, messageCount: nil)) {
                 FrameEncoder.encodeResponse(stream: id, refusal, message: nil, endStream: true, into: $0)
             }
             return true
+        case .error(let code, let reason):
+            return failed(code, reason)
         }
         guard handler != nil else { return true }
         if endStream, let message, let workers, let unary = handler?.unaryHandler(for: head) {
@@ -565,7 +553,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             let arrived: Timestamp
             if let t = burstStartedAt { arrived = t } else { arrived = .now; burstStartedAt = arrived }
             idleSince = 0
-            serverUnary.insert(id, Int(peerSettings.initialWindow))
+            state.openServerStream(id, unary: true, remoteEnded: true, credit: Int(peerSettings.initialWindow))
             workers.dispatch(UnaryWorkerPool.Call(connection: self, streamID: id, handler: unary, head: head, message: Array(message),
                                                   peer: peerDescription, receivedAt: arrived))
             return true
@@ -587,6 +575,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             stream.remoteEnded = true
         }
         streams[id] = stream
+        state.openServerStream(id, unary: false, remoteEnded: endStream, credit: 0)
         idleSince = 0
         if head.timeoutMicroseconds > 0, let workers {
             let now = Timestamp.now
@@ -627,9 +616,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// Server: tells the client to open no new streams here; streams up to the last seen id continue.
     func beginDrain(reason: String = "server is shutting down") {
         guard !isClosed, !isDraining else { return }
-        isDraining = true
-        drainLimit = lastStreamID
-        let last = lastStreamID
+        state.beginDrain()
+        let last = state.drainLimit
         tcp.withOutbound(reserving: FrameEncoder.drainSize(reason: reason)) {
             FrameEncoder.encodeDrain(lastStream: last, code: .noError, reason: reason, into: $0)
         }
@@ -653,12 +641,11 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
                 remove(s, error: TransportError(.notProcessed, "peer closed the connection before processing the stream (\(code)): \(reason)"))
             }
             failUnaryCalls(above: lastStream, TransportError(.notProcessed, "peer closed the connection before processing the call (\(code)): \(reason)"))
-            isDraining = true  // no new streams in the window before the close callback
+            state.receiveDrain(lastStream: lastStream)  // no new streams in the window before the close callback
             tcp.close(error: nil)
             return
         }
-        isDraining = true
-        drainLimit = lastStream
+        state.receiveDrain(lastStream: lastStream)
         for s in Array(streams.values) where s.id > lastStream {
             remove(s, error: TransportError(.notProcessed, "peer is draining and did not process the stream: \(reason)"))
         }
@@ -677,18 +664,18 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
                                    ? .protocolError : .connectionClosed, "\(code): \(reason)")
         closeReason = error
         // Streams above an earlier DRAIN's limit were never processed: the limit must not rise.
-        let last = min(lastStreamID, drainLimit)
+        let last = min(state.lastStreamID, state.drainLimit)
         let r = String(reason.utf8.prefix(1024)) ?? "error"
         tcp.withOutbound(reserving: FrameEncoder.drainSize(reason: r)) {
             FrameEncoder.encodeDrain(lastStream: last, code: code, reason: r, into: $0)
         }
         isClosed = true
-        drainLimit = last
         tcp.stopReading()
         let open = Array(streams.values)
         streams.removeAll()
         for s in open { s.terminate(error) }
         endUnaryCalls(error)
+        state.close()
         tcp.closeAfterFlush()
     }
 
@@ -696,7 +683,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     func close(_ error: TransportError) {
         guard !isClosed else { return }
         closeReason = error
-        isDraining = true  // no new streams in the window before the close callback
+        state.stopOpening()  // no new streams in the window before the close callback
         tcp.close(error: nil)
     }
 

@@ -28,7 +28,7 @@ func listeningAddress(_ child: ChildProcess, seconds: Double = 15) async throws 
 struct LifecycleTests {
     @Test("start registers the node with its endpoints; renewal keeps it past the TTL; shutdown deregisters it")
     func registration() async throws {
-        let registry = MemoryRegistry()
+        let registry = CountingRegistry()
         let s = try await RunningServer.start("greeter", registry: registry, configure: {
             $0.registerTTL = .milliseconds(600)
             $0.registerInterval = .milliseconds(150)
@@ -41,7 +41,11 @@ struct LifecycleTests {
         #expect(node.metadata["datacenter"] == "eu-1")
         #expect(services.first?.version == "1.2.0")
         #expect(services.first?.endpoints.map(\.name).contains("Greeter.Hello") == true)
-        try await Task.sleep(for: .milliseconds(1500))
+        // Renewals keep it well past its TTL: wait for them (events, not a margin), then look right after one.
+        let started = ContinuousClock.now
+        try await eventually(30, "renewed past the TTL") { registry.writes.count >= 5 && ContinuousClock.now - started > .milliseconds(1500) }
+        let writes = registry.writes.count
+        try await eventually(30, "one more renewal") { registry.writes.count > writes }
         #expect((try? await registry.getService("greeter"))?.first?.nodes.count == 1, "renewal must keep the node past its TTL")
         await s.stop()
         let after = try? await registry.getService("greeter")
@@ -195,4 +199,18 @@ struct ServiceGroupTests {
         await c.stop()
         #expect(group.shutdownGracefully())
     }
+}
+
+/// A memory registry that counts registrations (first writes and renewals).
+final class CountingRegistry: Registry {
+    let inner = MemoryRegistry()
+    let writes = Counter()
+    func register(_ service: MicroCore.Service, options: RegisterOptions) async throws {
+        try await inner.register(service, options: options)
+        writes.add()
+    }
+    func deregister(_ service: MicroCore.Service) async throws { try await inner.deregister(service) }
+    func getService(_ name: String) async throws -> [MicroCore.Service] { try await inner.getService(name) }
+    func listServices() async throws -> [MicroCore.Service] { try await inner.listServices() }
+    func watch(_ options: WatchOptions) async throws -> RegistryWatcher { try await inner.watch(options) }
 }

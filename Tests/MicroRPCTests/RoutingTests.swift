@@ -136,13 +136,13 @@ struct RoutingTests {
             server.handle("A.Work") { _, context in
                 let before = RPCContext.inheritedDeadline
                 _ = try await client.call(Request(service: "b", endpoint: "B.Work", body: []),
-                                          options: CallOptions(timeout: .milliseconds(500), address: bAddress))
+                                          options: CallOptions(timeout: .seconds(10), address: bAddress))
                 let after = RPCContext.inheritedDeadline
                 return Response(body: Array("\(before == context.deadline && after == context.deadline && before != nil)".utf8))
             }
         }
         let r = try await c.client.call(Request(service: "a", endpoint: "A.Work", body: []),
-                                        options: CallOptions(timeout: .seconds(20), address: a.address))
+                                        options: CallOptions(timeout: .seconds(30), address: a.address))
         #expect(text(r.body) == "true", "A's deadline unchanged by its call to B")
         await c.stop()
         await a.stop()
