@@ -1,13 +1,5 @@
 internal import MicroCore
 
-/// One try of a call at one node: the only part that differs between a unary call and opening a stream. The
-/// executor (``Client/execute(service:endpoint:contentType:metadata:options:_:)``) does the rest.
-protocol CallAttempt {
-    associatedtype Output
-    /// Tries once at `address` with `head`, bounded by `deadline`.
-    nonisolated(nonsending) func run(to address: String, head: RequestHead, deadline: Timestamp) async -> AttemptResult<Output>
-}
-
 /// How one attempt ended.
 enum AttemptResult<Output> {
     case success(Output)
@@ -20,11 +12,13 @@ enum AttemptResult<Output> {
 extension Client {
     /// The one client path: deadline, then per attempt select -> attempt -> mark -> (backoff -> retry), by one
     /// retry-safety rule (``isRetryable(_:idempotent:)``) and one retry budget. Every kind of call goes through it,
-    /// and it is where per-attempt policies attach. Generic over the attempt, so the unary path is specialized
-    /// (no existential, no closure context per call).
-    nonisolated(nonsending) func execute<Attempt: CallAttempt>(
-        service: String, endpoint: String, contentType: String, metadata: Metadata, options: CallOptions, _ attempt: Attempt
-    ) async throws -> Attempt.Output {
+    /// and it is where per-attempt policies attach. The attempt (a unary call, opening a stream) is a non-escaping
+    /// closure: its context lives on the caller's stack and borrows what it uses, so a call costs no allocation and
+    /// no reference counting for it.
+    nonisolated(nonsending) func execute<Output>(
+        service: String, endpoint: String, contentType: String, metadata: Metadata, options: CallOptions,
+        _ attempt: (String, RequestHead, Timestamp) async -> AttemptResult<Output>
+    ) async throws -> Output {
         var now = Timestamp.now
         let deadline = deadline(timeout: options.timeout, now: now)
         let maxRetries = min(1000, max(0, options.retries ?? configuration.retries))
@@ -64,7 +58,7 @@ extension Client {
                                    timeoutMicroseconds: Self.microseconds(nanoseconds: now.nanoseconds(to: deadline)), attempt: number,
                                    metadata: metadata)
             let error: RPCError
-            switch await attempt.run(to: address, head: head, deadline: deadline) {
+            switch await attempt(address, head, deadline) {
             case .success(let output):
                 if let node, let selector { selector.mark(service, node: node, outcome: .success(latency: now.duration(to: .now))) }
                 return output
@@ -113,11 +107,9 @@ extension Client {
 }
 
 /// A unary call's attempt: one request, one response, on the transport's unary path.
-struct UnaryAttempt: CallAttempt {
-    let transport: any ClientTransport
-    let body: [UInt8]
-
-    nonisolated(nonsending) func run(to address: String, head: RequestHead, deadline: Timestamp) async -> AttemptResult<Response> {
+enum UnaryAttempt {
+    nonisolated(nonsending) static func run(_ transport: any ClientTransport, _ body: [UInt8], to address: String, head: RequestHead,
+                                            deadline: Timestamp) async -> AttemptResult<Response> {
         let response: UnaryResponse
         do {
             response = try await transport.unary(to: address, head: head, message: body, deadline: deadline)
@@ -132,11 +124,9 @@ struct UnaryAttempt: CallAttempt {
 }
 
 /// A stream's attempt: opening it. Once open, a stream is never retried.
-struct StreamAttempt: CallAttempt {
-    let transport: any ClientTransport
-    let codec: any Codec
-
-    nonisolated(nonsending) func run(to address: String, head: RequestHead, deadline: Timestamp) async -> AttemptResult<ClientCallStream> {
+enum StreamAttempt {
+    nonisolated(nonsending) static func run(_ transport: any ClientTransport, _ codec: any Codec, to address: String, head: RequestHead,
+                                            deadline: Timestamp) async -> AttemptResult<ClientCallStream> {
         do {
             let stream = try await transport.openStream(to: address, head: head, firstMessage: nil, endOfInput: false, deadline: deadline)
             return .success(ClientCallStream(stream: stream, codec: codec, deadline: deadline))

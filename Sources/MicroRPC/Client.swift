@@ -38,7 +38,9 @@ public final class Client: Sendable {
     /// an address nor a selector says where to send it.
     public nonisolated(nonsending) func call(_ request: Request, options: CallOptions = CallOptions()) async throws -> Response {
         try await execute(service: request.service, endpoint: request.endpoint, contentType: request.contentType,
-                          metadata: request.metadata, options: options, UnaryAttempt(transport: transport, body: request.body))
+                          metadata: request.metadata, options: options) { address, head, deadline in
+            await UnaryAttempt.run(transport, request.body, to: address, head: head, deadline: deadline)
+        }
     }
 
     /// The budget sent to the server, from nanoseconds: at least 1 µs.

@@ -102,6 +102,8 @@ extension Client {
             throw RPCUsageError("no codec for content type \"\(contentType)\"")
         }
         return try await execute(service: service, endpoint: endpoint, contentType: contentType, metadata: metadata,
-                                 options: options, StreamAttempt(transport: transport, codec: codec))
+                                 options: options) { address, head, deadline in
+            await StreamAttempt.run(transport, codec, to: address, head: head, deadline: deadline)
+        }
     }
 }

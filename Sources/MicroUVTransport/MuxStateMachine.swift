@@ -150,9 +150,13 @@ struct MuxStateMachine {
         guard var s = open[id] else { return notOpen(id, "RESPONSE") }
         if s.headReceived { return .error(.protocolError, "second RESPONSE on stream \(id)") }
         if s.remoteEnded { return .error(.protocolError, "RESPONSE after the end of stream \(id)") }
-        s.headReceived = true
-        s.remoteEnded = endStream
-        open.insert(id, s)
+        // The server ended its direction: the stream is closed (§8.3), whatever the client's direction.
+        if endStream {
+            open.removeValue(forKey: id)
+        } else {
+            s.headReceived = true
+            open.insert(id, s)
+        }
         return .accept(unary: s.unary)
     }
 
@@ -162,8 +166,12 @@ struct MuxStateMachine {
         if role == .client && !s.headReceived { return .error(.protocolError, "DATA before RESPONSE on stream \(id)") }
         if s.remoteEnded { return .error(.protocolError, "DATA after the end of stream \(id)") }
         if endStream {
-            s.remoteEnded = true
-            open.insert(id, s)
+            if role == .client {
+                open.removeValue(forKey: id)  // the server's direction ended: closed (§8.3)
+            } else {
+                s.remoteEnded = true
+                open.insert(id, s)
+            }
         }
         return .accept(unary: s.unary)
     }
@@ -173,9 +181,12 @@ struct MuxStateMachine {
         guard var s = open[id] else { return notOpen(id, "END") }
         if s.remoteEnded { return .error(.protocolError, "END after the end of stream \(id)") }
         if role == .client && !hasHead { return .error(.protocolError, "END without a status from the server on stream \(id)") }
-        s.remoteEnded = true
-        if role == .client { s.headReceived = true }
-        open.insert(id, s)
+        if role == .client {
+            open.removeValue(forKey: id)  // the server's direction ended: closed (§8.3)
+        } else {
+            s.remoteEnded = true
+            open.insert(id, s)
+        }
         return .accept(unary: s.unary)
     }
 

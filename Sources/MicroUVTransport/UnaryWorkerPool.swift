@@ -105,12 +105,14 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
 
     /// Watches the deadlines of the calls that started this turn and are still running (their handler suspended).
     private func watchSuspended() {
-        let now = Timestamp.now
-        let loopNow = loop.nowMilliseconds
+        // The clocks are read only when a handler did suspend (handlers that answer at once cost no clock read).
+        var clocks: (now: Timestamp, loop: UInt64)?
         for w in started {
             w.listed = false
             if let deadline = w.callDeadline, w.isRunning(generation: w.generation) {
-                deadlines.watch(.unary(w, generation: w.generation), deadline: deadline, now: now, loopNow: loopNow)
+                let c = clocks ?? (Timestamp.now, loop.nowMilliseconds)
+                clocks = c
+                deadlines.watch(.unary(w, generation: w.generation), deadline: deadline, now: c.now, loopNow: c.loop)
             }
         }
         started.removeAll(keepingCapacity: true)
