@@ -13,11 +13,11 @@ extension Client {
     /// The one client path: deadline, then per attempt select -> attempt -> mark -> (backoff -> retry), by one
     /// retry-safety rule (``isRetryable(_:idempotent:)``) and one retry budget. Every kind of call goes through it,
     /// and it is where per-attempt policies attach. The attempt (a unary call, opening a stream) is a non-escaping
-    /// closure: its context lives on the caller's stack and borrows what it uses, so a call costs no allocation and
-    /// no reference counting for it.
-    nonisolated(nonsending) func execute<Output>(
-        service: String, endpoint: String, contentType: String, metadata: Metadata, options: CallOptions,
-        _ attempt: (String, RequestHead, Timestamp) async -> AttemptResult<Output>
+    /// closure that captures nothing: what it needs comes borrowed as `context` (the request), so a call costs no
+    /// allocation and no copy of the request for it.
+    nonisolated(nonsending) func execute<Context, Output>(
+        service: String, endpoint: String, contentType: String, metadata: Metadata, options: CallOptions, context: borrowing Context,
+        _ attempt: (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
     ) async throws -> Output {
         var now = Timestamp.now
         let deadline = deadline(timeout: options.timeout, now: now)
@@ -58,7 +58,7 @@ extension Client {
                                    timeoutMicroseconds: Self.microseconds(nanoseconds: now.nanoseconds(to: deadline)), attempt: number,
                                    metadata: metadata)
             let error: RPCError
-            switch await attempt(address, head, deadline) {
+            switch await attempt(context, address, head, deadline) {
             case .success(let output):
                 if let node, let selector { selector.mark(service, node: node, outcome: .success(latency: now.duration(to: .now))) }
                 return output

@@ -38,8 +38,8 @@ public final class Client: Sendable {
     /// an address nor a selector says where to send it.
     public nonisolated(nonsending) func call(_ request: Request, options: CallOptions = CallOptions()) async throws -> Response {
         try await execute(service: request.service, endpoint: request.endpoint, contentType: request.contentType,
-                          metadata: request.metadata, options: options) { address, head, deadline in
-            await UnaryAttempt.run(transport, request.body, to: address, head: head, deadline: deadline)
+                          metadata: request.metadata, options: options, context: request) { request, address, head, deadline in
+            await UnaryAttempt.run(self.transport, request.body, to: address, head: head, deadline: deadline)
         }
     }
 

@@ -24,6 +24,9 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
         /// Boxed, so that ``run()`` moves it into the handler (a copyable field of a non-copyable value is copied
         /// out, at the cost of a retain and a release of each of its references).
         var request: MoveBox<UnaryRequest>
+        /// The call's deadline (arrival + the head's budget), nil without one. Kept apart from the request: reading
+        /// a field of the boxed request would copy the whole request out (a retain and release per reference).
+        let deadline: Timestamp?
         var cancelled = false
 
         init(connection: MuxConnection, streamID: UInt32, handler: any UnaryHandler, head: consuming RequestHead,
@@ -31,6 +34,9 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
             self.connection = connection
             self.streamID = streamID
             self.handler = handler
+            let budget = head.timeoutMicroseconds
+            deadline = budget == 0 ? nil
+                : receivedAt.advanced(byNanoseconds: budget >= UInt64(Int64.max / 1000) ? Int64.max : Int64(budget) * 1000)
             request = MoveBox(UnaryRequest(head: head, message: message, peer: peer, receivedAt: receivedAt))
         }
 
@@ -276,16 +282,10 @@ final class UnaryWorker: @unchecked Sendable {
         streamID = id
         callCancelled = false
         generation &+= 1
-        let budget = call.request.value.head.timeoutMicroseconds
-        if budget > 0 {
-            let nanos = budget >= UInt64(Int64.max / 1000) ? Int64.max : Int64(budget) * 1000
-            callDeadline = call.request.value.receivedAt.advanced(byNanoseconds: nanos)
-            if !listed {
-                listed = true
-                pool.noteStarted(self)
-            }
-        } else {
-            callDeadline = nil
+        callDeadline = call.deadline
+        if callDeadline != nil && !listed {
+            listed = true
+            pool.noteStarted(self)
         }
         let reply = await call.run()
         let cancelled = callCancelled
