@@ -1,5 +1,5 @@
 public import Logging
-public import MicroCore
+internal import MicroCore
 public import MicroFraming
 public import MicroTLS
 
