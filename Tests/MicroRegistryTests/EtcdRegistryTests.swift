@@ -27,7 +27,7 @@ import Testing
         defer { etcd.stop() }
         let r = try makeRegistry(etcd.endpoints)
         let log = EventLog(try await r.watch(WatchOptions(service: "greeter")))
-        try await r.register(node("a"), options: RegisterOptions(ttl: .seconds(1)))
+        try await r.register(node("a"), options: RegisterOptions(ttl: .seconds(3)))
         try await r.register(node("b", version: "v2"))
         #expect(await log.waitFor(.create, node: "a"))
         #expect(await log.waitFor(.create, node: "b"))
@@ -35,12 +35,12 @@ import Testing
         #expect(Set(services.map(\.version)) == ["v1", "v2"])
         #expect(services.first { $0.version == "v1" }?.nodes == node("a").nodes)
         #expect(try await r.listServices().map(\.name) == ["greeter", "greeter"])
-        // Kept alive well past the TTL.
-        try await Task.sleep(for: .milliseconds(2500))
+        // Kept alive well past the TTL (3 s: keep-alives still arrive in time on a busy machine).
+        try await Task.sleep(for: .seconds(7))
         #expect(await ids(r) == ["a", "b"])
         var updated = node("a")
         updated.nodes[0].metadata["dc"] = "us"
-        try await r.register(updated, options: RegisterOptions(ttl: .seconds(1)))
+        try await r.register(updated, options: RegisterOptions(ttl: .seconds(3)))
         #expect(await log.waitFor(.update, node: "a"))
         try await r.deregister(node("a"))
         #expect(await log.waitFor(.delete, node: "a"))

@@ -61,11 +61,11 @@ struct PoolTests {
         try await withTimeout(20) {
             let first = Task { try await h.client.unary(to: h.address, head: RequestHead(service: "s", endpoint: "e"), message: []) }
             try await eventually(10, "first call holds the only slot") { await h.client.poolStats(for: h.address)?.streams == 1 }
-            // The second waits and gives up at its deadline (a second: long enough that a busy machine still sees it
-            // waiting, as when tests run in parallel).
+            // The second waits and gives up at its deadline (5 s: long enough that a busy machine, running the tests
+            // in parallel, still sees it waiting).
             let second = Task {
                 try await h.client.unary(to: h.address, head: RequestHead(service: "s", endpoint: "e"), message: [],
-                                         deadline: Timestamp.now.advanced(by: .seconds(1)))
+                                         deadline: Timestamp.now.advanced(by: .seconds(5)))
             }
             try await eventually(10, "second call waits") { await h.client.poolStats(for: h.address)?.waiting == 1 }
             // A third finds the waiting line full.
