@@ -83,3 +83,26 @@ public func run(_ path: String, _ args: [String], input: Data? = nil, seconds: D
     let data = out.fileHandleForReading.readDataToEndOfFile()
     return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }
+
+/// ``run(_:_:input:seconds:)`` without blocking a thread of the cooperative pool while the command runs: for
+/// commands that talk to a server of the test (openssl s_client, python3), which may take a while.
+@discardableResult
+public func runAsync(_ path: String, _ args: [String], input: Data? = nil, seconds: Double = 20) async throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = args
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    let inPipe = Pipe()
+    p.standardInput = inPipe
+    try p.run()
+    if let input { try? inPipe.fileHandleForWriting.write(contentsOf: input) }
+    try? inPipe.fileHandleForWriting.close()
+    let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+    while p.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    while p.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}

@@ -39,13 +39,13 @@ struct TLSPeerTests {
     @Test func opensslClientVerifiesOurServer() async throws {
         defer { certs.remove() }
         try await withEchoServer(try serverContext()) { port, _ in
-            let ok = try run("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certs.ca,
+            let ok = try await runAsync("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certs.ca,
                                                  "-verify_hostname", "localhost", "-verify_return_error", "-brief"], input: Data())
             #expect(ok.status == 0, "\(ok.output)")
             #expect(ok.output.contains("Verification: OK"))
             #expect(ok.output.contains("TLSv1.3"))
             // TLS 1.1 is refused (protocol version alert).
-            let old = try run("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-tls1_1", "-brief"], input: Data())
+            let old = try await runAsync("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-tls1_1", "-brief"], input: Data())
             #expect(old.status != 0)
         }
     }
@@ -57,10 +57,10 @@ struct TLSPeerTests {
         defer { unlink(file) }
         try await withEchoServer(try serverContext()) { port, _ in
             let common = ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certs.ca, "-tls1_2"]
-            let first = try run("/usr/bin/openssl", common + ["-sess_out", file], input: Data())
+            let first = try await runAsync("/usr/bin/openssl", common + ["-sess_out", file], input: Data())
             #expect(first.status == 0, "\(first.output)")
             #expect(first.output.contains("New, TLSv1.2"), "\(first.output)")
-            let second = try run("/usr/bin/openssl", common + ["-sess_in", file], input: Data())
+            let second = try await runAsync("/usr/bin/openssl", common + ["-sess_in", file], input: Data())
             #expect(second.status == 0, "\(second.output)")
             #expect(second.output.contains("Reused, TLSv1.2"), "\(second.output)")
         }
@@ -91,7 +91,7 @@ struct TLSPeerTests {
             except ssl.SSLCertVerificationError:
                 print("hostname refused")
             """
-            let r = try run("/usr/bin/env", ["python3", "-c", script, String(port), certs.ca])
+            let r = try await runAsync("/usr/bin/env", ["python3", "-c", script, String(port), certs.ca])
             #expect(r.status == 0, "\(r.output)")
             #expect(r.output.contains("echo ok TLSv1.3"))
             #expect(r.output.contains("hostname refused"))
@@ -108,7 +108,7 @@ struct TLSPeerTests {
             let silent = try await RawPeer.connect(group.loops[0], address)
             try await eventually(5, "silent client closed after the handshake timeout") { silent.isClosed }
             // Everyone else is still served.
-            let r = try run("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certs.ca, "-verify_return_error", "-brief"], input: Data())
+            let r = try await runAsync("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certs.ca, "-verify_return_error", "-brief"], input: Data())
             #expect(r.status == 0, "\(r.output)")
         }
     }
@@ -135,7 +135,7 @@ struct TLSPeerTests {
             try await stalled.send(Array(hello.prefix(hello.count / 2)))
             try await eventually(5, "stalled handshake closed by the server") { stalled.isClosed }
             // The server is fine.
-            let r = try run("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certs.ca, "-verify_return_error", "-brief"], input: Data())
+            let r = try await runAsync("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certs.ca, "-verify_return_error", "-brief"], input: Data())
             #expect(r.status == 0, "\(r.output)")
         }
     }
@@ -143,10 +143,10 @@ struct TLSPeerTests {
     @Test func mutualTLSWithOpenSSLClient() async throws {
         defer { certs.remove() }
         try await withEchoServer(try serverContext(requireClientCert: true)) { port, _ in
-            let without = try run("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certs.ca, "-brief"],
+            let without = try await runAsync("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certs.ca, "-brief"],
                                   input: Data([0, 0, 0, 1, 65]))
             #expect(!without.output.contains("\u{0}\u{0}\u{0}\u{1}A") || without.status != 0, "refused without a certificate")
-            let with = try run("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certs.ca, "-brief",
+            let with = try await runAsync("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certs.ca, "-brief",
                                                    "-cert", certs.clientCert, "-key", certs.clientKey], input: Data())
             #expect(with.status == 0, "\(with.output)")
         }
