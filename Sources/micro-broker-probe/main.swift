@@ -33,6 +33,10 @@ func value(_ flag: String) -> String? {
 }
 
 let args = CommandLine.arguments
+if args.contains("--help") || args.contains("-h") {
+    say("usage: micro-broker-probe subscribe <topic> <count> [--queue q] [--timeout s] | publish <topic> <body> [n] [--concurrency c] | bench <n> [--concurrency c]")
+    exit(0)
+}
 guard args.count >= 4 || (args.count >= 3 && args[1] == "bench") else { fail("usage: micro-broker-probe subscribe <topic> <count> [--queue q] | publish <topic> <body> [n]") }
 let group = EventLoopGroup(threads: 1)
 let broker = EmbeddedBroker(group: group, registry: LocalRegistry())

@@ -20,9 +20,15 @@ var keyFile: String?
 var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
-    case "--host": host = args.next() ?? host
-    case "--port": port = Int(args.next() ?? "") ?? port
-    case "--threads": threads = Int(args.next() ?? "") ?? threads
+    case "--host":
+        guard let v = args.next() else { fail("micro-echo: --host needs a value") }
+        host = v
+    case "--port":
+        guard let v = args.next().flatMap(Int.init), (0...65_535).contains(v) else { fail("micro-echo: --port needs a port number (0-65535)") }
+        port = v
+    case "--threads":
+        guard let v = args.next().flatMap(Int.init), v > 0 else { fail("micro-echo: --threads needs a positive integer") }
+        threads = v
     case "--tls": tls = true
     case "--cert": certFile = args.next()
     case "--key": keyFile = args.next()

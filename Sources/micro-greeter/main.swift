@@ -28,6 +28,24 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
+let usage = "usage: micro-greeter [--name greeter] [--address 127.0.0.1:0] [--version latest] [--threads 1] [--registry local|memory|etcd] [--registry_address host:port] [--ttl seconds] [--interval seconds]"
+// Every flag takes a value; anything else is refused before the server starts.
+do {
+    let withValue: Set<String> = ["--name", "--address", "--version", "--threads", "--registry", "--registry_address", "--ttl", "--interval"]
+    var it = CommandLine.arguments.dropFirst().makeIterator()
+    while let arg = it.next() {
+        if arg == "--help" || arg == "-h" {
+            FileHandle.standardOutput.write(Data((usage + "\n").utf8))
+            exit(0)
+        }
+        if arg.hasPrefix("--registry=") || arg.hasPrefix("--registry_address=") { continue }
+        guard withValue.contains(arg) else { fail("micro-greeter: unknown argument \(arg) (--help for usage)") }
+        guard let v = it.next() else { fail("micro-greeter: \(arg) needs a value") }
+        if arg == "--threads", Int(v).map({ $0 > 0 }) != true { fail("micro-greeter: --threads needs a positive integer, not \(v)") }
+        if arg == "--ttl" || arg == "--interval", Double(v).map({ $0 > 0 }) != true { fail("micro-greeter: \(arg) needs seconds (a positive number), not \(v)") }
+    }
+}
+
 let name = value("--name") ?? "greeter"
 let address = value("--address") ?? "127.0.0.1:0"
 let threads = Int(value("--threads") ?? "1") ?? 1

@@ -28,6 +28,14 @@ func json<T: Encodable>(_ value: T) -> String {
 }
 
 var args = Array(CommandLine.arguments.dropFirst())
+if args.contains("--help") || args.contains("-h") {
+    printLine("""
+    usage: micro-registry [--registry local|etcd|memory] [--registry_address host:port,...] COMMAND
+      list | get SERVICE | register SERVICE NODE-ID ADDRESS [--version V] [--ttl SECONDS] [--meta K=V]... [--hold]
+      deregister SERVICE NODE-ID | watch [SERVICE] [--count N]
+    """)
+    exit(0)
+}
 let configuration: RegistryConfiguration
 do {
     configuration = try RegistryConfiguration.parse(arguments: args, environment: ProcessInfo.processInfo.environment)

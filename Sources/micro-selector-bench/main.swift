@@ -8,6 +8,15 @@ import MicroCore
 import MicroRegistry
 import MicroSelector
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func fail(_ message: String) -> Never {
+    let line = "micro-selector-bench: " + message + "\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+    exit(2)
+}
 
 struct Options {
     var calls = 2_000_000
@@ -18,12 +27,16 @@ struct Options {
 var options = Options()
 var argv = CommandLine.arguments.dropFirst()
 while let flag = argv.popFirst() {
-    guard let value = argv.popFirst().flatMap(Int.init) else { fatalError("\(flag) needs a number") }
+    if flag == "--help" || flag == "-h" {
+        print("usage: micro-selector-bench [--calls N] [--nodes N] [--tasks N]")
+        exit(0)
+    }
+    guard ["--calls", "--nodes", "--tasks"].contains(flag) else { fail("unknown argument \(flag) (--help for usage)") }
+    guard let value = argv.popFirst().flatMap(Int.init), value > 0 else { fail("\(flag) needs a positive integer") }
     switch flag {
     case "--calls": options.calls = value
     case "--nodes": options.nodes = value
-    case "--tasks": options.tasks = value
-    default: fatalError("unknown flag \(flag)")
+    default: options.tasks = value
     }
 }
 let config = options

@@ -60,6 +60,8 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     public var pid: Int32 { process.processIdentifier }
+    /// The exit status, once it exited.
+    public var status: Int32 { process.terminationStatus }
     public var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// SIGKILL (a crash: nothing is cleaned up) and reap.
