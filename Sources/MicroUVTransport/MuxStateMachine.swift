@@ -150,9 +150,8 @@ struct MuxStateMachine {
         guard var s = open[id] else { return notOpen(id, "RESPONSE") }
         if s.headReceived { return .error(.protocolError, "second RESPONSE on stream \(id)") }
         if s.remoteEnded { return .error(.protocolError, "RESPONSE after the end of stream \(id)") }
-        // The server ended its direction: the stream is closed (§8.3), whatever the client's direction.
         if endStream {
-            open.removeValue(forKey: id)
+            peerEnded(id, s)
         } else {
             s.headReceived = true
             open.insert(id, s)
@@ -162,32 +161,32 @@ struct MuxStateMachine {
 
     /// A DATA frame.
     mutating func receiveData(_ id: UInt32, endStream: Bool) -> Verdict {
-        guard var s = open[id] else { return notOpen(id, "DATA") }
+        guard let s = open[id] else { return notOpen(id, "DATA") }
         if role == .client && !s.headReceived { return .error(.protocolError, "DATA before RESPONSE on stream \(id)") }
         if s.remoteEnded { return .error(.protocolError, "DATA after the end of stream \(id)") }
-        if endStream {
-            if role == .client {
-                open.removeValue(forKey: id)  // the server's direction ended: closed (§8.3)
-            } else {
-                s.remoteEnded = true
-                open.insert(id, s)
-            }
-        }
+        if endStream { peerEnded(id, s) }
         return .accept(unary: s.unary)
     }
 
     /// An END frame; `hasHead`: it carries a status (a server's END must).
     mutating func receiveEnd(_ id: UInt32, hasHead: Bool) -> Verdict {
-        guard var s = open[id] else { return notOpen(id, "END") }
+        guard let s = open[id] else { return notOpen(id, "END") }
         if s.remoteEnded { return .error(.protocolError, "END after the end of stream \(id)") }
         if role == .client && !hasHead { return .error(.protocolError, "END without a status from the server on stream \(id)") }
+        peerEnded(id, s)
+        return .accept(unary: s.unary)
+    }
+
+    /// The peer ended its direction of stream `id`. At a client that closes the stream (the server's direction
+    /// ended, §8.3); at a server the stream stays open until it answers.
+    private mutating func peerEnded(_ id: UInt32, _ state: StreamState) {
         if role == .client {
-            open.removeValue(forKey: id)  // the server's direction ended: closed (§8.3)
+            open.removeValue(forKey: id)
         } else {
+            var s = state
             s.remoteEnded = true
             open.insert(id, s)
         }
-        return .accept(unary: s.unary)
     }
 
     /// A CANCEL: accepted for an open stream, which is closed now.

@@ -61,9 +61,9 @@ public struct CertificateError: Error {
     public init(message: String) { self.message = message }
 }
 
-/// Runs a command to completion with a time limit; returns its status and output.
-@discardableResult
-public func run(_ path: String, _ args: [String], input: Data? = nil, seconds: Double = 20) throws -> (status: Int32, output: String) {
+/// Starts `path` with `args`, its output (stdout and stderr) in one pipe, `input` written to its stdin, which is
+/// then closed.
+private func start(_ path: String, _ args: [String], input: Data?) throws -> (process: Process, output: Pipe) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: path)
     p.arguments = args
@@ -76,6 +76,14 @@ public func run(_ path: String, _ args: [String], input: Data? = nil, seconds: D
     // The throwing write: a peer that exits before reading (a refused handshake) gives EPIPE, not a crash.
     if let input { try? inPipe.fileHandleForWriting.write(contentsOf: input) }
     try? inPipe.fileHandleForWriting.close()
+    return (p, out)
+}
+
+/// Runs a command to completion with a time limit; returns its status and output. Blocks its thread: for short
+/// commands (making certificates); use ``runAsync(_:_:input:seconds:)`` for anything that talks to a test server.
+@discardableResult
+public func run(_ path: String, _ args: [String], input: Data? = nil, seconds: Double = 20) throws -> (status: Int32, output: String) {
+    let (p, out) = try start(path, args, input: input)
     let deadline = Date().addingTimeInterval(seconds)
     while p.isRunning && Date() < deadline { usleep(10_000) }
     if p.isRunning { kill(p.processIdentifier, SIGKILL) }
@@ -88,17 +96,7 @@ public func run(_ path: String, _ args: [String], input: Data? = nil, seconds: D
 /// commands that talk to a server of the test (openssl s_client, python3), which may take a while.
 @discardableResult
 public func runAsync(_ path: String, _ args: [String], input: Data? = nil, seconds: Double = 20) async throws -> (status: Int32, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = args
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = out
-    let inPipe = Pipe()
-    p.standardInput = inPipe
-    try p.run()
-    if let input { try? inPipe.fileHandleForWriting.write(contentsOf: input) }
-    try? inPipe.fileHandleForWriting.close()
+    let (p, out) = try start(path, args, input: input)
     let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
     while p.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
     if p.isRunning { kill(p.processIdentifier, SIGKILL) }
