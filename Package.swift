@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "MicroRPCTests",
             dependencies: [
-                "MicroRPC", "MicroCore", "MicroInMemory", "MicroTestSupport",
+                "MicroRPC", "MicroCore", "MicroInMemory", "MicroSelector", "MicroTestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict

@@ -43,16 +43,11 @@ extension Client {
                 guard let selector else {
                     throw RPCUsageError("no address given and the client has no selector: cannot tell where \(service) runs")
                 }
-                do {
-                    if next == nil { next = try await selector.select(service, options: options.selection) }
-                    let picked = try next!.next()
-                    node = picked
-                    address = picked.address
-                } catch let e as RPCError {
-                    throw e
-                } catch {
-                    throw lastError ?? RPCError(.unavailable, "no node of \(service): \(error)", cause: error, workNotStarted: true)
-                }
+                let (picked, waited) = try await pickNode(selector, service: service, options: options, deadline: deadline,
+                                                          next: &next, lastError: lastError)
+                node = picked
+                address = picked.address
+                if waited { now = .now }
             }
             let head = RequestHead(service: service, endpoint: endpoint, contentType: contentType,
                                    timeoutMicroseconds: Self.microseconds(nanoseconds: now.nanoseconds(to: deadline)), attempt: number,
@@ -87,6 +82,50 @@ extension Client {
                 throw RPCError(.cancelled, "cancelled while waiting to retry; last: \(lastError!.message)", cause: lastError)
             }
             number += 1
+        }
+    }
+
+    /// The node for an attempt: the selector's next pick. When there is none (or the registry cannot be read), the
+    /// call waits for one until its deadline (wait for ready), unless the call or the client turned that off; then
+    /// it fails at once, after one suspension. Returns whether it waited (the caller's clock reading is then old).
+    nonisolated(nonsending) private func pickNode(_ selector: any Selector, service: String, options: CallOptions, deadline: Timestamp,
+                                                  next: inout Next?, lastError: RPCError?) async throws -> (Node, waited: Bool) {
+        let wait = options.waitForNode ?? configuration.waitForNode
+        var waited = false
+        var registryFailures = 0
+        while true {
+            let failure: any Error
+            do {
+                if next == nil { next = try await selector.select(service, options: options.selection) }
+                return (try next!.next(), waited)
+            } catch let e as RPCError {
+                throw e
+            } catch {
+                failure = error
+            }
+            let last = lastError.map { "; last: \($0.message)" } ?? ""
+            guard wait else {
+                // Never throw without suspending: callers that retry in a loop would hold their threads.
+                await Task.yield()
+                throw lastError ?? RPCError(.unavailable, "no node of \(service): \(failure)", cause: failure, workNotStarted: true)
+            }
+            if Task.isCancelled {
+                throw RPCError(.cancelled, "cancelled while waiting for a node of \(service)\(last)", cause: lastError ?? failure)
+            }
+            let now = Timestamp.now
+            if now >= deadline {
+                throw RPCError(.unavailable, "no node of \(service) became available before the deadline (\(failure))\(last)",
+                               cause: lastError ?? failure, workNotStarted: true)
+            }
+            waited = true
+            if let next {
+                await next.waitForChange(until: deadline)
+            } else {
+                // The registry did not answer the first read: again, backing off within the deadline.
+                registryFailures += 1
+                let wake = now.advanced(by: configuration.backoff.delay(forRetry: registryFailures))
+                try? await BackgroundExecutor.shared.sleep(until: min(deadline, wake))
+            }
         }
     }
 

@@ -15,14 +15,18 @@ public struct CallOptions: Sendable {
     /// How nodes are chosen and which qualify (strategy, filters by version, label or endpoint, canary
     /// weights), when the client has a selector.
     public var selection: SelectOptions
+    /// Whether a call that finds no node of its service waits for one until its deadline (nil: the client's
+    /// ``ClientConfiguration/waitForNode``).
+    public var waitForNode: Bool?
 
     public init(timeout: Duration? = nil, retries: Int? = nil, idempotent: Bool = false, address: String? = nil,
-                selection: SelectOptions = SelectOptions()) {
+                selection: SelectOptions = SelectOptions(), waitForNode: Bool? = nil) {
         self.timeout = timeout
         self.retries = retries
         self.idempotent = idempotent
         self.address = address
         self.selection = selection
+        self.waitForNode = waitForNode
     }
 }
 

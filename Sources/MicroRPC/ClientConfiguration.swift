@@ -7,6 +7,11 @@ public struct ClientConfiguration: Sendable {
     /// Retries after the first attempt.
     public var retries: Int = 3
     public var backoff = Backoff()
+    /// Wait for ready (gRPC's name; Finagle queues the same way): a call that finds no node of its service, or
+    /// cannot read it from the registry, waits until the watch brings a node or the deadline passes, then fails
+    /// with UNAVAILABLE naming the service. Off: it fails at once (after one suspension, so that callers retrying
+    /// in a loop never hold a thread). Either way no attempt is spent on it.
+    public var waitForNode = true
     /// The share of calls that may be retried, plus a floor per second.
     public var retryBudget = RetryBudget.Configuration()
     /// Codecs for typed calls, by content type.

@@ -82,9 +82,9 @@ public final class Registration: Sendable {
     }
 
     private func startRenewal() -> Task<Void, Never> {
-        Task { [weak self, interval] in
+        Task(executorPreference: BackgroundExecutor.shared) { [weak self, interval] in
             while !Task.isCancelled {
-                do { try await Task.sleep(for: interval) } catch { return }
+                do { try await BackgroundExecutor.shared.sleep(for: interval) } catch { return }
                 guard let self else { return }
                 for (id, record) in self.records {
                     if Task.isCancelled { return }

@@ -21,6 +21,8 @@ final class PoolNext: Next {
     /// ``mark(_:outcome:)`` find it without hashing.
     var lastIndex = -1
     var lastGeneration: UInt64 = 0
+    /// The pool's change count when a pick last found nothing (what ``waitForChange(until:)`` waits past).
+    var seenChanges: UInt64 = 0
 
     init(pool: ServicePool, strategy: Strategy, filters: [Filter], canary: [String: Int]?) {
         self.pool = pool
@@ -32,8 +34,18 @@ final class PoolNext: Next {
 
     override func next() throws -> Node {
         try pool.state.withLock { state throws(SelectorError) -> Node in
-            try state.pick(for: self)
+            do throws(SelectorError) {
+                return try state.pick(for: self)
+            } catch {
+                // Read under the state's lock: a change after this pick is signalled after it, so it is not missed.
+                seenChanges = pool.changes.version
+                throw error
+            }
         }
+    }
+
+    override nonisolated(nonsending) func waitForChange(until deadline: Timestamp) async {
+        await pool.changes.wait(after: seenChanges, until: deadline)
     }
 
     override func mark(_ node: Node, outcome: Outcome) {

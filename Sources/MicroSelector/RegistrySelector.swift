@@ -5,10 +5,15 @@ import Synchronization
 ///
 /// The first `select` of a service reads it from the registry (one lookup, counted in ``registryLookups``) and
 /// opens one watch of all services if none is open yet; every later `select` is served from the cache without
-/// touching the registry. When the watch breaks (registry outage), the cache keeps serving what it knew
-/// (stale on error) and the watch is opened again with backoff; once it is back, every cached service is read
-/// again. A service the registry does not know is cached as empty (its `next()` throws
-/// ``SelectorError/noneAvailable(_:)``) until the watch reports nodes.
+/// touching the registry. When the watch breaks (registry outage: the watch ends, or reports `.interrupted`),
+/// the cache keeps serving what it knew and holds deletions; once the watch is back, every cached service is
+/// read again and applied by the stale-on-error rule (``SelectorConfiguration/Cache/staleShare``): a read that
+/// would remove most of a service's nodes keeps them, marked stale, while calls to them succeed. A service the
+/// registry does not know is cached as empty (its `next()` throws ``SelectorError/noneAvailable(_:)``, and its
+/// `waitForChange` returns when the watch reports a node).
+///
+/// The watch runs on ``BackgroundExecutor``, so the cache stays current while the program's tasks hold every
+/// thread of the shared pool.
 ///
 /// Not promised: that a select right after a registration elsewhere sees the new node before the watch event
 /// arrives.
@@ -108,7 +113,7 @@ public final class RegistrySelector: Selector {
     private func startWatching() async {
         let starter = watchState.withLock { s -> Task<Void, Never> in
             if let starter = s.starter { return starter }
-            let task = Task { await self.openFirstWatch() }
+            let task = Task(executorPreference: BackgroundExecutor.shared) { await self.openFirstWatch() }
             s.starter = task
             return task
         }
@@ -117,7 +122,7 @@ public final class RegistrySelector: Selector {
 
     private func openFirstWatch() async {
         let watcher = try? await registry.watch(WatchOptions())
-        let consumer = Task { await self.consume(first: watcher) }
+        let consumer = Task(executorPreference: BackgroundExecutor.shared) { await self.consume(first: watcher) }
         watchState.withLock { s in
             s.consumer = consumer
             s.watcher = watcher
@@ -125,14 +130,32 @@ public final class RegistrySelector: Selector {
         }
     }
 
-    /// Applies events while the watch lasts; reopens it when it breaks, then reads every cached service again.
+    /// Applies events while the watch lasts; reopens it when it ends, then reads every cached service again. A
+    /// watch that reports `.interrupted` (etcd's reconnects on its own) is broken until `.resynced`: deletions
+    /// meanwhile are held, and the services are read again at `.resynced`.
     private func consume(first: RegistryWatcher?) async {
         var watcher = first
         var failures = 0
         while !Task.isCancelled && !watchState.withLock({ $0.closed }) {
             if let current = watcher {
+                var interrupted = false
                 do {
-                    for try await event in current { apply(event) }
+                    for try await event in current {
+                        switch event.kind {
+                        case .interrupted:
+                            interrupted = true
+                            watchState.withLock { $0.healthy = false }
+                        case .resynced:
+                            interrupted = false
+                            watchState.withLock { $0.healthy = !$0.closed }
+                            await refreshAll()
+                        case .delete where interrupted:
+                            // Judged at `.resynced`, against a fresh read.
+                            break
+                        default:
+                            apply(event)
+                        }
+                    }
                 } catch {
                     // Broken: fall through to reopen.
                 }
@@ -141,7 +164,7 @@ public final class RegistrySelector: Selector {
                 continue
             }
             failures += 1
-            try? await Task.sleep(for: retryDelay(failures))
+            try? await BackgroundExecutor.shared.sleep(for: retryDelay(failures))
             guard !watchState.withLock({ $0.closed }) else { break }
             guard let reopened = try? await registry.watch(WatchOptions()) else { continue }
             failures = 0
@@ -165,17 +188,22 @@ public final class RegistrySelector: Selector {
         return min(d, configuration.cache.retryMax)
     }
 
-    /// Reads every cached service again (after the watch was down); a failed read keeps the cached copy.
+    /// Reads every cached service again (after the watch was down) and applies it by the stale-on-error rule; a
+    /// failed read keeps the cached copy.
     private func refreshAll() async {
         let all = pools.withLock { Array($0.values) }
         for pool in all {
             guard let services = try? await read(pool.name) else { continue }
-            pool.state.withLock { $0.replace(with: services) }
+            pool.update { $0.resync(with: services, now: monotonicNanoseconds()) }
         }
     }
 
     private func apply(_ event: RegistryEvent) {
         guard let pool = pools.withLock({ $0[event.service.name] }) else { return }
-        pool.state.withLock { $0.apply(event) }
+        if event.kind == .delete {
+            pool.state.withLock { $0.apply(event) }
+        } else {
+            pool.update { $0.apply(event) }
+        }
     }
 }

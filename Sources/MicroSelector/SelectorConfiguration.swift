@@ -1,8 +1,9 @@
 public import MicroCore
 /// Settings of ``RegistrySelector``. Defaults follow go-micro, Finagle and Envoy (see docs).
 public struct SelectorConfiguration: Sendable, Hashable {
-    /// The strategy when a call does not choose one.
-    public var strategy: Strategy = .random
+    /// The strategy when a call does not choose one: of two nodes at random, the one with fewer calls outstanding
+    /// (Finagle's default), so a slow node, whose calls pile up, gets few new ones. Costs no clock read.
+    public var strategy: Strategy = .leastOutstanding
     /// Canary splits: service -> version -> weight, e.g. `["greeter": ["v1": 95, "v2": 5]]`. Calls without a
     /// version filter go to the versions in these proportions (exactly, by smooth weighted round robin over the
     /// versions currently registered; a version with weight 0 or not listed gets no calls while a listed one has
@@ -49,6 +50,13 @@ public struct SelectorConfiguration: Sendable, Hashable {
         /// meanwhile the cache keeps serving what it knew.
         public var retryFirst: Duration = .milliseconds(100)
         public var retryMax: Duration = .seconds(5)
+        /// Stale on error: after a break in the watch, a re-read that would remove more than this share of a
+        /// service's nodes (0...1) is not applied at once; the nodes it no longer lists stay, marked stale (Envoy's
+        /// panic threshold and gRPC's keeping of the last good picker are the models). 1 turns it off.
+        public var staleShare = 0.5
+        /// How long a stale node is kept at most: it goes earlier when the first call to it fails, and stops being
+        /// stale when the registry lists it again. The default is the default registration TTL.
+        public var staleTime: Duration = .seconds(90)
 
         public init() {}
     }

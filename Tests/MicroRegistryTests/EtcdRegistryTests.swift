@@ -92,6 +92,10 @@ import Testing
         #expect(await eventually(5) { await ids(r) == ["a"] })
         try await r.register(node("b"), options: RegisterOptions(ttl: .seconds(1)))
         #expect(await log.waitFor(.create, node: "b"))
+        // The break was reported: `.interrupted`, then `.resynced` once the watch was live again.
+        let kinds = log.all.map(\.kind)
+        #expect(kinds.contains(.interrupted))
+        #expect(kinds.lastIndex(of: .resynced).map { $0 > kinds.firstIndex(of: .interrupted)! } == true)
 
         // Etcd comes back empty: the keep-alive finds its leases gone and registers both nodes again.
         etcd.kill(0)
@@ -109,7 +113,8 @@ import Testing
         #expect(await ids(r) == ["a", "b"])
         // Etcd was empty for a moment, so the watch may have reported a and b leaving; its last word is that they are
         // there.
-        let last = Dictionary(log.all.map { ($0.service.nodes[0].id, $0.kind) }, uniquingKeysWith: { _, later in later })
+        let last = Dictionary(log.all.filter { !$0.service.nodes.isEmpty }.map { ($0.service.nodes[0].id, $0.kind) },
+                              uniquingKeysWith: { _, later in later })
         #expect(last["a"] != .delete && last["b"] != .delete, "\(log.all.map { "\($0.kind) \($0.service.nodes.map(\.id))" })")
         log.stop()
         await r.close()

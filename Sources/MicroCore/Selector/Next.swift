@@ -32,4 +32,13 @@ open class Next {
     /// ``Selector/mark(_:node:outcome:)`` on its selector, without looking the service and the node up. (A
     /// `Next` made from a closure does nothing here: mark through its selector instead.)
     open func mark(_ node: Node, outcome: Outcome) {}
+
+    /// Suspends until the nodes this `Next` picks from may have changed since its last ``next()`` threw, until
+    /// `deadline`, or until the task is cancelled, whichever comes first. The client calls it when a call finds no
+    /// node and waits for one (wait-for-ready); it then calls ``next()`` again. A `Next` made from a closure polls:
+    /// it returns after 50 ms (or at the deadline). Subclasses that learn of changes override it to wake at once.
+    open nonisolated(nonsending) func waitForChange(until deadline: Timestamp) async {
+        let poll = Timestamp.now.advanced(byNanoseconds: 50_000_000)
+        try? await BackgroundExecutor.shared.sleep(until: min(deadline, poll))
+    }
 }

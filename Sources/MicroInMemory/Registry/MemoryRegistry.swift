@@ -84,9 +84,9 @@ public final class MemoryRegistry: Registry {
 
     /// Removes expired nodes and tells watchers; runs while any registration has a TTL.
     private func startSweeping() {
-        Task { [weak self] in
+        Task(executorPreference: BackgroundExecutor.shared) { [weak self] in
             while true {
-                try? await Task.sleep(for: .milliseconds(100))
+                try? await BackgroundExecutor.shared.sleep(for: .milliseconds(100))
                 guard let self, self.sweep() else { return }
             }
         }

@@ -100,12 +100,21 @@ public final class EtcdRegistry: Registry {
             }
         }
         let seconds = max(1, Int64((Double(ttl.components.seconds) + Double(ttl.components.attoseconds) / 1e18).rounded(.up)))
-        let grant = try await client.call("/v3/lease/grant", EtcdLeaseGrantRequest(TTL: EtcdInt(seconds)), as: EtcdLeaseGrantResponse.self)
-        guard let lease = grant.ID?.value, grant.error == nil || grant.error!.isEmpty else {
-            throw RegistryError.badResponse("lease grant: \(grant.error ?? "no ID")")
+        var attempt = 1
+        while true {
+            let grant = try await client.call("/v3/lease/grant", EtcdLeaseGrantRequest(TTL: EtcdInt(seconds)), as: EtcdLeaseGrantResponse.self)
+            guard let lease = grant.ID?.value, grant.error == nil || grant.error!.isEmpty else {
+                throw RegistryError.badResponse("lease grant: \(grant.error ?? "no ID")")
+            }
+            do {
+                _ = try await client.call("/v3/kv/put", EtcdPutRequest(key: key.base64, value: value.base64, lease: EtcdInt(lease)), as: EtcdHeaderOnly.self)
+                return lease
+            } catch RegistryError.badResponse(let why) where why.contains("lease not found") && attempt < 3 {
+                // The new lease is gone already: a member that restarted in between, or a short TTL that ran out
+                // on a slow machine. Once more with another.
+                attempt += 1
+            }
         }
-        _ = try await client.call("/v3/kv/put", EtcdPutRequest(key: key.base64, value: value.base64, lease: EtcdInt(lease)), as: EtcdHeaderOnly.self)
-        return lease
     }
 
     public func deregister(_ service: Service) async throws {
@@ -150,7 +159,7 @@ public final class EtcdRegistry: Registry {
     // MARK: - Keep-alive
 
     private func startKeepAliveTask() {
-        let task = Task { [weak self] in
+        let task = Task(executorPreference: BackgroundExecutor.shared) { [weak self] in
             var failures = 0
             while !Task.isCancelled {
                 guard let self else { return }
@@ -170,7 +179,7 @@ public final class EtcdRegistry: Registry {
                 failures = ok ? 0 : failures + 1
                 // While etcd is away, try again sooner than the interval, backing off.
                 let delay = ok ? interval : min(interval, self.backoff(failures))
-                try? await Task.sleep(for: delay)
+                try? await BackgroundExecutor.shared.sleep(for: delay)
             }
         }
         state.withLock { s in

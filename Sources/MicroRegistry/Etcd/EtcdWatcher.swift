@@ -7,10 +7,12 @@ import Synchronization
 /// messages become ``RegistryEvent``s.
 ///
 /// The watcher keeps what it knows of each key. When the stream breaks (a member died, etcd restarted, the
-/// history it needed was compacted) it reconnects to the next endpoint, backing off, reads the prefix again
-/// and reports the difference from what it knew as events, then watches on from that read's revision plus
-/// one. So a consumer's view ends up right whatever happened meanwhile, even if etcd came back without its
-/// data; what it does not see is a key that came and went entirely while it was disconnected. Thread-safe.
+/// history it needed was compacted) it reports `.interrupted`, reconnects to the next endpoint, backing off,
+/// reads the prefix again and reports the difference from what it knew as events, then `.resynced`, and watches
+/// on from that read's revision plus one. So a consumer's view ends up right whatever happened meanwhile, even if etcd came back without its
+/// data; what it does not see is a key that came and went entirely while it was disconnected. It runs on
+/// ``BackgroundExecutor``, so a program whose tasks hold every thread of the shared pool still sees its
+/// registry. Thread-safe.
 final class EtcdWatcher: Sendable {
     let client: EtcdClient
     let prefix: String
@@ -48,7 +50,7 @@ final class EtcdWatcher: Sendable {
         let revision = try await resync(&known, emit: nil)
         let first = try await open(from: revision + 1)
         let (events, continuation) = AsyncThrowingStream<RegistryEvent, any Error>.makeStream()
-        let task = Task { [self, known] in
+        let task = Task(executorPreference: BackgroundExecutor.shared) { [self, known] in
             await run(first: first, known: known, nextRevision: revision + 1, continuation: continuation)
         }
         state.withLock { $0.task = task }
@@ -124,9 +126,10 @@ final class EtcdWatcher: Sendable {
                 do {
                     nextRevision = try await resync(&known, emit: continuation) + 1
                     stream = try await open(from: nextRevision)
+                    continuation.yield(.resynced)
                 } catch {
                     failures += 1
-                    try? await Task.sleep(for: delay(failures))
+                    try? await BackgroundExecutor.shared.sleep(for: delay(failures))
                     continue
                 }
             }
@@ -154,9 +157,10 @@ final class EtcdWatcher: Sendable {
             stream?.cancel()
             stream = nil
             if isStopped { break }
+            continuation.yield(.interrupted)
             if !restart { client.avoidCurrentEndpoint() }
             failures += 1
-            try? await Task.sleep(for: delay(failures))
+            try? await BackgroundExecutor.shared.sleep(for: delay(failures))
         }
         continuation.finish()
     }

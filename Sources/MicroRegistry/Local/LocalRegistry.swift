@@ -96,11 +96,11 @@ public final class LocalRegistry: Registry {
         let (stream, continuation) = AsyncThrowingStream<RegistryEvent, any Error>.makeStream()
         var initialCache: [String: CachedFile] = [:]
         let initial = scan(options.service, cache: &initialCache)
-        let task = Task { [self, initialCache] in
+        let task = Task(executorPreference: BackgroundExecutor.shared) { [self, initialCache] in
             var cache = initialCache
             var known = initial
             while !Task.isCancelled {
-                try? await Task.sleep(for: pollInterval)
+                try? await BackgroundExecutor.shared.sleep(for: pollInterval)
                 if Task.isCancelled { break }
                 let now = scan(options.service, cache: &cache)
                 for (key, service) in now {

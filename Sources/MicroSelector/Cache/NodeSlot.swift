@@ -13,4 +13,7 @@ struct NodeSlot {
     /// Smooth weighted round robin state.
     var weightCurrent = 0
     var health = NodeHealth()
+    /// Nonzero while the node is stale: a re-read after a watch break no longer listed it, but it was kept (see
+    /// ``PoolState/resync(with:now:)``) until this monotonic time in nanoseconds.
+    var staleUntil: UInt64 = 0
 }

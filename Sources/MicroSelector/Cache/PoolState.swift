@@ -13,6 +13,8 @@ struct PoolState {
     var random = FastRandom()
     /// Nodes currently ejected (probing ones included).
     var ejected = 0
+    /// Nodes currently stale (kept after a re-read no longer listed them).
+    var stale = 0
     /// Reused list of candidate indexes for one pick.
     var candidates: [Int] = []
 
@@ -32,6 +34,7 @@ struct PoolState {
         nodes = []
         indexByID = [:]
         ejected = 0
+        stale = 0
         for service in services {
             let v = versionIndex(for: service)
             for node in service.nodes {
@@ -55,6 +58,64 @@ struct PoolState {
         countNodesPerVersion()
     }
 
+    /// Sets the whole service from a re-read after the watch broke, by the stale-on-error rule: when the read
+    /// would remove more than ``SelectorConfiguration/Cache/staleShare`` of the nodes (a registry that came back
+    /// empty or partial while the nodes are fine), the nodes it no longer lists stay, marked stale, until the
+    /// registry lists them again, a call to one fails, or ``SelectorConfiguration/Cache/staleTime`` passes.
+    /// Otherwise it is applied as it is. Returns how many nodes were kept stale.
+    @discardableResult
+    mutating func resync(with services: [Service], now: UInt64) -> Int {
+        var listed = Set<String>()
+        for service in services { for node in service.nodes { listed.insert(node.id) } }
+        let gone = nodes.filter { !listed.contains($0.node.id) }
+        let keep = !gone.isEmpty && Double(gone.count) > Double(nodes.count) * configuration.cache.staleShare
+        let oldVersions = versions
+        replace(with: services)
+        guard keep else { return 0 }
+        let limit = now &+ configuration.cache.staleTime.nanoseconds
+        for var slot in gone {
+            guard indexByID[slot.node.id] == nil else { continue }
+            // Version indexes were rebuilt: point at the same version, kept with its old metadata if not listed.
+            let old = oldVersions[slot.version].service
+            if let v = versions.firstIndex(where: { $0.service.version == old.version }) {
+                slot.version = v
+            } else {
+                slot.version = versions.count
+                versions.append(VersionSlot(service: old))
+            }
+            if slot.staleUntil == 0 { slot.staleUntil = limit }
+            if slot.health.isEjected { ejected += 1 }
+            stale += 1
+            indexByID[slot.node.id] = nodes.count
+            nodes.append(slot)
+        }
+        countNodesPerVersion()
+        return gone.count
+    }
+
+    /// Removes stale nodes whose time is up. Call only while `stale > 0`.
+    mutating func dropExpiredStale(now: UInt64) {
+        var i = 0
+        while i < nodes.count {
+            if nodes[i].staleUntil != 0 && now >= nodes[i].staleUntil { remove(at: i) } else { i += 1 }
+        }
+    }
+
+    /// Removes the node at `i` (indexes after it move).
+    mutating func remove(at i: Int) {
+        if nodes[i].health.isEjected { ejected -= 1 }
+        if nodes[i].staleUntil != 0 { stale -= 1 }
+        nodes.remove(at: i)
+        reindex()
+    }
+
+    private mutating func reindex() {
+        generation &+= 1
+        indexByID = [:]
+        for (i, slot) in nodes.enumerated() { indexByID[slot.node.id] = i }
+        countNodesPerVersion()
+    }
+
     /// Applies a watch event: `.create`/`.update` add or refresh the nodes given, `.delete` removes them.
     mutating func apply(_ event: RegistryEvent) {
         switch event.kind {
@@ -65,24 +126,23 @@ struct PoolState {
                     nodes[i].node = node
                     nodes[i].version = v
                     nodes[i].weight = weight(of: node)
+                    if nodes[i].staleUntil != 0 {
+                        // Listed again: fresh.
+                        nodes[i].staleUntil = 0
+                        stale -= 1
+                    }
                 } else {
                     indexByID[node.id] = nodes.count
                     nodes.append(NodeSlot(node: node, version: v, weight: weight(of: node)))
                 }
             }
         case .delete:
-            var removed = false
             for node in event.service.nodes {
-                guard let i = indexByID[node.id] else { continue }
-                if nodes[i].health.isEjected { ejected -= 1 }
-                nodes.remove(at: i)
-                removed = true
+                if let i = indexByID[node.id] { remove(at: i) }
             }
-            if removed {
-                generation &+= 1
-                indexByID = [:]
-                for (i, slot) in nodes.enumerated() { indexByID[slot.node.id] = i }
-            }
+        case .interrupted, .resynced:
+            // Markers of the watch as a whole (the selector handles them); nothing of this service changes.
+            break
         }
         countNodesPerVersion()
     }

@@ -10,7 +10,9 @@ extension PoolState {
                 next.canaryVersion = chooseCanaryVersion(weights)
             }
         }
-        let now = ejected > 0 ? monotonicNanoseconds() : 0
+        var now: UInt64 = 0
+        if ejected > 0 || stale > 0 { now = monotonicNanoseconds() }
+        if stale > 0 { dropExpiredStale(now: now) }
         // Relax the rules one by one until some node qualifies: the canary's version, then "not tried yet", then
         // ejection. (A loop over a counter, not an array of rule sets: no allocation per pick.)
         for step in 0..<4 {
@@ -142,6 +144,11 @@ extension PoolState {
             observe(i, latency: latency, now: now)
             recordSuccess(i, now: now)
         case .failure(let latency):
+            if nodes[i].staleUntil != 0 {
+                // A stale node is kept only while it answers.
+                remove(at: i)
+                return
+            }
             let now = monotonicNanoseconds()
             observe(i, latency: latency, now: now)
             recordFailure(i, now: now)
