@@ -114,7 +114,8 @@ extension Client {
             }
             let now = Timestamp.now
             if now >= deadline {
-                throw RPCError(.unavailable, "no node of \(service) became available before the deadline (\(failure))\(last)",
+                let why = failure is SelectorError ? "" : " (\(failure))"
+                throw RPCError(.unavailable, "no node of \(service) became available before the deadline\(why)\(last)",
                                cause: lastError ?? failure, workNotStarted: true)
             }
             waited = true

@@ -176,6 +176,39 @@ struct SignalTests {
     }
 }
 
+@Suite("Graceful stops leave no registration", .serialized)
+struct StopLeavesNoRegistrationTests {
+    @Test("100 SIGTERMs of servers renewing their registration every millisecond leave no node registered")
+    func sigtermsWhileRenewing() async throws {
+        let dir = try makeTemporaryDirectory("rpc-term-renew")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var env = ProcessInfo.processInfo.environment
+        env["MICRO_REGISTRY_DIR"] = dir
+        let registry = LocalRegistry(directory: dir, pollInterval: .milliseconds(50))
+        // 10 rounds of 10 servers at once: each renews every millisecond (a long TTL, so only a write after the
+        // deregistration could leave a node behind), is stopped by SIGTERM while renewing, and must leave nothing.
+        for round in 0..<10 {
+            let name = "renewing-\(round)"
+            var children: [ChildProcess] = []
+            for i in 0..<10 {
+                children.append(try ChildProcess(productsDirectory() + "/micro-greeter",
+                                                 ["--name", name, "--registry", "local", "--ttl", "600", "--interval", "0.001"],
+                                                 environment: env, logPath: dir + "/\(name)-\(i).log"))
+            }
+            for child in children { _ = try await listeningAddress(child) }
+            try await eventually(10, "all 10 registered") {
+                ((try? await registry.getService(name))?.flatMap(\.nodes).count ?? 0) == 10
+            }
+            for child in children { kill(child.pid, SIGTERM) }
+            for child in children {
+                #expect(await child.waitForExit(seconds: 20), "the process exits after its graceful stop: \(child.output)")
+            }
+            let left = (try? await registry.getService(name))?.flatMap(\.nodes) ?? []
+            #expect(left.isEmpty, "round \(round): \(left.count) node(s) left registered after a clean stop")
+        }
+    }
+}
+
 @Suite("swift-service-lifecycle", .serialized)
 struct ServiceGroupTests {
     @Test("in a ServiceGroup the server starts, registers, and stops gracefully when the group shuts down")

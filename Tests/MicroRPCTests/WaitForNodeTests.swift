@@ -188,3 +188,47 @@ final class SwitchableRegistry: Registry {
     func listServices() async throws -> [Service] { try check(); return try await base.listServices() }
     func watch(_ options: WatchOptions) async throws -> RegistryWatcher { try check(); return try await base.watch(options) }
 }
+
+/// The default strategy reacts to latency: a slow node, whose calls pile up, gets few new ones.
+@Suite("Default strategy")
+struct DefaultStrategyTests {
+    @Test("with the default strategy, a node answering 100 ms late gets a small share of the calls")
+    func slowNodeGetsASmallShare() async throws {
+        let registry = MemoryRegistry()
+        let hits = Mutex<[String: Int]>([:])
+        var servers: [RunningServer] = []
+        for i in 0..<3 {
+            let id = "node-\(i)"
+            servers.append(try await RunningServer.start("slow-share", registry: registry) { s in
+                s.handle("Echo.Call") { r, _ in
+                    hits.withLock { $0[id, default: 0] += 1 }
+                    if i == 0 { try await Task.sleep(for: .milliseconds(100)) }
+                    return Response(body: r.body)
+                }
+            })
+        }
+        #expect(SelectorConfiguration().strategy == .leastOutstanding)
+        let selector = RegistrySelector(registry: registry)
+        defer { selector.close() }
+        let client = RunningClient.start(selector: selector)
+        let total = 900
+        let started = Counter()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    while started.value.add(1, ordering: .relaxed).newValue <= total {
+                        _ = try? await client.client.call(Request(service: "slow-share", endpoint: "Echo.Call", body: [1]))
+                    }
+                }
+            }
+        }
+        let counts = hits.withLock { $0 }
+        #expect(counts.values.reduce(0, +) == total)
+        let slow = counts["node-0", default: 0]
+        // Random choice would give it a third (300); least outstanding keeps its share small.
+        #expect(slow < total / 10, "the slow node got \(slow) of \(total) calls: \(counts)")
+        print("slow node: \(slow) of \(total) calls (\(counts))")
+        for s in servers { await s.stop() }
+        await client.stop()
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import MicroCore
+import MicroRegistry
+import MicroRPC
+import MicroSelector
+import Synchronization
+import Testing
+
+/// A registry the servers reach through a switch: cut, every call fails (the servers are kept away from the
+/// registry); restored, calls go to a new inner registry.
+final class CuttableRegistry: Registry {
+    private let inner: Mutex<(any Registry)?>
+
+    init(_ inner: any Registry) { self.inner = Mutex(inner) }
+
+    /// Cuts the servers off; returns the registry that was in use.
+    func cut() -> (any Registry)? { inner.withLock { i in defer { i = nil }; return i } }
+    func restore(_ registry: any Registry) { inner.withLock { $0 = registry } }
+
+    private func current() throws -> any Registry {
+        guard let r = inner.withLock({ $0 }) else { throw RegistryError.unavailable("cut off for the test") }
+        return r
+    }
+
+    func register(_ service: Service, options: RegisterOptions) async throws { try await current().register(service, options: options) }
+    func deregister(_ service: Service) async throws { try await current().deregister(service) }
+    func getService(_ name: String) async throws -> [Service] { try await current().getService(name) }
+    func listServices() async throws -> [Service] { try await current().listServices() }
+    func watch(_ options: WatchOptions) async throws -> RegistryWatcher { try await current().watch(options) }
+}
+
+@Suite("Registry outages", .serialized)
+struct RegistryOutageTests {
+    static func etcdConfiguration(_ endpoints: [String], prefix: String) -> EtcdConfiguration {
+        var c = EtcdConfiguration(endpoints: endpoints)
+        c.requestTimeout = .milliseconds(1000)
+        c.prefix = prefix
+        c.reconnectBackoffMax = .milliseconds(300)
+        return c
+    }
+
+    @Test("etcd wiped and restarted empty while the servers are kept away from it: calls keep succeeding on the last-known nodes")
+    func etcdLosesItsData() async throws {
+        let etcd = try await EtcdCluster(size: 1)
+        defer { etcd.stop() }
+        let prefix = "/micro-outage-\(UUID().uuidString.prefix(8))/"
+        let serverRegistry = CuttableRegistry(try EtcdRegistry(configuration: Self.etcdConfiguration(etcd.endpoints, prefix: prefix)))
+        var servers: [RunningServer] = []
+        for _ in 0..<2 {
+            servers.append(try await RunningServer.start("wiped", registry: serverRegistry, configure: {
+                $0.registerTTL = .seconds(5)
+                $0.registerInterval = .milliseconds(300)
+            }) { s in
+                s.handle("Echo.Call") { r, _ in Response(body: r.body) }
+            })
+        }
+        let clientRegistry = try EtcdRegistry(configuration: Self.etcdConfiguration(etcd.endpoints, prefix: prefix))
+        let selector = RegistrySelector(registry: clientRegistry)
+        let c = RunningClient.start(selector: selector)
+        let request = Request(service: "wiped", endpoint: "Echo.Call", body: [5])
+        try await eventually(10, "both nodes registered and selected") {
+            ((try? await clientRegistry.getService("wiped"))?.flatMap(\.nodes).count ?? 0) == 2
+        }
+        _ = try await c.client.call(request)
+
+        // Callers keep calling throughout, each call with a short deadline (shorter than the time the servers stay
+        // away after etcd is back, so waiting for a node would not hide an emptied cache).
+        let stop = Counter()
+        let succeeded = Counter()
+        let failures = Recorder<String>()
+        let callers = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        while stop.count == 0 {
+                            do {
+                                _ = try await c.client.call(request, options: CallOptions(timeout: .milliseconds(500)))
+                                succeeded.add()
+                            } catch {
+                                failures.append("\(error)")
+                            }
+                            // Steady, not flat out: this test is about outcomes, not load.
+                            try? await BackgroundExecutor.shared.sleep(for: .milliseconds(1))
+                        }
+                    }
+                }
+            }
+        }
+
+        // The servers lose etcd (their keep-alives stop), and etcd comes back without its data.
+        if let old = serverRegistry.cut() as? EtcdRegistry { await old.close() }
+        etcd.kill(0)
+        try await eventually(10, "the selector sees the watch break") { !selector.isWatching }
+        try etcd.start(0, wipe: true)
+        try await etcd.waitHealthy(0)
+        #expect(((try? await clientRegistry.getService("wiped"))?.flatMap(\.nodes).count ?? 0) == 0, "etcd came back empty")
+        try await eventually(15, "the selector watches the new cluster") { selector.isWatching }
+        // The servers stay away for 2 s more: calls go on to the last-known nodes.
+        let before = succeeded.count
+        try await BackgroundExecutor.shared.sleep(for: .seconds(2))
+        #expect(succeeded.count > before, "calls succeeded while etcd was empty")
+
+        // The servers reach etcd again and register anew.
+        serverRegistry.restore(try EtcdRegistry(configuration: Self.etcdConfiguration(etcd.endpoints, prefix: prefix)))
+        try await eventually(10, "both nodes registered again") {
+            ((try? await clientRegistry.getService("wiped"))?.flatMap(\.nodes).count ?? 0) == 2
+        }
+        stop.add()
+        await callers.value
+        #expect(failures.all.isEmpty, "\(failures.count) failed calls, e.g. \(failures.all.prefix(3))")
+        print("etcd wiped: \(succeeded.count) calls succeeded, \(failures.count) failed")
+
+        for s in servers { await s.stop() }
+        await c.stop()
+        selector.close()
+        await clientRegistry.close()
+        if let r = serverRegistry.cut() as? EtcdRegistry { await r.close() }
+    }
+}
