@@ -26,6 +26,7 @@ let package = Package(
         .executable(name: "micro-registry", targets: ["micro-registry"]),
         .executable(name: "micro-broker-probe", targets: ["micro-broker-probe"]),
         .executable(name: "micro-selector-bench", targets: ["micro-selector-bench"]),
+        .executable(name: "micro-chaos", targets: ["micro-chaos"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -88,6 +89,12 @@ let package = Package(
         .executableTarget(name: "micro-registry", dependencies: ["MicroCore", "MicroRegistry"], swiftSettings: strict),
         // Nodes selected per second from a warm cache, single thread and contended.
         .executableTarget(name: "micro-selector-bench", dependencies: ["MicroCore", "MicroInMemory", "MicroRegistry", "MicroSelector"], swiftSettings: strict),
+        // The client under registry chaos (all nodes replaced, etcd wiped) with a call ledger; see docs/DISCOVERY.md.
+        .executableTarget(
+            name: "micro-chaos",
+            dependencies: ["MicroCore", "MicroEventLoop", "MicroRegistry", "MicroRPC", "MicroSelector", "MicroUVTransport"],
+            swiftSettings: strict
+        ),
         // Subscribes or publishes from the command line with the embedded broker (the second process in tests).
         .executableTarget(
             name: "micro-broker-probe",

@@ -6,7 +6,7 @@ import Testing
 /// backtrace, and never starts serving on a bad flag.
 @Suite("Executables: --help and bad flags")
 struct ExecutableFlagsTests {
-    static let executables = ["micro-echo", "micro-bench", "micro-greeter", "micro-registry", "micro-broker-probe", "micro-selector-bench"]
+    static let executables = ["micro-echo", "micro-bench", "micro-greeter", "micro-registry", "micro-broker-probe", "micro-selector-bench", "micro-chaos"]
 
     static func run(_ exe: String, _ args: [String]) async throws -> (status: Int32, output: String) {
         let dir = try makeTemporaryDirectory("flags")
@@ -36,6 +36,7 @@ struct ExecutableFlagsTests {
     @Test("bad values are refused, not ignored", arguments: [
         ("micro-echo", ["--port", "abc"]), ("micro-echo", ["--threads", "0"]), ("micro-greeter", ["--threads", "abc"]),
         ("micro-greeter", ["--ttl", "xyz"]), ("micro-selector-bench", ["--calls", "x"]), ("micro-bench", ["--size", "-1"]),
+        ("micro-chaos", ["--scenario", "flood"]), ("micro-chaos", ["--callers", "0"]),
     ])
     func badValue(_ exe: String, _ args: [String]) async throws {
         let r = try await Self.run(exe, args)
