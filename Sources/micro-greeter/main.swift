@@ -46,6 +46,8 @@ do {
     }
 }
 
+// First: a SIGTERM/SIGINT from now on is kept until the server is ready to stop gracefully.
+let signals = AsyncSignals.install()
 let name = value("--name") ?? "greeter"
 let address = value("--address") ?? "127.0.0.1:0"
 let threads = Int(value("--threads") ?? "1") ?? 1
@@ -81,7 +83,6 @@ do {
 }
 FileHandle.standardOutput.write(Data("listening \(server.serviceRecord.nodes[0].address) \(server.nodeID)\n".utf8))
 // Serve until SIGTERM/SIGINT; then the server deregisters, drains and stops.
-let signals = AsyncSignals()
 await signals.wait()
 await server.shutdown()
 FileHandle.standardOutput.write(Data("stopped\n".utf8))

@@ -62,21 +62,41 @@ public struct CertificateError: Error {
 }
 
 /// Starts `path` with `args`, its output (stdout and stderr) in one pipe, `input` written to its stdin, which is
-/// then closed.
-private func start(_ path: String, _ args: [String], input: Data?) throws -> (process: Process, output: Pipe) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = args
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = out
-    let inPipe = Pipe()
-    p.standardInput = inPipe
-    try p.run()
-    // The throwing write: a peer that exits before reading (a refused handshake) gives EPIPE, not a crash.
-    if let input { try? inPipe.fileHandleForWriting.write(contentsOf: input) }
-    try? inPipe.fileHandleForWriting.close()
-    return (p, out)
+/// then closed. Returns the process and the read end of its output.
+private func start(_ path: String, _ args: [String], input: Data?) throws -> (process: SpawnedProcess, output: FileHandle) {
+    // A peer that exits before reading its input (a refused handshake) must give EPIPE, not kill the test process.
+    signal(SIGPIPE, SIG_IGN)
+    var out: [Int32] = [0, 0]
+    var inp: [Int32] = [0, 0]
+    // Children close every descriptor from 3 up, so these need no close-on-exec for other children's sake.
+    guard pipe(&out) == 0 else { throw CertificateError(message: "pipe failed") }
+    guard pipe(&inp) == 0 else {
+        close(out[0]); close(out[1])
+        throw CertificateError(message: "pipe failed")
+    }
+    for fd in out + inp { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+    let p: SpawnedProcess
+    do {
+        p = try SpawnedProcess(path, args, stdin: inp[0], stdout: out[1], stderr: out[1])
+    } catch {
+        for fd in out + inp { close(fd) }
+        throw error
+    }
+    close(out[1])
+    close(inp[0])
+    if let input {
+        input.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(inp[1], raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                offset += n
+            }
+        }
+    }
+    close(inp[1])
+    return (p, FileHandle(fileDescriptor: out[0], closeOnDealloc: true))
 }
 
 /// Runs a command to completion with a time limit; returns its status and output. Blocks its thread: for short
@@ -86,9 +106,9 @@ public func run(_ path: String, _ args: [String], input: Data? = nil, seconds: D
     let (p, out) = try start(path, args, input: input)
     let deadline = Date().addingTimeInterval(seconds)
     while p.isRunning && Date() < deadline { usleep(10_000) }
-    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    if p.isRunning { kill(p.pid, SIGKILL) }
     p.waitUntilExit()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
+    let data = out.readDataToEndOfFile()
     return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
@@ -99,8 +119,8 @@ public func runAsync(_ path: String, _ args: [String], input: Data? = nil, secon
     let (p, out) = try start(path, args, input: input)
     let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
     while p.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
-    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    if p.isRunning { kill(p.pid, SIGKILL) }
     while p.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
-    let data = out.fileHandleForReading.readDataToEndOfFile()
+    let data = out.readDataToEndOfFile()
     return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }

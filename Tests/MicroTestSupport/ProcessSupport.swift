@@ -39,8 +39,8 @@ public struct TestProcessError: Error, CustomStringConvertible {
 }
 
 /// A child process with its output in a file; killed by pid.
-public final class ChildProcess: @unchecked Sendable {
-    let process = Process()
+public final class ChildProcess: Sendable {
+    let process: SpawnedProcess
     public let logPath: String
 
     public init(_ path: String, _ arguments: [String], environment: [String: String]? = nil, logPath: String) throws {
@@ -48,26 +48,23 @@ public final class ChildProcess: @unchecked Sendable {
             throw TestProcessError(description: "\(path) is missing or not executable")
         }
         self.logPath = logPath
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard log >= 0 else { throw TestProcessError(description: "cannot write \(logPath)") }
+        defer { close(log) }
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(null) }
+        process = try SpawnedProcess(path, arguments, environment: environment, stdin: null, stdout: log, stderr: log)
     }
 
-    public var pid: Int32 { process.processIdentifier }
-    /// The exit status, once it exited.
+    public var pid: Int32 { process.pid }
+    /// The exit status, once it exited (128 + the signal when a signal ended it).
     public var status: Int32 { process.terminationStatus }
     public var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// SIGKILL (a crash: nothing is cleaned up) and reap.
     public func kill() {
         guard process.isRunning else { return }
-        Glibc.kill(process.processIdentifier, SIGKILL)
+        Glibc.kill(process.pid, SIGKILL)
         process.waitUntilExit()
     }
 
