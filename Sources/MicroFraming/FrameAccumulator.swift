@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Splits a byte stream into length-prefixed frames, decoding in place.
 ///
 /// Every frame starts with a 4-byte big-endian payload length followed by `headerSize - 4` more header
@@ -5,10 +11,14 @@
 /// Complete frames are handed out straight from the caller's buffer; only the tail of a frame that is still
 /// incomplete is copied, into a buffer that exists only while that frame is incomplete (so an idle
 /// connection holds none). For a large frame the rest can be read straight into that buffer
-/// (``directReadBuffer(minimum:)``), so its bytes are copied once at most.
+/// (``directReadBuffer(minimum:)``), so its bytes are copied once at most, plus the moves of its growth.
 ///
-/// A frame whose payload length exceeds ``maxPayload`` is a connection error: ``feed(_:_:)`` throws and
-/// the accumulator must not be fed again.
+/// That buffer grows with the bytes that arrived, never by the length a header announces: its first size is
+/// what arrived (at least ``initialReservation``, at most the frame), and it at most doubles each time more
+/// is needed. A peer that announces a 16 MiB frame and sends 16 bytes makes it hold about 4 KiB.
+///
+/// A frame whose payload length exceeds ``maxPayload`` is a connection error, and so is a buffer that cannot
+/// be allocated (RESOURCE_LIMIT): ``feed(_:_:)`` throws and the accumulator must not be fed again.
 public struct FrameAccumulator: ~Copyable {
     // 32-bit fields: an accumulator lives in every connection, idle ones included.
     private let header32: UInt32
@@ -33,16 +43,21 @@ public struct FrameAccumulator: ~Copyable {
         set { pendingCapacity32 = UInt32(newValue) }
     }
 
+    /// The smallest buffer made for an incomplete frame (unless the frame is smaller).
+    public static let initialReservation = 4096
+
     public init(headerSize: Int = FrameHeader.size, maxPayload: Int) {
         precondition(headerSize >= 4 && headerSize < 256)
         header32 = UInt32(headerSize)
         maxPayload32 = UInt32(clamping: min(maxPayload, Int(UInt32.max) - headerSize))
     }
 
-    deinit { pending?.deallocate() }
+    deinit { free(pending) }
 
     /// Bytes held for an incomplete frame.
     public var bufferedByteCount: Int { pendingCount }
+    /// Bytes of memory reserved for the incomplete frame (0 when none).
+    public var reservedByteCount: Int { pendingCapacity }
 
     /// Bytes still missing from the incomplete frame, if its header is complete.
     private func missingBytes() -> Int? {
@@ -64,15 +79,14 @@ public struct FrameAccumulator: ~Copyable {
             // Complete the pending frame first.
             if pendingCount < headerSize {
                 let take = min(headerSize - pendingCount, left)
-                append(p, take)
+                try append(p, take, frame: headerSize)
                 p += take
                 left -= take
                 if pendingCount < headerSize { return }
             }
             let need = try frameSize(pending!)
-            reserve(need)
             let take = min(need - pendingCount, left)
-            append(p, take)
+            try append(p, take, frame: need)
             p += take
             left -= take
             if pendingCount < need { return }
@@ -89,24 +103,28 @@ public struct FrameAccumulator: ~Copyable {
             left -= size
         }
         if left > 0 {
-            if left >= headerSize {
-                reserve(try frameSize(UnsafeRawPointer(p)))
-            }
-            append(p, left)
+            let frame = left >= headerSize ? try frameSize(UnsafeRawPointer(p)) : headerSize
+            try append(p, left, frame: frame)
         }
     }
 
-    /// When the incomplete frame still misses at least `minimum` bytes, the region of the pending buffer where
-    /// they go: the caller may read straight into it and then call ``commitDirectRead(_:_:)``.
+    /// When the incomplete frame still misses at least `minimum` bytes, the free region of the pending buffer
+    /// where the next of them go (grown first if less than `minimum` is free, by the growth rule above): the
+    /// caller may read straight into it and then call ``commitDirectRead(_:_:)``. Nil when not worth it, or
+    /// when the buffer cannot grow (the next ``feed(_:_:)`` then reports it).
     public mutating func directReadBuffer(minimum: Int = 16 * 1024) -> UnsafeMutableRawBufferPointer? {
-        guard let missing = missingBytes(), missing >= minimum, let pending else { return nil }
-        return UnsafeMutableRawBufferPointer(start: pending + pendingCount, count: missing)
+        guard let missing = missingBytes(), missing >= minimum else { return nil }
+        if pendingCapacity - pendingCount < minimum {
+            guard (try? grow(toHold: pendingCount + minimum, frame: pendingCount + missing)) != nil else { return nil }
+        }
+        guard let pending else { return nil }
+        return UnsafeMutableRawBufferPointer(start: pending + pendingCount, count: min(missing, pendingCapacity - pendingCount))
     }
 
     /// Accounts for `count` bytes read into the region given by ``directReadBuffer(minimum:)``.
     public mutating func commitDirectRead(_ count: Int, _ onFrame: (UnsafeRawBufferPointer) -> Bool) {
         guard let pending, let missing = missingBytes() else { return }
-        precondition(count <= missing)
+        precondition(count <= missing && pendingCount + count <= pendingCapacity)
         pendingCount += count
         if count == missing {
             _ = onFrame(UnsafeRawBufferPointer(start: pending, count: pendingCount))
@@ -123,30 +141,27 @@ public struct FrameAccumulator: ~Copyable {
         return headerSize + length
     }
 
-    private mutating func reserve(_ capacity: Int) {
-        if pendingCapacity >= capacity { return }
-        let newCapacity = max(capacity, 256)
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
-        if let pending {
-            buffer.copyMemory(from: pending, byteCount: pendingCount)
-            pending.deallocate()
+    /// Makes room for at least `needed` bytes of a frame of `frame` bytes: at least what arrived (and
+    /// ``initialReservation``), at most double the current buffer, never more than the frame.
+    private mutating func grow(toHold needed: Int, frame: Int) throws(FramingError) {
+        if pendingCapacity >= needed { return }
+        let newCapacity = min(max(needed, 2 * pendingCapacity, Self.initialReservation), max(frame, needed))
+        guard let buffer = realloc(pending, newCapacity) else {
+            throw FramingError(.resourceLimit, "cannot allocate \(newCapacity) bytes for an incoming frame")
         }
         pending = buffer
         pendingCapacity = newCapacity
     }
 
-    private mutating func append(_ p: UnsafeRawPointer, _ n: Int) {
+    private mutating func append(_ p: UnsafeRawPointer, _ n: Int, frame: Int) throws(FramingError) {
         guard n > 0 else { return }
-        if pendingCount + n > pendingCapacity {
-            // While the header is incomplete, reserve just enough for it; once it is known, the whole frame.
-            reserve(max(pendingCount + n, headerSize))
-        }
+        try grow(toHold: pendingCount + n, frame: frame)
         (pending! + pendingCount).copyMemory(from: p, byteCount: n)
         pendingCount += n
     }
 
     private mutating func releasePending() {
-        pending?.deallocate()
+        free(pending)
         pending = nil
         pendingCount = 0
         pendingCapacity = 0

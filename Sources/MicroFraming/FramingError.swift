@@ -15,6 +15,8 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let badPreface = ErrorCode(rawValue: 9)
     public static let idleTimeout = ErrorCode(rawValue: 10)
     public static let pingTimeout = ErrorCode(rawValue: 11)
+    public static let frameTimeout = ErrorCode(rawValue: 12)
+    public static let resourceLimit = ErrorCode(rawValue: 13)
 
     public var description: String {
         switch self {
@@ -30,6 +32,8 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         case .badPreface: "BAD_PREFACE"
         case .idleTimeout: "IDLE_TIMEOUT"
         case .pingTimeout: "PING_TIMEOUT"
+        case .frameTimeout: "FRAME_TIMEOUT"
+        case .resourceLimit: "RESOURCE_LIMIT"
         default: "ERROR_\(rawValue)"
         }
     }

@@ -24,6 +24,7 @@ public final class RegistrySelector: Selector {
     /// Cached services by name. Guarded by its mutex (held for a dictionary lookup only).
     private let pools = Mutex<[String: ServicePool]>([:])
     private let lookups = Atomic<Int>(0)
+    private let refreshes = Atomic<Int>(0)
 
     struct WatchState {
         /// Opens the first watch; every cold select awaits it, so no event between a read and the watch is lost.
@@ -45,6 +46,10 @@ public final class RegistrySelector: Selector {
     /// How many times this selector has read a service from the registry (cold selects and refreshes after a
     /// broken watch). Zero growth on the warm path.
     public var registryLookups: Int { lookups.load(ordering: .relaxed) }
+
+    /// How many times this selector finished reading every cached service again after a break in the watch
+    /// (and applied what it read by the stale-on-error rule).
+    public var refreshCount: Int { refreshes.load(ordering: .relaxed) }
 
     /// Whether the registry's watch is open (false during an outage: the cache is then possibly stale).
     public var isWatching: Bool { watchState.withLock { $0.healthy } }
@@ -196,6 +201,7 @@ public final class RegistrySelector: Selector {
             guard let services = try? await read(pool.name) else { continue }
             pool.update { $0.resync(with: services, now: monotonicNanoseconds()) }
         }
+        refreshes.add(1, ordering: .relaxed)
     }
 
     private func apply(_ event: RegistryEvent) {

@@ -1,6 +1,6 @@
 /// TLS settings for one side of a connection. Every property has a safe default: TLS 1.2 at least (1.3
-/// preferred), OpenSSL's default ciphers without legacy suites, peer verification on for clients, and the
-/// protocol's own ALPN identifier.
+/// preferred), and in TLS 1.2 only ECDHE key exchange with AEAD ciphers (``tls12Ciphers``); peer verification on
+/// for clients, and the protocol's own ALPN identifier. Set ``minimumVersion`` to `.tls13` for TLS 1.3 alone.
 public struct TLSConfiguration: Sendable {
     /// Where PEM data comes from.
     public enum PEMSource: Sendable, Equatable {
@@ -54,6 +54,10 @@ public struct TLSConfiguration: Sendable {
     public var returnsMemoryAfterHandshakeBursts = true
 
     public enum Version: Sendable, Equatable { case tls12, tls13 }
+
+    /// The TLS 1.2 cipher suites offered and accepted (OpenSSL's syntax): forward secrecy and AEAD only, i.e.
+    /// ECDHE-ECDSA/ECDHE-RSA with AES-128/256-GCM or ChaCha20-Poly1305. TLS 1.3 suites are not affected.
+    public static let tls12Ciphers = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
     public init() {}
 

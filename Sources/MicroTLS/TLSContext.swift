@@ -80,8 +80,9 @@ public final class TLSContext: @unchecked Sendable {
         _ = micro_ssl_ctx_set_min_proto(ctx, c.minimumVersion == .tls13 ? micro_tls1_3_version() : micro_tls1_2_version())
         SSL_CTX_set_options(ctx, micro_default_options())
         _ = micro_ssl_ctx_set_mode(ctx, micro_mode_release_buffers())
-        // Default cipher lists of OpenSSL 3 have no legacy suites; keep them, but exclude anything weak.
-        _ = SSL_CTX_set_cipher_list(ctx, "HIGH:!aNULL:!eNULL:!MD5:!RC4:!3DES:!SHA1")
+        // TLS 1.2 only with forward secrecy and AEAD: ECDHE key exchange, AES-GCM or ChaCha20-Poly1305 (no RSA key
+        // exchange, no CBC, no CAMELLIA/ARIA, no SHA-1). TLS 1.3's suites are all AEAD and stay as OpenSSL has them.
+        _ = SSL_CTX_set_cipher_list(ctx, TLSConfiguration.tls12Ciphers)
 
         if let chain = c.certificateChain {
             try loadChain(chain)

@@ -264,7 +264,8 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
         let now = loop.nowMilliseconds
         for c in ready + handshaking {
             guard c.tick(now: now, keepaliveInterval: config.keepaliveIntervalMilliseconds,
-                         pingTimeout: config.pingTimeoutMilliseconds, settingsTimeout: config.settingsTimeoutMilliseconds) else { continue }
+                         pingTimeout: config.pingTimeoutMilliseconds, settingsTimeout: config.settingsTimeoutMilliseconds,
+                       frameTimeout: config.frameTimeoutMilliseconds) else { continue }
             if c.activeStreams == 0 {
                 let idleFor = c.idleSince > 0 ? now - c.idleSince : 0
                 if config.idleTimeoutMilliseconds > 0 && idleFor >= config.idleTimeoutMilliseconds {

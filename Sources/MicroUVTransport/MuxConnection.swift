@@ -65,8 +65,18 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// A drained connection's close is under way (``closeDrained()``).
     private var closingDrained = false
     var closeReason: TransportError?
-    /// Loop time (ms) of the last frame received, the connection's creation and the last time it had no stream.
+    /// Loop time (ms) of the last complete frame received (liveness counts frames, not bytes: §8.7), the
+    /// connection's creation and the last time it had no stream.
     private(set) var lastReadAt: UInt64
+    /// Loop time (ms) at which the incomplete frame now buffered began (0: none): it must complete within the
+    /// frame timeout.
+    private var partialSince: UInt64 = 0
+    /// Server: the budget of buffered inbound bytes shared by the server's connections, and what this connection
+    /// holds of it (the reservation of its incomplete frame).
+    var inboundBudget: InboundBudget?
+    private var inboundCharged = 0
+    /// Server: the client address this connection counts against in the connection limits.
+    var admittedAddress: String?
     let createdAt: UInt64
     var idleSince: UInt64
     private var pingSentAt: UInt64?
@@ -319,13 +329,37 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             input = UnsafeRawBufferPointer(rebasing: input[n...])
             if input.isEmpty { return }
         }
-        lastReadAt = loop.nowMilliseconds
+        let now = loop.nowMilliseconds
         burstStartedAt = nil
         do {
-            try accumulator.feed(input) { frame in self.handle(frame) }
+            try accumulator.feed(input) { frame in
+                self.lastReadAt = now
+                return self.handle(frame)
+            }
         } catch {
             fail(error.code, error.reason)
+            return
         }
+        if accumulator.reservedByteCount != inboundCharged { accountInbound(now: now) }
+    }
+
+    /// Follows the reservation of the incomplete frame: when it began, and its charge to the budgets.
+    private func accountInbound(now: UInt64) {
+        guard !isClosed else { return }
+        let reserved = accumulator.reservedByteCount
+        if reserved == 0 { partialSince = 0 } else if inboundCharged == 0 { partialSince = now }
+        let delta = reserved - inboundCharged
+        if let budget = inboundBudget {
+            if reserved > budget.perConnection {
+                fail(.resourceLimit, "an incomplete frame needs \(reserved) bytes, above the limit of \(budget.perConnection) per connection")
+                return
+            }
+            if !budget.charge(delta) {
+                fail(.resourceLimit, "the server's budget of \(budget.limit) bytes for incomplete frames is spent")
+                return
+            }
+        }
+        inboundCharged = reserved
     }
 
     func connectionReadBuffer(_ connection: TCPConnection) -> UnsafeMutableRawBufferPointer? {
@@ -334,9 +368,13 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
 
     func connectionDidReadDirect(_ connection: TCPConnection, count: Int) {
         guard !isClosed else { return }
-        lastReadAt = loop.nowMilliseconds
+        let now = loop.nowMilliseconds
         burstStartedAt = nil
-        accumulator.commitDirectRead(count) { frame in self.handle(frame) }
+        accumulator.commitDirectRead(count) { frame in
+            self.lastReadAt = now
+            return self.handle(frame)
+        }
+        if accumulator.reservedByteCount != inboundCharged { accountInbound(now: now) }
     }
 
     func connectionWritabilityDidChange(_ connection: TCPConnection, isWritable: Bool) {
@@ -362,6 +400,10 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         let reason = closeReason ?? TransportError(.connectionClosed, error.map { "connection to \(peerDescription) lost: \($0)" } ?? "connection to \(peerDescription) closed")
         isClosed = true
         closeReason = reason
+        if inboundCharged != 0 {
+            _ = inboundBudget?.charge(-inboundCharged)
+            inboundCharged = 0
+        }
         let open = Array(streams.values)
         streams.removeAll()
         for s in open { s.terminate(reason) }
@@ -687,12 +729,17 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         tcp.close(error: nil)
     }
 
-    /// Housekeeping, called periodically by the owner: settings timeout, keepalive ping and its timeout.
+    /// Housekeeping, called periodically by the owner: settings timeout, frame timeout, keepalive ping and its
+    /// timeout.
     /// Returns false when the connection was found dead and is closing.
-    func tick(now: UInt64, keepaliveInterval: UInt64, pingTimeout: UInt64, settingsTimeout: UInt64) -> Bool {
+    func tick(now: UInt64, keepaliveInterval: UInt64, pingTimeout: UInt64, settingsTimeout: UInt64, frameTimeout: UInt64) -> Bool {
         guard !isClosed else { return false }
         if !peerSettingsReceived && now - createdAt >= settingsTimeout {
             fail(.settingsTimeout, "no SETTINGS within \(settingsTimeout) ms")
+            return false
+        }
+        if frameTimeout > 0 && partialSince != 0 && now - max(partialSince, lastReadAt) >= frameTimeout {
+            fail(.frameTimeout, "a frame begun \(now - partialSince) ms ago is still incomplete (\(accumulator.bufferedByteCount) bytes)")
             return false
         }
         if let sent = pingSentAt {

@@ -20,7 +20,11 @@ public final class UVServerTransport: ServerTransport {
         self.group = group
         self.configuration = configuration
         self.requestedAddress = address
-        perLoop = group.loops.map { ServerLoopState(loop: $0, config: configuration) }
+        let budget = InboundBudget(limit: configuration.maxBufferedInboundBytes,
+                                   perConnection: configuration.maxBufferedInboundBytesPerConnection)
+        let limiter = ConnectionLimiter(maxConnections: configuration.maxConnections,
+                                        maxPerAddress: configuration.maxConnectionsPerClientAddress)
+        perLoop = group.loops.map { ServerLoopState(loop: $0, config: configuration, budget: budget, limiter: limiter) }
     }
 
     /// The bound address once serving (with the real port when port 0 was asked for).
@@ -91,9 +95,15 @@ final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
     /// Tasks that run unary handlers on this loop (made on first use).
     private var workers: UnaryWorkerPool?
 
-    init(loop: EventLoop, config: UVTransportConfiguration) {
+    /// Shared by every loop of the server.
+    let budget: InboundBudget
+    let limiter: ConnectionLimiter
+
+    init(loop: EventLoop, config: UVTransportConfiguration, budget: InboundBudget, limiter: ConnectionLimiter) {
         self.loop = loop
         self.config = config
+        self.budget = budget
+        self.limiter = limiter
         tls = config.tls
     }
 
@@ -113,14 +123,25 @@ final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
                 return
             }
         }
+        var refusal: String?
+        var address: String?
+        if limiter.isLimiting {
+            let host = tcp.remoteAddress?.host ?? "unknown"
+            refusal = limiter.admit(host)
+            if refusal == nil { address = host }
+        }
         let c = MuxConnection(role: .server, tcp: tcp, settings: config.settings)
         c.logger = config.logger
         c.handler = handler
         if workers == nil { workers = UnaryWorkerPool(loop: loop) }
         c.workers = workers
         c.owner = self
+        c.inboundBudget = budget
+        c.admittedAddress = address
         connections[ObjectIdentifier(c)] = c
         c.start()
+        // Refused cleanly: SETTINGS, then DRAIN(0, RESOURCE_LIMIT): the client knows no stream ran and goes elsewhere.
+        if let refusal { c.fail(.resourceLimit, refusal) }
         if housekeeping == nil {
             let interval = max(10, config.housekeepingIntervalMilliseconds)
             housekeeping = LoopTimer(loop: loop, timeout: interval, repeatEvery: interval) { [weak self] _ in self?.tick() }
@@ -132,7 +153,8 @@ final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
         let now = loop.nowMilliseconds
         for c in Array(connections.values) {
             _ = c.tick(now: now, keepaliveInterval: config.keepaliveIntervalMilliseconds,
-                       pingTimeout: config.pingTimeoutMilliseconds, settingsTimeout: config.settingsTimeoutMilliseconds)
+                       pingTimeout: config.pingTimeoutMilliseconds, settingsTimeout: config.settingsTimeoutMilliseconds,
+                       frameTimeout: config.frameTimeoutMilliseconds)
         }
     }
 
@@ -157,5 +179,6 @@ final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
     func muxConnectionDraining(_ connection: MuxConnection) {}
     func muxConnectionClosed(_ connection: MuxConnection, error: TransportError?) {
         connections.removeValue(forKey: ObjectIdentifier(connection))
+        if let address = connection.admittedAddress { limiter.release(address) }
     }
 }

@@ -36,6 +36,24 @@ public struct UVTransportConfiguration: Sendable {
     public var settingsTimeoutMilliseconds: UInt64 = 10_000
     /// How often housekeeping runs (timeouts, pings), in milliseconds.
     public var housekeepingIntervalMilliseconds: UInt64 = 250
+    /// A frame that has begun must be complete this long after it began (or after the last complete frame, when
+    /// later), else the connection closes with FRAME_TIMEOUT: a peer that dribbles bytes holds nothing for long.
+    /// A frame that takes longer to arrive (16 MiB on a link slower than 560 KB/s at the default) is cut off too.
+    /// 0: no limit.
+    public var frameTimeoutMilliseconds: UInt64 = 30_000
+
+    // Server limits against hostile or broken peers (docs/PROTOCOL.md §8.10).
+    /// Bytes that the server's connections together may hold for incomplete frames; a connection whose buffer
+    /// would take it past this is closed with DRAIN RESOURCE_LIMIT. Buffers grow with the bytes that arrived, not
+    /// with the length a header announces. 0: no limit.
+    public var maxBufferedInboundBytes = 256 << 20
+    /// Bytes one connection may hold for its incomplete frame; 0: up to its MAX_FRAME_SIZE.
+    public var maxBufferedInboundBytesPerConnection = 0
+    /// Connections the server holds at once; a connection beyond is told DRAIN RESOURCE_LIMIT and closed before
+    /// any stream. 0: no limit (the process's descriptor limit still applies).
+    public var maxConnections = 0
+    /// Connections one client IP address may hold at once, enforced the same way. 0: no limit.
+    public var maxConnectionsPerClientAddress = 0
 
     public init() {}
 }

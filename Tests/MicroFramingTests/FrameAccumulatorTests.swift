@@ -182,7 +182,10 @@ struct FrameAccumulatorTests {
         var directReads = 0
         // Read the rest straight into the accumulator in 64 KiB pieces while at least 16 KiB are missing.
         while let region = acc.directReadBuffer(minimum: 16 * 1024) {
-            #expect(region.count == frame.count - offset, "the region is exactly the missing part")
+            #expect(region.count <= frame.count - offset, "never more than the missing part")
+            #expect(region.count >= 16 * 1024, "at least the minimum asked for")
+            #expect(acc.reservedByteCount <= max(FrameAccumulator.initialReservation, 2 * offset + 16 * 1024),
+                    "the buffer grows with the bytes that arrived")
             let n = min(64 * 1024, region.count)
             frame[offset..<(offset + n)].withUnsafeBytes { region.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: n) }
             acc.commitDirectRead(n) { frames.append(Array($0)); return true }
@@ -210,18 +213,43 @@ struct FrameAccumulatorTests {
         let frame = lengthPrefixed([UInt8](repeating: 0x42, count: 100_000), headerSize: 4)
         var acc = FrameAccumulator(headerSize: 4, maxPayload: 1 << 20)
         #expect(try feedAll(&acc, [Array(frame[..<10])]).isEmpty)
-        let maybeRegion = acc.directReadBuffer(minimum: 1)
-        let region = try #require(maybeRegion)
-        #expect(region.count == frame.count - 10)
-        frame[10...].withUnsafeBytes { region.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        // The regions grow with what arrived (never by the announced length at once) until the frame is complete.
+        var offset = 10
         var out: [[UInt8]] = []
-        acc.commitDirectRead(region.count) { out.append(Array($0)); return true }
+        var regions = 0
+        while out.isEmpty {
+            let maybeRegion = acc.directReadBuffer(minimum: 1)
+            let region = try #require(maybeRegion)
+            #expect(region.count <= max(FrameAccumulator.initialReservation, 2 * offset))
+            let n = min(region.count, frame.count - offset)
+            frame[offset..<(offset + n)].withUnsafeBytes { region.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: n) }
+            acc.commitDirectRead(n) { out.append(Array($0)); return true }
+            offset += n
+            regions += 1
+        }
+        #expect(offset == frame.count)
+        #expect(regions > 1)
         #expect(out == [frame])
         #expect(acc.bufferedByteCount == 0)
         let noRegion = acc.directReadBuffer(minimum: 1)
         #expect(noRegion == nil)
         // The accumulator is usable afterwards.
         #expect(try feedAll(&acc, [frame]) == [frame])
+    }
+
+    @Test("a header announcing a huge frame with a few bytes behind it reserves a few KiB, not the frame", arguments: [10, 4])
+    func reservationFollowsArrivals(headerSize: Int) throws {
+        var acc = FrameAccumulator(headerSize: headerSize, maxPayload: 16 << 20)
+        var header = [UInt8](repeating: 0, count: headerSize)
+        let length = UInt32(16 << 20).bigEndian
+        withUnsafeBytes(of: length) { for i in 0..<4 { header[i] = $0[i] } }
+        #expect(try feedAll(&acc, [header + [UInt8](repeating: 1, count: 16)]).isEmpty)
+        #expect(acc.bufferedByteCount == headerSize + 16)
+        #expect(acc.reservedByteCount <= FrameAccumulator.initialReservation)
+        // More arrives: the buffer at most doubles, or fits what came.
+        #expect(try feedAll(&acc, [[UInt8](repeating: 2, count: 10_000)]).isEmpty)
+        #expect(acc.reservedByteCount <= headerSize + 16 + 10_000 + FrameAccumulator.initialReservation)
+        #expect(acc.reservedByteCount >= acc.bufferedByteCount)
     }
 
     @Test("no buffer is held once frames are complete", arguments: [10, 4])

@@ -20,15 +20,15 @@ import Testing
     }
 
     /// Takes the registry down, lets `meanwhile` change it behind the selector's back, and brings it back; returns
-    /// once the selector watches again (and so has read the services again).
+    /// once the selector watches again and has applied its new read of the services.
     static func outage(_ registry: FlakyRegistry, _ selector: RegistrySelector, meanwhile: () async throws -> Void) async throws {
         registry.setDown(true)
         try await eventually(5, "the watch breaks") { !selector.isWatching }
         try await meanwhile()
-        let reads = registry.getServiceCalls
+        let refreshes = selector.refreshCount
         registry.setDown(false)
-        try await eventually(5, "the watch is back and the service read again") {
-            selector.isWatching && registry.getServiceCalls > reads
+        try await eventually(5, "the watch is back and the services read again") {
+            selector.isWatching && selector.refreshCount > refreshes
         }
     }
 
