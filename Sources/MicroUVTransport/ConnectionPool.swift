@@ -6,8 +6,12 @@ internal import MicroTLS
 /// The connections to one address, on one loop. Loop-confined; `@exclusivity(unchecked)` on the hot fields: one thread, no re-entrant mutation, so the runtime's access
 /// tracking (a thread-local lookup per access) would only cost.
 ///
-/// A stream goes to the open connection with the fewest streams that still has room; a new connection is
-/// dialled only when every open (or opening) one is full. Callers that find no room wait, in order, up to
+/// A stream goes to an open connection with room and few streams, picked from the set of connections that may
+/// have room (`room`): with up to 8 there, the one with the fewest streams; with more, the less loaded of two
+/// taken at random ("power of two choices"). A connection enters the set when it becomes ready and when one of
+/// its streams ends; one found full, draining or retired when picked leaves it. So a pick costs O(1) however
+/// many connections there are (each leaving is paid for by the entry before it). A new connection is dialled
+/// only when every open (or opening) one is full. Callers that find no room wait, in order, up to
 /// `maxWaiters` of them, each until its own deadline. Broken connections leave the pool at once; a connection
 /// that receives DRAIN takes no new streams and finishes the ones it has. Idle connections close after the idle
 /// timeout; connections older than the maximum age (jittered) retire the same way.
@@ -35,6 +39,12 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
     private var isShutdown = false
     /// Dials made since the pool was created (for tests and metrics).
     private(set) var dialCount = 0
+    /// The ready connections that may have room: every one that has is here (some here may have none).
+    @exclusivity(unchecked) private var room: [MuxConnection] = []
+    /// For the two random choices among many connections.
+    @exclusivity(unchecked) private var random = FastRandom()
+    /// Above this many connections with room, a pick takes two random choices instead of comparing them all.
+    static let scanLimit = 8
 
     /// The address as callers name it ("host:port"), for the transport's lock-free cache of its last pool.
     let name: String
@@ -115,14 +125,54 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
     }
 
     private func bestConnection() -> MuxConnection? {
-        var best: MuxConnection?
         let now = loop.nowMilliseconds
-        for c in ready where c.acceptsNewStreams && !retired(c, now: now) {
-            if c.activeStreams < c.streamCapacity(limit: config.maxStreamsPerConnection) {
-                if best == nil || c.activeStreams < best!.activeStreams { best = c }
+        while room.count > Self.scanLimit {
+            let i = random.below(room.count)
+            guard let a = usable(room[i], now: now) else {
+                leaveRoom(at: i)
+                continue
             }
+            var j = random.below(room.count - 1)
+            if j >= i { j += 1 }
+            guard let b = usable(room[j], now: now) else {
+                leaveRoom(at: j)
+                return a
+            }
+            return b.activeStreams < a.activeStreams ? b : a
+        }
+        var best: MuxConnection?
+        var i = 0
+        while i < room.count {
+            guard let c = usable(room[i], now: now) else {
+                leaveRoom(at: i)
+                continue
+            }
+            if best == nil || c.activeStreams < best!.activeStreams { best = c }
+            i += 1
         }
         return best
+    }
+
+    private func enterRoom(_ c: MuxConnection) {
+        guard c.poolRoomIndex < 0 else { return }
+        c.poolRoomIndex = room.count
+        room.append(c)
+    }
+
+    private func leaveRoom(at i: Int) {
+        let c = room[i]
+        c.poolRoomIndex = -1
+        let last = room.removeLast()
+        if i < room.count {
+            room[i] = last
+            last.poolRoomIndex = i
+        }
+    }
+
+    /// `c` when it takes a new stream now.
+    @inline(__always)
+    private func usable(_ c: MuxConnection, now: UInt64) -> MuxConnection? {
+        c.acceptsNewStreams && !retired(c, now: now) && c.activeStreams < c.streamCapacity(limit: config.maxStreamsPerConnection) ? c : nil
     }
 
     private func retired(_ c: MuxConnection, now: UInt64) -> Bool {
@@ -220,6 +270,7 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
         handshaking.remove(at: i)
         opening -= 1
         ready.append(connection)
+        enterRoom(connection)
         if config.maxConnectionAgeMilliseconds > 0 {
             let base = config.maxConnectionAgeMilliseconds
             let jitter = UInt64.random(in: 0...(base / 5))
@@ -229,6 +280,7 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
     }
 
     func muxConnectionStreamClosed(_ connection: MuxConnection) {
+        if connection.poolRoomIndex < 0 && connection.acceptsNewStreams { enterRoom(connection) }
         if waitingCount > 0 { serveWaiters() }
     }
 
@@ -238,6 +290,7 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
     }
 
     func muxConnectionClosed(_ connection: MuxConnection, error: TransportError?) {
+        if connection.poolRoomIndex >= 0 { leaveRoom(at: connection.poolRoomIndex) }
         if let i = ready.firstIndex(where: { $0 === connection }) {
             ready.remove(at: i)
         } else if let i = handshaking.firstIndex(where: { $0 === connection }) {

@@ -52,6 +52,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     @exclusivity(unchecked) private var burstStartedAt: Timestamp?
     /// Pool: loop time (ms) at which this connection retires (maximum age, jittered).
     var retireAt: UInt64 = .max
+    /// Pool: where this connection sits in the pool's set of connections that may have room (-1: not in it).
+    var poolRoomIndex = -1
 
     @exclusivity(unchecked) private var accumulator: FrameAccumulator
     /// Server: preface bytes still expected.

@@ -47,6 +47,45 @@ struct PoolTests {
         await h.stop()
     }
 
+    @Test("with more connections than a pick scans, two random choices still find every free connection: no extra dial, no wait")
+    func manyConnectionsEveryFreeOneIsFound() async throws {
+        var clientConfig = UVTransportConfiguration()
+        clientConfig.maxConnectionsPerAddress = 12
+        clientConfig.maxStreamsPerConnection = 1
+        let inFlight = Atomic<Int>(0)
+        let release = Atomic<Bool>(false)
+        let h = try await Harness.start(client: clientConfig) { stream in
+            _ = try? await stream.receive()
+            inFlight.add(1, ordering: .relaxed)
+            while !release.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(2)) }
+            try? await stream.respond([1])
+        }
+        for round in 0..<2 {
+            release.store(false, ordering: .relaxed)
+            inFlight.store(0, ordering: .relaxed)
+            // Twelve slow calls at once: one connection each. In the second round every connection exists, so each
+            // call must find a free one, the last one too (when the two random choices hit busy ones).
+            let results = try await withTimeout(20) {
+                try await withThrowingTaskGroup(of: Status.self) { group in
+                    for _ in 0..<12 {
+                        group.addTask { try await h.client.unary(to: h.address, head: RequestHead(service: "s", endpoint: "e"), message: []).status }
+                    }
+                    try await eventually(10, "twelve calls in flight") { inFlight.load(ordering: .relaxed) == 12 }
+                    let stats = await h.client.poolStats(for: h.address)
+                    #expect(stats?.ready == 12, "round \(round)")
+                    #expect(stats?.waiting == 0, "round \(round)")
+                    release.store(true, ordering: .relaxed)
+                    var all: [Status] = []
+                    for try await s in group { all.append(s) }
+                    return all
+                }
+            }
+            #expect(results == Array(repeating: .ok, count: 12))
+            #expect(await h.client.poolStats(for: h.address)?.dials == 12, "round \(round): no dial beyond one per connection")
+        }
+        await h.stop()
+    }
+
     @Test func waitersGiveUpAtTheirDeadlineAndAreBounded() async throws {
         var clientConfig = UVTransportConfiguration()
         clientConfig.maxConnectionsPerAddress = 1
