@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(
             name: "MicroRPCTests",
             dependencies: [
-                "MicroRPC", "MicroCore", "MicroInMemory", "MicroSelector", "MicroTestSupport",
+                "MicroRPC", "MicroCore", "MicroInMemory", "MicroSelector", "MicroTestSupport", "MicroCoreTestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict
@@ -162,7 +162,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MicroSelectorTests",
-            dependencies: ["MicroSelector", "MicroCore", "MicroInMemory", "MicroRegistry", "MicroEventLoop", "MicroTestSupport"],
+            dependencies: ["MicroSelector", "MicroCore", "MicroInMemory", "MicroRegistry", "MicroEventLoop", "MicroTestSupport", "MicroCoreTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import Foundation
 import MicroCore
+import MicroCoreTestSupport
 import MicroInMemory
 import MicroRPC
 import MicroSelector
@@ -148,10 +149,10 @@ struct WaitForNodeTests {
 
     @Test("a service whose registry cannot be read is read again until the deadline, and the call succeeds once it answers")
     func registryUnreadableAtFirst() async throws {
-        let registry = SwitchableRegistry()
+        let registry = FlakyRegistry(MemoryRegistry())
         let server = try await Self.echoServer("read-later", registry: nil)
         try await registry.base.register(server.server.serviceRecord, options: RegisterOptions())
-        registry.down.store(true, ordering: .relaxed)
+        registry.setDown(true)
         let selector = RegistrySelector(registry: registry)
         defer { selector.close() }
         let client = RunningClient.start(selector: selector)
@@ -159,34 +160,13 @@ struct WaitForNodeTests {
             try await client.client.call(Request(service: "read-later", endpoint: "Echo.Call", body: [3]),
                                          options: CallOptions(timeout: .seconds(600)))
         }
-        try await eventually(10, "the registry is asked") { registry.reads.load(ordering: .relaxed) >= 2 }
-        registry.down.store(false, ordering: .relaxed)
+        try await eventually(10, "the registry is asked") { registry.getServiceCalls >= 2 }
+        registry.setDown(false)
         let response = try await withTimeout(20, "the call") { try await call.value }
         #expect(response.body == [3])
         await server.stop()
         await client.stop()
     }
-}
-
-/// A memory registry whose reads can be made to fail.
-final class SwitchableRegistry: Registry {
-    let base = MemoryRegistry()
-    let down = Atomic<Bool>(false)
-    let reads = Atomic<Int>(0)
-
-    private func check() throws {
-        if down.load(ordering: .relaxed) { throw RegistryError.unavailable("down for the test") }
-    }
-
-    func register(_ service: Service, options: RegisterOptions) async throws { try check(); try await base.register(service, options: options) }
-    func deregister(_ service: Service) async throws { try check(); try await base.deregister(service) }
-    func getService(_ name: String) async throws -> [Service] {
-        reads.add(1, ordering: .relaxed)
-        try check()
-        return try await base.getService(name)
-    }
-    func listServices() async throws -> [Service] { try check(); return try await base.listServices() }
-    func watch(_ options: WatchOptions) async throws -> RegistryWatcher { try check(); return try await base.watch(options) }
 }
 
 /// The default strategy reacts to latency: a slow node, whose calls pile up, gets few new ones.

@@ -1,5 +1,6 @@
 import MicroInMemory
 import MicroCore
+import MicroCoreTestSupport
 import MicroRegistry
 import MicroSelector
 import MicroTestSupport

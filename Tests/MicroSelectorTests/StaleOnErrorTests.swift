@@ -1,5 +1,6 @@
 import Foundation
 import MicroCore
+import MicroCoreTestSupport
 import MicroInMemory
 import MicroRegistry
 import MicroSelector
