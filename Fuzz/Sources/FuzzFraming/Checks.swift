@@ -13,7 +13,8 @@ let maxPayload = 1 << 20
 ///
 /// Oracle: the frames the accumulator hands out must be exactly those a trivial reference parser finds in the
 /// whole stream, in order, and it must throw FRAME_SIZE_ERROR exactly when the stream holds a complete header
-/// whose length exceeds `maxPayload`. Every multiplexed frame goes through `Frame.decode`; decoded frames are
+/// whose length exceeds `maxPayload`. The memory it reserves follows the bytes that arrived, whatever length a
+/// header announces: at most 4 x the buffered bytes plus `initialReservation` (2 x that when nothing is buffered). Every multiplexed frame goes through `Frame.decode`; decoded frames are
 /// re-encoded and decoded again, and must come back equal (byte-exact where the encoding is canonical).
 func checkStream(_ input: UnsafeRawBufferPointer) {
     guard let control = input.first else { return }
@@ -42,12 +43,14 @@ func checkStream(_ input: UnsafeRawBufferPointer) {
             thrown = error
         }
         offset += n
+        checkReservation(accumulator)
         if direct, thrown == nil, offset < total, let region = accumulator.directReadBuffer(minimum: 1) {
             precondition(region.count >= 1)
             let m = min(region.count, total - offset, chunk == 0 ? Int.max : chunk)
             region.baseAddress!.copyMemory(from: stream.baseAddress! + offset, byteCount: m)
             accumulator.commitDirectRead(m, onFrame)
             offset += m
+            checkReservation(accumulator)
         }
     }
 
@@ -71,6 +74,13 @@ func checkStream(_ input: UnsafeRawBufferPointer) {
             frame.withUnsafeBytes { checkFrame($0) }
         }
     }
+}
+
+/// The accumulator's reservation is bounded by the bytes it holds, never by an announced frame length.
+func checkReservation(_ accumulator: borrowing FrameAccumulator) {
+    let limit = max(2 * FrameAccumulator.initialReservation, 4 * accumulator.bufferedByteCount + FrameAccumulator.initialReservation)
+    precondition(accumulator.reservedByteCount <= limit,
+                 "reserved \(accumulator.reservedByteCount) bytes for \(accumulator.bufferedByteCount) buffered")
 }
 
 /// The frames a trivial parser finds in the whole stream, and whether an oversized header is complete in it.
