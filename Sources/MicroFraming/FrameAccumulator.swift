@@ -109,13 +109,18 @@ public struct FrameAccumulator: ~Copyable {
     }
 
     /// When the incomplete frame still misses at least `minimum` bytes, the free region of the pending buffer
-    /// where the next of them go (grown first if less than `minimum` is free, by the growth rule above): the
-    /// caller may read straight into it and then call ``commitDirectRead(_:_:)``. Nil when not worth it, or
-    /// when the buffer cannot grow (the next ``feed(_:_:)`` then reports it).
+    /// where the next of them go (grown first if less than `minimum` is free, to at most double the bytes that
+    /// arrived): the caller may read straight into it and then call ``commitDirectRead(_:_:)``. Nil when not worth
+    /// it or not yet justified (read through ``feed(_:_:)`` then), or when the buffer cannot grow (the next
+    /// ``feed(_:_:)`` then reports it).
     public mutating func directReadBuffer(minimum: Int = 16 * 1024) -> UnsafeMutableRawBufferPointer? {
         guard let missing = missingBytes(), missing >= minimum else { return nil }
         if pendingCapacity - pendingCount < minimum {
-            guard (try? grow(toHold: pendingCount + minimum, frame: pendingCount + missing)) != nil else { return nil }
+            // Grown before any byte of it arrived, so only as far as the bytes already here justify (double them,
+            // or the first reservation); otherwise the bytes come through an ordinary read and `feed`.
+            let justified = min(max(2 * pendingCount, Self.initialReservation), pendingCount + missing)
+            guard justified - pendingCount >= minimum,
+                  (try? grow(toHold: pendingCount + minimum, frame: justified)) != nil else { return nil }
         }
         guard let pending else { return nil }
         return UnsafeMutableRawBufferPointer(start: pending + pendingCount, count: min(missing, pendingCapacity - pendingCount))

@@ -48,7 +48,7 @@ public final class RegistrySelector: Selector {
     public var registryLookups: Int { lookups.load(ordering: .relaxed) }
 
     /// How many times this selector finished reading every cached service again after a break in the watch
-    /// (and applied what it read by the stale-on-error rule).
+    /// (and applied what it read by the stale-on-error rule; a service whose read failed counts as done).
     public var refreshCount: Int { refreshes.load(ordering: .relaxed) }
 
     /// Whether the registry's watch is open (false during an outage: the cache is then possibly stale).
@@ -144,6 +144,9 @@ public final class RegistrySelector: Selector {
         while !Task.isCancelled && !watchState.withLock({ $0.closed }) {
             if let current = watcher {
                 var interrupted = false
+                // Deletions reported during a break, by service: judged at `.resynced` against a fresh read, or,
+                // when that read fails, by the stale rule on their own.
+                var held: [String: Set<String>] = [:]
                 do {
                     for try await event in current {
                         switch event.kind {
@@ -153,10 +156,10 @@ public final class RegistrySelector: Selector {
                         case .resynced:
                             interrupted = false
                             watchState.withLock { $0.healthy = !$0.closed }
-                            await refreshAll()
+                            await refreshAll(held: held)
+                            held = [:]
                         case .delete where interrupted:
-                            // Judged at `.resynced`, against a fresh read.
-                            break
+                            held[event.service.name, default: []].formUnion(event.service.nodes.map(\.id))
                         default:
                             apply(event)
                         }
@@ -193,12 +196,15 @@ public final class RegistrySelector: Selector {
         return min(d, configuration.cache.retryMax)
     }
 
-    /// Reads every cached service again (after the watch was down) and applies it by the stale-on-error rule; a
-    /// failed read keeps the cached copy.
-    private func refreshAll() async {
+    /// Reads every cached service again (after the watch was down) and applies it by the stale-on-error rule. A
+    /// failed read keeps the cached copy, less the deletions `held` during the break, judged by the same rule.
+    private func refreshAll(held: [String: Set<String>] = [:]) async {
         let all = pools.withLock { Array($0.values) }
         for pool in all {
-            guard let services = try? await read(pool.name) else { continue }
+            guard let services = try? await read(pool.name) else {
+                if let gone = held[pool.name] { pool.state.withLock { $0.resync(removing: gone, now: monotonicNanoseconds()) } }
+                continue
+            }
             pool.update { $0.resync(with: services, now: monotonicNanoseconds()) }
         }
         refreshes.add(1, ordering: .relaxed)

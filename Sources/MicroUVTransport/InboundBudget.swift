@@ -19,11 +19,17 @@ final class InboundBudget: Sendable {
 
     /// Adds `delta` (negative to give back); false, and nothing added, when it would pass the limit.
     func charge(_ delta: Int) -> Bool {
-        let now = used.add(delta, ordering: .relaxed).newValue
-        if delta > 0 && now > limit {
-            used.subtract(delta, ordering: .relaxed)
-            return false
+        guard delta > 0 else {
+            used.add(delta, ordering: .relaxed)
+            return true
         }
-        return true
+        // Compare and exchange: a charge that does not fit must not make one that fits fail meanwhile.
+        var current = used.load(ordering: .relaxed)
+        while true {
+            if current > limit - delta { return false }
+            let (exchanged, original) = used.compareExchange(expected: current, desired: current + delta, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
     }
 }

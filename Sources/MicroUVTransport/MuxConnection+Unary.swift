@@ -61,6 +61,13 @@ extension MuxConnection {
         if let at = deadlineAt { addDeadline(at, id) }
     }
 
+    /// Gives back a stream reserved with ``reserveUnaryStream(head:messageCount:)`` and never sent (its caller was
+    /// cancelled first): the server never saw it.
+    func abandonUnary(_ id: UInt32) {
+        state.streamClosed(id)
+        streamEnded()
+    }
+
     /// Ends a unary call locally with `error` and tells the server (CANCEL). No-op when it already ended.
     func cancelUnary(_ id: UInt32, error: TransportError) {
         guard let call = clientUnary.removeValue(forKey: id) else { return }

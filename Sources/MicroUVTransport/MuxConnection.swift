@@ -77,6 +77,9 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// holds of it (the reservation of its incomplete frame).
     var inboundBudget: InboundBudget?
     private var inboundCharged = 0
+    /// Loop time (ms) at which ``fail(_:_:)`` began a close that waits for the output to flush (0: none): a peer
+    /// that never reads would keep it open, so housekeeping forces the close after the ping timeout.
+    private var failedAt: UInt64 = 0
     /// Server: the client address this connection counts against in the connection limits.
     var admittedAddress: String?
     let createdAt: UInt64
@@ -402,10 +405,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         let reason = closeReason ?? TransportError(.connectionClosed, error.map { "connection to \(peerDescription) lost: \($0)" } ?? "connection to \(peerDescription) closed")
         isClosed = true
         closeReason = reason
-        if inboundCharged != 0 {
-            _ = inboundBudget?.charge(-inboundCharged)
-            inboundCharged = 0
-        }
+        releaseInbound()
         let open = Array(streams.values)
         streams.removeAll()
         for s in open { s.terminate(reason) }
@@ -715,12 +715,26 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         }
         isClosed = true
         tcp.stopReading()
+        // Nothing more is read: give back the incomplete frame's buffer and its charge now, not at the close
+        // (which waits for a peer that may never read).
+        accumulator = FrameAccumulator(headerSize: FrameHeader.size, maxPayload: Int(localSettings.maxFrameSize))
+        releaseInbound()
+        failedAt = loop.nowMilliseconds
         let open = Array(streams.values)
         streams.removeAll()
         for s in open { s.terminate(error) }
         endUnaryCalls(error)
         state.close()
         tcp.closeAfterFlush()
+    }
+
+    /// Gives the incomplete frame's charge back to the budget.
+    private func releaseInbound() {
+        if inboundCharged != 0 {
+            _ = inboundBudget?.charge(-inboundCharged)
+            inboundCharged = 0
+        }
+        partialSince = 0
     }
 
     /// Closes now; open streams end with `error`.
@@ -735,7 +749,15 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// timeout.
     /// Returns false when the connection was found dead and is closing.
     func tick(now: UInt64, keepaliveInterval: UInt64, pingTimeout: UInt64, settingsTimeout: UInt64, frameTimeout: UInt64) -> Bool {
-        guard !isClosed else { return false }
+        guard !isClosed else {
+            // A failed connection whose peer does not take our last bytes (DRAIN) within the ping timeout is
+            // closed without them.
+            if failedAt != 0 && now - failedAt >= max(pingTimeout, 1) {
+                failedAt = 0
+                tcp.close()
+            }
+            return false
+        }
         if !peerSettingsReceived && now - createdAt >= settingsTimeout {
             fail(.settingsTimeout, "no SETTINGS within \(settingsTimeout) ms")
             return false

@@ -125,6 +125,7 @@ public final class UVClientTransport: ClientTransport {
             let result = await withTaskCancellationHandler {
                 await withUnsafeContinuation { (c: UnsafeContinuation<Result<UnaryResponse, TransportError>, Never>) in
                     if Task.isCancelled {
+                        connection.abandonUnary(id)
                         c.resume(returning: .failure(TransportError(.cancelled, "the caller's task was cancelled")))
                     } else {
                         connection.sendUnary(id, head: head, message: message, deadlineAt: deadlineAt, continuation: c)

@@ -20,8 +20,11 @@ struct AsyncSignals: Sendable {
         precondition(pipeFDs.read >= 0, "cannot make the signal pipe")
         var action = sigaction()
         action.__sigaction_handler.sa_handler = { _ in
+            // The interrupted thread must find errno as it left it.
+            let saved = errno
             var byte: UInt8 = 1
             _ = write(AsyncSignals.pipeFDs.write, &byte, 1)
+            errno = saved
         }
         sigemptyset(&action.sa_mask)
         action.sa_flags = SA_RESTART

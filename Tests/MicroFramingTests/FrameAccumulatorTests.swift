@@ -180,22 +180,27 @@ struct FrameAccumulatorTests {
         var offset = headerSize + 100
         var frames: [[UInt8]] = []
         var directReads = 0
-        // Read the rest straight into the accumulator in 64 KiB pieces while at least 16 KiB are missing.
-        while let region = acc.directReadBuffer(minimum: 16 * 1024) {
-            #expect(region.count <= frame.count - offset, "never more than the missing part")
-            #expect(region.count >= 16 * 1024, "at least the minimum asked for")
-            #expect(acc.reservedByteCount <= max(FrameAccumulator.initialReservation, 2 * offset + 16 * 1024),
-                    "the buffer grows with the bytes that arrived")
-            let n = min(64 * 1024, region.count)
-            frame[offset..<(offset + n)].withUnsafeBytes { region.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: n) }
-            acc.commitDirectRead(n) { frames.append(Array($0)); return true }
-            offset += n
-            directReads += 1
+        // As a connection reads: straight into the accumulator while it offers a region of at least 16 KiB (once
+        // enough bytes arrived to justify it), otherwise 64 KiB through the shared buffer and `feed`.
+        while offset < frame.count && frames.isEmpty {
+            if let region = acc.directReadBuffer(minimum: 16 * 1024) {
+                #expect(region.count <= frame.count - offset, "never more than the missing part")
+                #expect(region.count >= 16 * 1024, "at least the minimum asked for")
+                #expect(acc.reservedByteCount <= max(FrameAccumulator.initialReservation, 2 * offset),
+                        "the buffer grows with the bytes that arrived")
+                let n = min(64 * 1024, region.count)
+                frame[offset..<(offset + n)].withUnsafeBytes { region.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: n) }
+                acc.commitDirectRead(n) { frames.append(Array($0)); return true }
+                offset += n
+                directReads += 1
+            } else {
+                let n = min(64 * 1024, frame.count - offset)
+                frames += try feedAll(&acc, [Array(frame[offset..<(offset + n)])])
+                offset += n
+            }
         }
         #expect(directReads > 1)
-        if offset < frame.count {
-            // Fewer than 16 KiB missing: the tail goes through feed, together with the next frame.
-            #expect(frame.count - offset < 16 * 1024)
+        if frames.isEmpty {
             frames += try feedAll(&acc, [Array(frame[offset...]) + next])
         } else {
             frames += try feedAll(&acc, [next])

@@ -106,6 +106,34 @@ struct HostilePeerTests {
         await h.stop()
     }
 
+    @Test("a connection that breaks the protocol while answers are still queued for its silent peer is closed")
+    func failedConnectionWithQueuedAnswers() async throws {
+        var config = ProtocolErrorTests.patient
+        config.pingTimeoutMilliseconds = 200
+        config.housekeepingIntervalMilliseconds = 20
+        let h = try await Harness.start(server: config)
+        let port = try SocketAddress(h.address).port
+        // Requests whose echoed answers (64 x 64 KiB) go to a peer that never reads (a 4 KiB receive buffer),
+        // then a frame that breaks the protocol. (When the answers cannot leave at all, housekeeping closes the
+        // connection after the ping timeout instead of waiting for its DRAIN to flush.)
+        let head = RequestHead(service: "s", endpoint: "e")
+        let message = [UInt8](repeating: 3, count: 64 << 10)
+        var bytes = Self.preface + Self.settings
+        for i in 0..<64 {
+            bytes += message.withUnsafeBytes { m in
+                encode({ FrameEncoder.encodeRequest(stream: UInt32(2 * i + 1), head, message: m, endStream: true, into: $0) }, capacity: 70 << 10)
+            }
+        }
+        bytes += Self.header(length: 0).prefix(4) + [FrameType.data.rawValue, 0, 0, 0, 0, 0]  // DATA on stream 0
+        let silent = try RawSocket(port: port, sending: [], receiveBuffer: 4096)
+        try await silent.sendAll(bytes)
+        try await eventually(20, "the failed connection is closed although its peer reads nothing") {
+            await h.server.connectionCount() == 0
+        }
+        try await Self.serverStillServes(h)
+        await h.stop()
+    }
+
     @Test("a client address beyond its connection limit is told DRAIN RESOURCE_LIMIT before any stream; a freed slot is reused")
     func connectionLimitPerAddress() async throws {
         var config = ProtocolErrorTests.patient
@@ -245,9 +273,12 @@ struct HostilePeerTests {
 final class RawSocket {
     let fd: Int32
 
-    init(port: Int, sending bytes: [UInt8] = []) throws {
+    init(port: Int, sending bytes: [UInt8] = [], receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestProcessError(description: "socket: \(errno)") }
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -265,6 +296,24 @@ final class RawSocket {
                 close(fd)
                 throw TestProcessError(description: "send: \(errno)")
             }
+        }
+    }
+
+    /// Sends all of `bytes` without blocking a thread: what the socket does not take now is sent as it drains
+    /// (gives up after 10 s).
+    func sendAll(_ bytes: [UInt8]) async throws {
+        var sent = 0
+        let giveUp = ContinuousClock.now + .seconds(10)
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_DONTWAIT)) }
+            if n > 0 {
+                sent += n
+                continue
+            }
+            guard n < 0, errno == EAGAIN || errno == EWOULDBLOCK, ContinuousClock.now < giveUp else {
+                throw TestProcessError(description: "send: \(n) \(errno)")
+            }
+            try await Task.sleep(for: .milliseconds(5))
         }
     }
 

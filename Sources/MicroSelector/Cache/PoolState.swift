@@ -93,11 +93,35 @@ struct PoolState {
         return gone.count
     }
 
-    /// Removes stale nodes whose time is up. Call only while `stale > 0`.
+    /// Removes stale nodes whose time is up, in one pass. Call only while `stale > 0`.
     mutating func dropExpiredStale(now: UInt64) {
-        var i = 0
-        while i < nodes.count {
-            if nodes[i].staleUntil != 0 && now >= nodes[i].staleUntil { remove(at: i) } else { i += 1 }
+        var removed = 0
+        var removedEjected = 0
+        nodes.removeAll { slot in
+            guard slot.staleUntil != 0 && now >= slot.staleUntil else { return false }
+            removed += 1
+            if slot.health.isEjected { removedEjected += 1 }
+            return true
+        }
+        guard removed > 0 else { return }
+        stale -= removed
+        ejected -= removedEjected
+        reindex()
+    }
+
+    /// After a break whose re-read failed: the nodes the watch reported deleted during the break (`ids`), judged
+    /// by the same rule as ``resync(with:now:)``: kept stale when they are most of the service, else removed.
+    mutating func resync(removing ids: Set<String>, now: UInt64) {
+        let gone = nodes.filter { ids.contains($0.node.id) }
+        guard !gone.isEmpty else { return }
+        if Double(gone.count) > Double(nodes.count) * configuration.cache.staleShare {
+            let limit = now &+ configuration.cache.staleTime.nanoseconds
+            for i in nodes.indices where ids.contains(nodes[i].node.id) && nodes[i].staleUntil == 0 {
+                nodes[i].staleUntil = limit
+                stale += 1
+            }
+        } else {
+            for id in ids { if let i = indexByID[id] { remove(at: i) } }
         }
     }
 
