@@ -125,3 +125,55 @@ import Testing
         #expect(try await withTimeout(20, "the waiting Next") { try await waiter.value } == "n0")
     }
 }
+
+/// A registry whose single watch the test drives event by event, and whose reads can fail: etcd's way of
+/// reporting a break (`.interrupted`, the differences, `.resynced`) without etcd.
+final class ScriptedRegistry: Registry {
+    let base = MemoryRegistry()
+    let readsFail = Mutex<Bool>(false)
+    let feed: AsyncThrowingStream<RegistryEvent, any Error>.Continuation
+    private let events: AsyncThrowingStream<RegistryEvent, any Error>
+
+    init() {
+        (events, feed) = AsyncThrowingStream<RegistryEvent, any Error>.makeStream()
+    }
+
+    func register(_ service: Service, options: RegisterOptions) async throws { try await base.register(service, options: options) }
+    func deregister(_ service: Service) async throws { try await base.deregister(service) }
+    func getService(_ name: String) async throws -> [Service] {
+        if readsFail.withLock({ $0 }) { throw RegistryError.unavailable("reads fail for the test") }
+        return try await base.getService(name)
+    }
+    func listServices() async throws -> [Service] { try await base.listServices() }
+    func watch(_ options: WatchOptions) async throws -> RegistryWatcher {
+        RegistryWatcher(events: events) { [feed] in feed.finish() }
+    }
+}
+
+@Suite struct HeldDeletionTests {
+    /// Drives a break whose re-read fails, with `deleted` of the 3 nodes reported deleted during it; returns the
+    /// nodes the selector still picks.
+    static func breakWithFailedReread(deleting deleted: Int) async throws -> Set<String> {
+        let registry = ScriptedRegistry()
+        try await registry.register(Service(name: "s", nodes: nodes(3)), options: RegisterOptions())
+        var c = SelectorConfiguration()
+        c.strategy = .roundRobin
+        let selector = RegistrySelector(registry: registry, configuration: c)
+        defer { selector.close() }
+        #expect(try await distribution(selector, "s", count: 3).count == 3)
+        let refreshes = selector.refreshCount
+        registry.feed.yield(.interrupted)
+        try await eventually(5, "the break is seen") { !selector.isWatching }
+        for node in nodes(3).prefix(deleted) { registry.feed.yield(RegistryEvent(kind: .delete, service: Service(name: "s", nodes: [node]))) }
+        registry.readsFail.withLock { $0 = true }
+        registry.feed.yield(.resynced)
+        try await eventually(5, "the re-read was tried") { selector.refreshCount > refreshes }
+        return Set(try await distribution(selector, "s", count: 12).keys)
+    }
+
+    @Test("a break whose re-read fails: deletions of most nodes are kept stale, a minority is removed")
+    func heldDeletionsJudgedWhenTheRereadFails() async throws {
+        #expect(try await Self.breakWithFailedReread(deleting: 3) == ["n0", "n1", "n2"], "all reported gone: kept stale")
+        #expect(try await Self.breakWithFailedReread(deleting: 1) == ["n1", "n2"], "one of three reported gone: removed")
+    }
+}
