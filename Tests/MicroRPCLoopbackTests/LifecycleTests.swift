@@ -196,7 +196,7 @@ struct StopLeavesNoRegistrationTests {
                                                  environment: env, logPath: dir + "/\(name)-\(i).log"))
             }
             for child in children { _ = try await listeningAddress(child) }
-            try await eventually(10, "all 10 registered") {
+            try await eventually(30, "all 10 registered") {
                 ((try? await registry.getService(name))?.flatMap(\.nodes).count ?? 0) == 10
             }
             for child in children { kill(child.pid, SIGTERM) }
