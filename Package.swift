@@ -130,7 +130,7 @@ let package = Package(
             name: "MicroRPCLoopbackTests",
             dependencies: [
                 "MicroRPC", "MicroCore", "MicroInMemory", "MicroUVTransport", "MicroEventLoop", "MicroRegistry", "MicroSelector",
-                "MicroFraming", "MicroTestSupport",
+                "MicroFraming", "MicroTestSupport", "MicroCoreTestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,14 +1,22 @@
 public import MicroCore
 import Synchronization
 
-/// Wraps a registry: counts reads, and can be taken down (every call fails, open watches break) and back up.
+/// Wraps a registry: counts reads, and can be taken down (every call fails, open watches break) and back up,
+/// also onto another registry (a cluster that came back elsewhere, a client that reconnected).
 public final class FlakyRegistry: Registry {
-    public let base: any Registry
+    /// Guarded by its mutex.
+    private let current: Mutex<any Registry>
     private let down = Atomic<Bool>(false)
     private let reads = Atomic<Int>(0)
     private let watchers = Mutex<[RegistryWatcher]>([])
 
-    public init(_ base: any Registry) { self.base = base }
+    public init(_ base: any Registry) { current = Mutex(base) }
+
+    /// The registry calls go to when up.
+    public var base: any Registry { current.withLock { $0 } }
+
+    /// Sends calls to `registry` from now on.
+    public func replaceBase(_ registry: any Registry) { current.withLock { $0 = registry } }
 
     public var getServiceCalls: Int { reads.load(ordering: .relaxed) }
 

@@ -221,7 +221,7 @@ struct ServiceGroupTests {
         server.handle("Echo.Call") { r, _ in Response(body: r.body) }
         let serviceGroup = ServiceGroup(configuration: .init(services: [server], logger: Logger(label: "test")))
         let running = Task { try await serviceGroup.run() }
-        try await eventually(5, "registered") { ((try? await registry.getService("grouped"))?.flatMap(\.nodes).count ?? 0) == 1 }
+        try await eventually(30, "registered") { ((try? await registry.getService("grouped"))?.flatMap(\.nodes).count ?? 0) == 1 }
         let c = RunningClient.start()
         let r = try await c.client.call(Request(service: "grouped", endpoint: "Echo.Call", body: [3]), options: CallOptions(address: server.serviceRecord.nodes[0].address))
         #expect(r.body == [3])

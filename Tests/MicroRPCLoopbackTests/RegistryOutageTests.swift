@@ -1,33 +1,11 @@
 import Foundation
 import MicroCore
+import MicroCoreTestSupport
 import MicroRegistry
 import MicroRPC
 import MicroSelector
 import Synchronization
 import Testing
-
-/// A registry the servers reach through a switch: cut, every call fails (the servers are kept away from the
-/// registry); restored, calls go to a new inner registry.
-final class CuttableRegistry: Registry {
-    private let inner: Mutex<(any Registry)?>
-
-    init(_ inner: any Registry) { self.inner = Mutex(inner) }
-
-    /// Cuts the servers off; returns the registry that was in use.
-    func cut() -> (any Registry)? { inner.withLock { i in defer { i = nil }; return i } }
-    func restore(_ registry: any Registry) { inner.withLock { $0 = registry } }
-
-    private func current() throws -> any Registry {
-        guard let r = inner.withLock({ $0 }) else { throw RegistryError.unavailable("cut off for the test") }
-        return r
-    }
-
-    func register(_ service: Service, options: RegisterOptions) async throws { try await current().register(service, options: options) }
-    func deregister(_ service: Service) async throws { try await current().deregister(service) }
-    func getService(_ name: String) async throws -> [Service] { try await current().getService(name) }
-    func listServices() async throws -> [Service] { try await current().listServices() }
-    func watch(_ options: WatchOptions) async throws -> RegistryWatcher { try await current().watch(options) }
-}
 
 @Suite("Registry outages", .serialized)
 struct RegistryOutageTests {
@@ -44,7 +22,8 @@ struct RegistryOutageTests {
         let etcd = try await EtcdCluster(size: 1)
         defer { etcd.stop() }
         let prefix = "/micro-outage-\(UUID().uuidString.prefix(8))/"
-        let serverRegistry = CuttableRegistry(try EtcdRegistry(configuration: Self.etcdConfiguration(etcd.endpoints, prefix: prefix)))
+        // The servers reach etcd through a switch: down, they are kept away from it.
+        let serverRegistry = FlakyRegistry(try EtcdRegistry(configuration: Self.etcdConfiguration(etcd.endpoints, prefix: prefix)))
         var servers: [RunningServer] = []
         for _ in 0..<2 {
             servers.append(try await RunningServer.start("wiped", registry: serverRegistry, configure: {
@@ -88,7 +67,8 @@ struct RegistryOutageTests {
         }
 
         // The servers lose etcd (their keep-alives stop), and etcd comes back without its data.
-        if let old = serverRegistry.cut() as? EtcdRegistry { await old.close() }
+        serverRegistry.setDown(true)
+        if let old = serverRegistry.base as? EtcdRegistry { await old.close() }
         etcd.kill(0)
         try await eventually(10, "the selector sees the watch break") { !selector.isWatching }
         try etcd.start(0, wipe: true)
@@ -101,7 +81,8 @@ struct RegistryOutageTests {
         #expect(succeeded.count > before, "calls succeeded while etcd was empty")
 
         // The servers reach etcd again and register anew.
-        serverRegistry.restore(try EtcdRegistry(configuration: Self.etcdConfiguration(etcd.endpoints, prefix: prefix)))
+        serverRegistry.replaceBase(try EtcdRegistry(configuration: Self.etcdConfiguration(etcd.endpoints, prefix: prefix)))
+        serverRegistry.setDown(false)
         try await eventually(10, "both nodes registered again") {
             ((try? await clientRegistry.getService("wiped"))?.flatMap(\.nodes).count ?? 0) == 2
         }
@@ -114,6 +95,6 @@ struct RegistryOutageTests {
         await c.stop()
         selector.close()
         await clientRegistry.close()
-        if let r = serverRegistry.cut() as? EtcdRegistry { await r.close() }
+        if let r = serverRegistry.base as? EtcdRegistry { await r.close() }
     }
 }

@@ -198,14 +198,15 @@ struct HostilePeerTests {
         var announce = [UInt8](repeating: 0, count: 4)
         announce.withUnsafeMutableBytes { $0.storeBytes(of: UInt32(16 << 20).bigEndian, as: UInt32.self) }
         announce += [UInt8](repeating: 1, count: 16)
-        var held: [RawSocket] = []
-        for _ in 0..<20 { held.append(try RawSocket(port: port, sending: announce)) }
+        let hello = announce
+        // Blocking connects run on a thread of their own, never on the shared pool (a full backlog makes one wait).
+        var held = try await onOwnThread { try (0..<20).map { _ in try RawSocket(port: port, sending: hello) } }
         // Every connection before it was read once the echo answers a later one (one loop per core, in order).
         let warm = try RawSocket(port: port, sending: [0, 0, 0, 1, 5])
         #expect(try await warm.receive(5) == [0, 0, 0, 1, 5])
         let before = try Self.virtualMemory(server.pid)
         let count = 1000
-        for _ in 0..<count { held.append(try RawSocket(port: port, sending: announce)) }
+        held += try await onOwnThread { try (0..<count).map { _ in try RawSocket(port: port, sending: hello) } }
         let probe = try RawSocket(port: port, sending: [0, 0, 0, 3, 9, 8, 7])
         #expect(try await probe.receive(7) == [0, 0, 0, 3, 9, 8, 7])
         let exited = await server.waitForExit(seconds: 0)
@@ -221,8 +222,8 @@ struct HostilePeerTests {
     func tlsPolicy() async throws {
         let dir = try makeTemporaryDirectory("hostile-tls")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let made = try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/rsa.key",
-                                                "-out", dir + "/rsa.pem", "-days", "1", "-subj", "/CN=localhost"])
+        let made = try await runAsync("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/rsa.key",
+                                                           "-out", dir + "/rsa.pem", "-days", "1", "-subj", "/CN=localhost"])
         #expect(made.status == 0, "\(made.output)")
         for minimum in [TLSConfiguration.Version.tls12, .tls13] {
             var c = TLSConfiguration.server(certificateFile: dir + "/rsa.pem", keyFile: dir + "/rsa.key")
@@ -269,8 +270,16 @@ struct HostilePeerTests {
     }
 }
 
-/// A blocking loopback TCP socket for load from the test itself (connect, send, receive); closed on deinit.
-final class RawSocket {
+/// Runs blocking work (socket connects) on a thread of its own, so that no thread of the shared pool waits.
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
+/// A loopback TCP socket for load from the test itself; its connect blocks (use ``onOwnThread(_:)`` for many),
+/// its sends and receives poll. Closed on deinit. `@unchecked Sendable`: one descriptor, used by one task at a time.
+final class RawSocket: @unchecked Sendable {
     let fd: Int32
 
     init(port: Int, sending bytes: [UInt8] = [], receiveBuffer: Int32? = nil) throws {

@@ -68,7 +68,7 @@ struct PoolState {
         var listed = Set<String>()
         for service in services { for node in service.nodes { listed.insert(node.id) } }
         let gone = nodes.filter { !listed.contains($0.node.id) }
-        let keep = !gone.isEmpty && Double(gone.count) > Double(nodes.count) * configuration.cache.staleShare
+        let keep = isMostOfTheService(gone.count)
         let oldVersions = versions
         replace(with: services)
         guard keep else { return 0 }
@@ -93,6 +93,12 @@ struct PoolState {
         return gone.count
     }
 
+    /// The stale-on-error rule's test: whether losing `gone` nodes at once is more than
+    /// ``SelectorConfiguration/Cache/staleShare`` of the service.
+    private func isMostOfTheService(_ gone: Int) -> Bool {
+        gone > 0 && Double(gone) > Double(nodes.count) * configuration.cache.staleShare
+    }
+
     /// Removes stale nodes whose time is up, in one pass. Call only while `stale > 0`.
     mutating func dropExpiredStale(now: UInt64) {
         var removed = 0
@@ -112,9 +118,9 @@ struct PoolState {
     /// After a break whose re-read failed: the nodes the watch reported deleted during the break (`ids`), judged
     /// by the same rule as ``resync(with:now:)``: kept stale when they are most of the service, else removed.
     mutating func resync(removing ids: Set<String>, now: UInt64) {
-        let gone = nodes.filter { ids.contains($0.node.id) }
-        guard !gone.isEmpty else { return }
-        if Double(gone.count) > Double(nodes.count) * configuration.cache.staleShare {
+        let gone = nodes.reduce(0) { $0 + (ids.contains($1.node.id) ? 1 : 0) }
+        guard gone > 0 else { return }
+        if isMostOfTheService(gone) {
             let limit = now &+ configuration.cache.staleTime.nanoseconds
             for i in nodes.indices where ids.contains(nodes[i].node.id) && nodes[i].staleUntil == 0 {
                 nodes[i].staleUntil = limit
