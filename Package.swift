@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "MicroSelector", targets: ["MicroSelector"]),
         .library(name: "MicroBroker", targets: ["MicroBroker"]),
         .library(name: "MicroRPC", targets: ["MicroRPC"]),
+        .library(name: "MicroMiddleware", targets: ["MicroMiddleware"]),
         .executable(name: "micro-echo", targets: ["micro-echo"]),
         .executable(name: "micro-bench", targets: ["micro-bench"]),
         .executable(name: "micro-greeter", targets: ["micro-greeter"]),
@@ -32,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
     ],
     targets: [
         .systemLibrary(
@@ -83,6 +86,17 @@ let package = Package(
             ],
             // Async code runs on its caller's executor (the event loop for handlers and loop-bound callers):
             // no executor switch per call.
+            swiftSettings: strict + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
+        ),
+        // Stock middleware: circuit breaker, rate limits, adaptive concurrency, auth, logging, metrics, tracing.
+        .target(
+            name: "MicroMiddleware",
+            dependencies: [
+                "MicroCore", "MicroRPC",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
             swiftSettings: strict + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
         ),
         // Registers, lists and watches services from the command line (and is the second process in tests).
@@ -142,6 +156,18 @@ let package = Package(
             dependencies: [
                 "MicroBroker", "MicroCore", "MicroInMemory", "MicroRPC", "MicroEventLoop", "MicroRegistry", "MicroUVTransport", "MicroTestSupport",
                 "MicroCoreTestSupport",
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MicroMiddlewareTests",
+            dependencies: [
+                "MicroMiddleware", "MicroRPC", "MicroCore", "MicroInMemory", "MicroSelector", "MicroTestSupport", "MicroCoreTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: strict
         ),

@@ -7,27 +7,54 @@ enum AttemptResult<Output> {
     case status(RPCError)
     /// No answer: the transport failed (connect, connection lost, cancelled, deadline, ...).
     case transport(TransportError)
+    /// Not sent: a circuit breaker kept it off the node.
+    case notSent(RPCError, CircuitOpenError)
 }
 
 extension Client {
     /// The one client path: deadline, then per attempt select -> attempt -> mark -> (backoff -> retry), by one
     /// retry-safety rule (``isRetryable(_:idempotent:)``) and one retry budget. Every kind of call goes through it,
-    /// and it is where per-attempt policies attach. The attempt (a unary call, opening a stream) is a non-escaping
-    /// closure that captures nothing: what it needs comes borrowed as `context` (the request), so a call costs no
-    /// allocation and no copy of the request for it.
+    /// and it is where the middleware chain attaches: around the logical call, and around each attempt. The
+    /// attempt (a unary call, opening a stream) is a non-escaping closure that captures nothing: what it needs
+    /// comes borrowed as `context` (the request), so a call costs no allocation and no copy of the request for it.
     nonisolated(nonsending) func execute<Context, Output>(
-        service: String, endpoint: String, contentType: String, metadata: Metadata, options: CallOptions, context: borrowing Context,
+        service: String, endpoint: String, contentType: String, metadata: Metadata, options: CallOptions, kind: ClientCall.Kind,
+        context: borrowing Context,
         _ attempt: (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
     ) async throws -> Output {
-        var now = Timestamp.now
+        let now = Timestamp.now
         let deadline = deadline(timeout: options.timeout, now: now)
+        guard let middleware = configuration.middleware else {
+            return try await attempts(service: service, endpoint: endpoint, contentType: contentType, metadata: metadata,
+                                      options: options, now: now, deadline: deadline, middleware: nil, summary: nil, context: context, attempt)
+        }
+        let call = ClientCall(service: service, endpoint: endpoint, contentType: contentType, metadata: metadata, options: options,
+                              deadline: deadline, kind: kind, startedAt: now)
+        // A closure cannot capture a borrowed value: with a chain, the request is copied (references retained).
+        let owned = copy context
+        return try await middleware.intercept(call) { call in
+            try await attempts(service: call.service, endpoint: call.endpoint, contentType: call.contentType, metadata: call.metadata,
+                               options: call.options, now: now, deadline: deadline, middleware: middleware, summary: call.summary,
+                               context: owned, attempt)
+        }
+    }
+
+    /// The attempts of one logical call, each through the attempt middleware when there is a chain.
+    nonisolated(nonsending) private func attempts<Context, Output>(
+        service: String, endpoint: String, contentType: String, metadata: Metadata, options: CallOptions,
+        now start: Timestamp, deadline: Timestamp, middleware: (any ClientMiddleware)?, summary: CallSummary?, context: borrowing Context,
+        _ attempt: (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
+    ) async throws -> Output {
+        var now = start
         let maxRetries = min(1000, max(0, options.retries ?? configuration.retries))
         retryBudget.recordCall()
         var number: UInt16 = 1
         var next: Next?
         var lastError: RPCError?
+        /// Nodes skipped because their breaker is open (not attempts: nothing was sent).
+        var skipped = 0
         while true {
-            if number > 1 { now = .now }
+            if number > 1 || skipped > 0 { now = .now }
             if now >= deadline {
                 // Always with a cause: an RPCError without one is a status the server sent.
                 throw RPCError(.deadlineExceeded, lastError.map { "deadline exceeded after \(number - 1) attempt(s); last: \($0.message)" }
@@ -49,11 +76,21 @@ extension Client {
                 address = picked.address
                 if waited { now = .now }
             }
-            let head = RequestHead(service: service, endpoint: endpoint, contentType: contentType,
-                                   timeoutMicroseconds: Self.microseconds(nanoseconds: now.nanoseconds(to: deadline)), attempt: number,
-                                   metadata: metadata)
+            let result: AttemptResult<Output>
+            if let middleware {
+                summary?.attempted(node?.id ?? address, hedge: false)
+                result = await Self.attempt(through: middleware,
+                                            ClientAttempt(service: service, endpoint: endpoint, address: address, node: node, number: number,
+                                                          isHedge: false, metadata: metadata, deadline: deadline),
+                                            contentType: contentType, context: context, attempt)
+            } else {
+                let head = RequestHead(service: service, endpoint: endpoint, contentType: contentType,
+                                       timeoutMicroseconds: Self.microseconds(nanoseconds: now.nanoseconds(to: deadline)), attempt: number,
+                                       metadata: metadata)
+                result = await attempt(context, address, head, deadline)
+            }
             let error: RPCError
-            switch await attempt(context, address, head, deadline) {
+            switch result {
             case .success(let output):
                 if let node, let selector { selector.mark(service, node: node, outcome: .success(latency: now.duration(to: .now))) }
                 return output
@@ -62,18 +99,27 @@ extension Client {
                 if let node, let selector {
                     // An application error is the node doing its job; a NACK or an unavailable node is its failure.
                     let latency = now.duration(to: .now)
-                    let failed = e.workNotStarted || e.code == .unavailable || e.code == .resourceExhausted
-                    selector.mark(service, node: node, outcome: failed ? .failure(latency: latency) : .success(latency: latency))
+                    selector.mark(service, node: node, outcome: e.isNodeFailure ? .failure(latency: latency) : .success(latency: latency))
                 }
             case .transport(let t):
                 error = RPCError(t)
                 if let node, let selector {
                     selector.mark(service, node: node, outcome: t.code == .cancelled ? .ignored : .failure(latency: now.duration(to: .now)))
                 }
+            case .notSent(let e, let open):
+                // The breaker kept the call off this node: not an attempt. Skip the node while it is open and pick
+                // another, a bounded number of times.
+                if let node, let selector { selector.mark(service, node: node, outcome: .held(for: open.retryAfter)) }
+                skipped += 1
+                guard node != nil, skipped < Self.maxSkippedNodes, !Task.isCancelled else { throw e }
+                lastError = e
+                continue
             }
             guard Int(number) <= maxRetries, Self.isRetryable(error, idempotent: options.idempotent), !Task.isCancelled,
                   retryBudget.tryRetry() else { throw error }
             lastError = error
+            logger.debug("retrying", metadata: ["service": "\(service)", "endpoint": "\(endpoint)", "attempt": "\(number + 1)",
+                                                "node": "\(node?.id ?? address)", "error": "\(error)"])
             // Back off, but never past the deadline or the task.
             let wake = min(ContinuousClock.now + configuration.backoff.delay(forRetry: Int(number)), deadline.instant)
             do {
@@ -82,6 +128,39 @@ extension Client {
                 throw RPCError(.cancelled, "cancelled while waiting to retry; last: \(lastError!.message)", cause: lastError)
             }
             number += 1
+        }
+    }
+
+    /// How many nodes one call skips because their breakers are open before it fails with the breaker's error.
+    static let maxSkippedNodes = 16
+
+    /// One attempt through the attempt middleware: errors thrown by the chain become results (a transport error
+    /// keeps its kind, an open breaker is `notSent`).
+    nonisolated(nonsending) static func attempt<Context, Output>(
+        through middleware: any ClientMiddleware, _ info: ClientAttempt, contentType: String, context: borrowing Context,
+        _ attempt: (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
+    ) async -> AttemptResult<Output> {
+        let owned = copy context
+        do {
+            return .success(try await middleware.interceptAttempt(info) { info in
+                let head = RequestHead(service: info.service, endpoint: info.endpoint, contentType: contentType,
+                                       timeoutMicroseconds: microseconds(nanoseconds: Timestamp.now.nanoseconds(to: info.deadline)),
+                                       attempt: info.number, metadata: info.metadata)
+                switch await attempt(owned, info.address, head, info.deadline) {
+                case .success(let output): return output
+                case .status(let e): throw e
+                case .transport(let t): throw RPCError(t)
+                case .notSent(let e, _): throw e
+                }
+            })
+        } catch let e as RPCError {
+            if let open = e.cause as? CircuitOpenError { return .notSent(e, open) }
+            if let t = e.cause as? TransportError { return .transport(t) }
+            return .status(e)
+        } catch is CancellationError {
+            return .transport(TransportError(.cancelled, "the attempt was cancelled"))
+        } catch {
+            return .status(RPCError(.unknown, "a client middleware failed the attempt: \(error)", cause: error))
         }
     }
 

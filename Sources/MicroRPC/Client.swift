@@ -1,4 +1,5 @@
 public import MicroCore
+public import Logging
 
 /// Calls services: unary calls, bidirectional streams, and (through a broker) publishing.
 ///
@@ -16,11 +17,15 @@ public final class Client: Sendable {
     public let selector: (any Selector)?
     public let configuration: ClientConfiguration
     public let retryBudget: RetryBudget
+    /// Where the client logs retries, hedges and (through middleware) calls.
+    public let logger: Logger
 
-    public init(transport: any ClientTransport, selector: (any Selector)? = nil, configuration: ClientConfiguration = ClientConfiguration()) {
+    public init(transport: any ClientTransport, selector: (any Selector)? = nil, configuration: ClientConfiguration = ClientConfiguration(),
+                logger: Logger = Logger(label: "swift-micro.client")) {
         self.transport = transport
         self.selector = selector
         self.configuration = configuration
+        self.logger = logger
         retryBudget = RetryBudget(configuration.retryBudget)
         defaultTimeoutNanoseconds = Timestamp.nanoseconds(configuration.defaultTimeout)
     }
@@ -38,7 +43,7 @@ public final class Client: Sendable {
     /// an address nor a selector says where to send it.
     public nonisolated(nonsending) func call(_ request: Request, options: CallOptions = CallOptions()) async throws -> Response {
         try await execute(service: request.service, endpoint: request.endpoint, contentType: request.contentType,
-                          metadata: request.metadata, options: options, context: request) { request, address, head, deadline in
+                          metadata: request.metadata, options: options, kind: .unary, context: request) { request, address, head, deadline in
             await UnaryAttempt.run(self.transport, request.body, to: address, head: head, deadline: deadline)
         }
     }

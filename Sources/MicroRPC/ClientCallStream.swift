@@ -102,7 +102,7 @@ extension Client {
             throw RPCUsageError("no codec for content type \"\(contentType)\"")
         }
         return try await execute(service: service, endpoint: endpoint, contentType: contentType, metadata: metadata,
-                                 options: options, context: codec) { codec, address, head, deadline in
+                                 options: options, kind: .stream, context: codec) { codec, address, head, deadline in
             await StreamAttempt.run(self.transport, codec, to: address, head: head, deadline: deadline)
         }
     }

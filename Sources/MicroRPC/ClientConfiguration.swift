@@ -20,6 +20,25 @@ public struct ClientConfiguration: Sendable {
     public var defaultContentType: String = ContentType.json
     /// Where ``Client/publish(topic:message:metadata:)`` sends messages; nil: publishing throws ``RPCUsageError``.
     public var broker: (any Broker)? = nil
+    /// The middleware around every call and every attempt (nil: none, and no cost). Add with ``use(_:)``.
+    public var middleware: (any ClientMiddleware)? = nil
 
     public init() {}
+
+    /// Adds middleware inside what is there: the first listed runs outermost of those added.
+    ///
+    /// ```swift
+    /// configuration.use {
+    ///     LoggingMiddleware()
+    ///     CircuitBreakerMiddleware()
+    /// }
+    /// ```
+    public mutating func use<M: ClientMiddleware>(@ClientMiddlewareBuilder _ build: () -> M) {
+        let added = build()
+        if let existing = middleware {
+            middleware = ClientMiddlewareChain(AnyClientMiddleware(existing), added)
+        } else {
+            middleware = added
+        }
+    }
 }

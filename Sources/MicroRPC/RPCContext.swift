@@ -14,15 +14,21 @@ public struct RPCContext: Sendable {
     public var peer: String
     /// 1 for a first attempt, 2 for the first retry, ...
     public var attempt: UInt16
+    /// The subject of the peer's verified TLS client certificate (mTLS), one line; nil without one.
+    public var peerCertificateSubject: String?
+    /// Who the caller is, once a middleware authenticated it (a bearer token, the mTLS certificate); nil before.
+    public var identity: PeerIdentity?
 
     public init(service: String, endpoint: String, deadline: Timestamp? = nil, metadata: Metadata = [:],
-                peer: String = "", attempt: UInt16 = 1) {
+                peer: String = "", attempt: UInt16 = 1, peerCertificateSubject: String? = nil, identity: PeerIdentity? = nil) {
         self.service = service
         self.endpoint = endpoint
         self.deadline = deadline
         self.metadata = metadata
         self.peer = peer
         self.attempt = attempt
+        self.peerCertificateSubject = peerCertificateSubject
+        self.identity = identity
     }
 
     /// The deadline of the call the current task serves, if any: what a ``Client`` call made from it inherits.

@@ -1,4 +1,4 @@
-internal import MicroCore
+public import MicroCore
 
 extension RPCError {
     /// The RPC outcome of a transport failure.
@@ -44,4 +44,15 @@ extension RPCError {
     /// The status that reports this error, thrown by a handler, to its caller: always ERROR (the handler ran).
     /// `workNotStarted` of an error the handler got from a call of its own says nothing about this call.
     var status: Status { .error(code, message) }
+
+    /// Whether this outcome of an attempt counts against the node it went to (for ejection and circuit breakers):
+    /// a transport failure other than cancellation, a NACK, UNAVAILABLE or RESOURCE_EXHAUSTED. An application error
+    /// is the node doing its job.
+    public var countsAgainstNode: Bool {
+        if let t = cause as? TransportError { return t.code != .cancelled }
+        return workNotStarted || code == .unavailable || code == .resourceExhausted
+    }
+
+    /// For statuses the server sent (no transport cause): whether the node failed the call.
+    var isNodeFailure: Bool { workNotStarted || code == .unavailable || code == .resourceExhausted }
 }

@@ -46,9 +46,11 @@ final class Route: UnaryHandler, @unchecked Sendable {
         let codecs = server.configuration.codecs
         if !codecs.knows(head.contentType) { return Self.reply(codecs.unsupported(head.contentType)) }
         let context = RPCContext(service: head.service, endpoint: head.endpoint, deadline: deadline,
-                                 metadata: head.metadata, peer: request.peer, attempt: head.attempt)
+                                 metadata: head.metadata, peer: request.peer, attempt: head.attempt,
+                                 peerCertificateSubject: request.peerCertificateSubject)
         let call = Request(service: head.service, endpoint: head.endpoint, contentType: head.contentType,
                            body: request.message, metadata: head.metadata)
+        let middleware = server.configuration.middleware
         let result: Result<Response, any Error>
         do {
             if let scope = request.scope {
@@ -57,9 +59,16 @@ final class Route: UnaryHandler, @unchecked Sendable {
                 // as the in-memory one does, would hand this call the caller's scope.)
                 scope.deadline = deadline
                 defer { scope.deadline = nil }
-                result = .success(try await body(call, context))
+                if let middleware {
+                    result = .success(try await middleware.intercept(call, context: context, next: body))
+                } else {
+                    result = .success(try await body(call, context))
+                }
             } else {
-                result = .success(try await CallScope.$current.withValue(CallScope(deadline: deadline)) { try await body(call, context) })
+                result = .success(try await CallScope.$current.withValue(CallScope(deadline: deadline)) {
+                    if let middleware { return try await middleware.intercept(call, context: context, next: body) }
+                    return try await body(call, context)
+                })
             }
         } catch {
             result = .failure(error)
@@ -69,6 +78,8 @@ final class Route: UnaryHandler, @unchecked Sendable {
             return UnaryReply(head: ResponseHead(metadata: response.metadata), message: response.body)
         case .failure(let e as RPCError):
             return Self.reply(e)
+        case .failure(let refusal as ServerRefusal):
+            return UnaryReply(head: ResponseHead(status: refusal.status), message: nil)
         case .failure(is CancellationError):
             return Self.reply(RPCError(.cancelled, "the handler was cancelled"))
         case .failure(let e):

@@ -12,7 +12,13 @@ extension Server {
         guard let broker = configuration.broker else {
             throw RPCUsageError("server \(configuration.name) has no broker: set ServerConfiguration.broker to subscribe to \(topic)")
         }
-        let subscription = try await broker.subscribe(topic, options: SubscribeOptions(queue: queue), handler: handler)
+        let wrapped: @Sendable (BrokerMessage) async throws -> Void
+        if let middleware = configuration.middleware {
+            wrapped = { message in try await middleware.interceptMessage(message, topic: topic, next: handler) }
+        } else {
+            wrapped = handler
+        }
+        let subscription = try await broker.subscribe(topic, options: SubscribeOptions(queue: queue), handler: wrapped)
         remember(subscription)
         return subscription
     }

@@ -119,13 +119,19 @@ public final class Server: ServerHandler, Sendable {
         }
         let deadline = RPCContext.deadline(of: head, receivedAt: .now)
         let context = RPCContext(service: head.service, endpoint: head.endpoint, deadline: deadline,
-                                 metadata: head.metadata, peer: stream.peer, attempt: head.attempt)
+                                 metadata: head.metadata, peer: stream.peer, attempt: head.attempt,
+                                 peerCertificateSubject: stream.peerCertificateSubject)
         let call = ServerCallStream(stream: stream, context: context, codec: codec)
+        let middleware = core.configuration.middleware
         do {
-            try await CallScope.$current.withValue(CallScope(deadline: deadline)) { try await body(call) }
+            try await CallScope.$current.withValue(CallScope(deadline: deadline)) {
+                if let middleware { try await middleware.interceptStream(call, next: body) } else { try await body(call) }
+            }
             try? await stream.finish(ResponseHead())
         } catch let e as RPCError {
             try? await stream.finish(ResponseHead(status: e.status, metadata: e.metadata))
+        } catch let refusal as ServerRefusal {
+            try? await stream.finish(ResponseHead(status: refusal.status))
         } catch {
             try? await stream.finish(ResponseHead(status: .error(.internalError, "\(error)")))
         }

@@ -3,7 +3,8 @@ internal import MicroCore
 /// The server's side of a streaming call: the client's messages in, the server's messages out, both as raw
 /// bytes or through the call's codec.
 public struct ServerCallStream: Sendable {
-    public let context: RPCContext
+    /// What the handler knows of the call (a middleware may have added to it, e.g. the caller's identity).
+    public var context: RPCContext
     public let contentType: String
     let stream: ServerStream
     let codec: any Codec

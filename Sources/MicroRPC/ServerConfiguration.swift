@@ -25,6 +25,19 @@ public struct ServerConfiguration: Sendable {
     /// What ``Server/subscribe(topic:queue:handler:)`` subscribes with; nil: subscribing throws
     /// ``RPCUsageError``.
     public var broker: (any Broker)? = nil
+    /// The middleware around every handler, stream handler and subscriber (nil: none, and no cost). Add with
+    /// ``use(_:)``.
+    public var middleware: (any ServerMiddleware)? = nil
 
     public init(name: String) { self.name = name }
+
+    /// Adds middleware inside what is there: the first listed runs outermost of those added.
+    public mutating func use<M: ServerMiddleware>(@ServerMiddlewareBuilder _ build: () -> M) {
+        let added = build()
+        if let existing = middleware {
+            middleware = ServerMiddlewareChain(AnyServerMiddleware(existing), added)
+        } else {
+            middleware = added
+        }
+    }
 }

@@ -126,6 +126,13 @@ open class TLSSession {
         return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// The subject of the peer's certificate when the handshake verified it (mTLS on a server); nil when the peer
+    /// sent none or it was not verified.
+    public var verifiedPeerSubject: String? {
+        guard SSL_get_verify_result(ssl) == X509_V_OK else { return nil }
+        return peerSubject
+    }
+
     /// Client: produces the ClientHello. Call once, then write what `emit` gets.
     public func start(scratch: UnsafeMutableRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) throws(TLSError) {
         guard context.role == .client else { return }

@@ -91,6 +91,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// Streams waiting for the socket to become writable.
     @exclusivity(unchecked) private var blocked: [MuxStream] = []
     let peerDescription: String
+    /// Server over TLS: the subject of the client's verified certificate, taken once when the handshake ends.
+    private var peerCertificateSubject: String?
     /// Connection-level events (TLS refusals, protocol errors).
     var logger: Logger?
 
@@ -394,6 +396,10 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         }
     }
 
+    func connectionTransformDidBecomeReady(_ connection: TCPConnection) {
+        if role == .server, let tls = connection.transform as? TLSTransform { peerCertificateSubject = tls.verifiedPeerSubject }
+    }
+
     func connectionTransformDidFail(_ connection: TCPConnection, error: any Error) {
         // Before the peer's SETTINGS nothing was processed: a failed handshake is a failed connect (retry-safe).
         let code: TransportError.Code = peerSettingsReceived ? .connectionClosed : .connectFailed
@@ -599,7 +605,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             idleSince = 0
             state.openServerStream(id, unary: true, remoteEnded: true, credit: Int(peerSettings.initialWindow))
             workers.dispatch(UnaryWorkerPool.Call(connection: self, streamID: id, handler: unary, head: head, message: Array(message),
-                                                  peer: peerDescription, receivedAt: arrived))
+                                                  peer: peerDescription, receivedAt: arrived,
+                                                  peerCertificateSubject: peerCertificateSubject))
             return true
         }
         let stream = MuxStream(id: id, connection: self, sendWindow: Int(peerSettings.initialWindow),
@@ -628,7 +635,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             workers.deadlines.watch(.stream(ServerDeadlines.WeakStream(stream: stream)), deadline: arrived.advanced(byNanoseconds: budget), now: now, loopNow: loop.nowMilliseconds)
         }
         let serverStream = ServerStream(head: head, inbound: inbound, outbound: MuxServerOutbound(stream: stream, loop: loop),
-                                        peer: peerDescription)
+                                        peer: peerDescription, peerCertificateSubject: peerCertificateSubject)
         let handler = self.handler!
         stream.handlerTask = Task(executorPreference: loop) {
             await handler.handleStream(serverStream)

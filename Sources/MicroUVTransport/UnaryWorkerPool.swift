@@ -30,14 +30,15 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
         var cancelled = false
 
         init(connection: MuxConnection, streamID: UInt32, handler: any UnaryHandler, head: consuming RequestHead,
-             message: consuming [UInt8], peer: String, receivedAt: Timestamp) {
+             message: consuming [UInt8], peer: String, receivedAt: Timestamp, peerCertificateSubject: String? = nil) {
             self.connection = connection
             self.streamID = streamID
             self.handler = handler
             let budget = head.timeoutMicroseconds
             deadline = budget == 0 ? nil
                 : receivedAt.advanced(byNanoseconds: budget >= UInt64(Int64.max / 1000) ? Int64.max : Int64(budget) * 1000)
-            request = MoveBox(UnaryRequest(head: head, message: message, peer: peer, receivedAt: receivedAt))
+            request = MoveBox(UnaryRequest(head: head, message: message, peer: peer, receivedAt: receivedAt,
+                                           peerCertificateSubject: peerCertificateSubject))
         }
 
         /// Runs the handler with the request, which moves into it.

@@ -6,4 +6,7 @@ public enum Outcome: Sendable, Hashable {
     case failure(latency: Duration)
     /// Ends the outstanding count without judging the node (the caller cancelled).
     case ignored
+    /// Nothing was sent: the caller's own circuit breaker for this node is open. The selector skips the node for
+    /// this long (within its cap on ejected nodes), without counting a success or a failure.
+    case held(for: Duration)
 }

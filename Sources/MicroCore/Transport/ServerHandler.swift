@@ -5,16 +5,20 @@ public struct UnaryRequest: Sendable {
     public var message: [UInt8]
     /// The remote peer, as text, when the transport knows it.
     public var peer: String
+    /// The subject of the peer's verified TLS certificate (mTLS), one line; nil without one.
+    public var peerCertificateSubject: String?
     /// When the transport received the request: the head's remaining budget counts from here.
     public var receivedAt: Timestamp
     /// The scope the transport bound for the task that runs the handler (see ``CallScope``), when it binds one
     /// per worker rather than per call: the handler sets the call's deadline there. Nil: the handler binds one.
     public var scope: CallScope?
 
-    public init(head: RequestHead, message: [UInt8], peer: String, receivedAt: Timestamp, scope: CallScope? = nil) {
+    public init(head: RequestHead, message: [UInt8], peer: String, receivedAt: Timestamp, scope: CallScope? = nil,
+                peerCertificateSubject: String? = nil) {
         self.head = head
         self.message = message
         self.peer = peer
+        self.peerCertificateSubject = peerCertificateSubject
         self.receivedAt = receivedAt
         self.scope = scope
     }

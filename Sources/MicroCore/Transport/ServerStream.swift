@@ -19,12 +19,16 @@ public final class ServerStream: Sendable {
     public let outbound: any ServerStreamOutbound
     /// The remote peer's address, as text, when the transport knows it.
     public let peer: String
+    /// The subject of the peer's verified TLS certificate (mTLS), one line; nil without one.
+    public let peerCertificateSubject: String?
 
-    public init(head: RequestHead, inbound: InboundQueue<ServerInboundPart>, outbound: any ServerStreamOutbound, peer: String) {
+    public init(head: RequestHead, inbound: InboundQueue<ServerInboundPart>, outbound: any ServerStreamOutbound, peer: String,
+                peerCertificateSubject: String? = nil) {
         self.head = head
         self.inbound = inbound
         self.outbound = outbound
         self.peer = peer
+        self.peerCertificateSubject = peerCertificateSubject
     }
 
     /// The client's next message, or nil once the client finished.

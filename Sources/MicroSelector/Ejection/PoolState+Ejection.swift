@@ -28,6 +28,19 @@ extension PoolState {
         }
     }
 
+    /// Keeps node `i` out of rotation for `duration` (its caller's breaker is open), within the cap on ejected
+    /// nodes; when it comes back, its first call is a probe, as after an ejection. Counts no failure.
+    mutating func hold(_ i: Int, now: UInt64, for duration: Duration) {
+        nodes[i].health.probing = false
+        let until = now + max(1, duration.nanoseconds)
+        if nodes[i].health.isEjected {
+            nodes[i].health.ejectedUntil = max(nodes[i].health.ejectedUntil, until)
+        } else if ejected < maxEjected {
+            nodes[i].health.ejectedUntil = until
+            ejected += 1
+        }
+    }
+
     /// How many nodes may be out at once: the share, rounded down, and never all.
     var maxEjected: Int {
         min(Int(Double(nodes.count) * configuration.ejection.maxEjectedShare), nodes.count - 1)

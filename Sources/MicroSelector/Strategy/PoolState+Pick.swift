@@ -155,6 +155,8 @@ extension PoolState {
         case .ignored:
             // A probe that was abandoned lets the next call probe.
             nodes[i].health.probing = false
+        case .held(let duration):
+            hold(i, now: monotonicNanoseconds(), for: duration)
         }
     }
 

@@ -1,0 +1,183 @@
+import MicroCore
+public import MicroRPC
+public import Logging
+import CoreMetrics
+import Synchronization
+
+/// A circuit breaker per node and per service (client middleware).
+///
+/// - Per node, around each attempt: while a node's breaker is open, attempts to it fail at once with
+///   ``CircuitOpenError`` as the cause; the client then tells its selector to skip the node for the open time and
+///   picks another node, without spending a retry. After the open time a few probes go through (half-open); they
+///   close it or open it again for longer.
+/// - Per service, around each logical call: while the service's breaker is open, calls fail at once with
+///   `unavailable` (cause ``CircuitOpenError`` with no node), nothing is sent.
+///
+/// What counts as a failure: for a node, an outcome that counts against it (``RPCError/countsAgainstNode``: a
+/// transport failure, a NACK, UNAVAILABLE, RESOURCE_EXHAUSTED); for a service, the same or DEADLINE_EXCEEDED of the
+/// whole call. Application errors are successes; cancelled calls count for nothing.
+///
+/// Changes of state are logged (warning when a breaker opens) and reported as the gauge
+/// `micro_circuit_breaker_state` (0 closed, 1 half-open, 2 open) labelled by service and node.
+///
+/// Thread-safe: the states are guarded by one mutex, taken twice per attempt (admit, record). Not promised: that a
+/// node's breaker outlives the node: above `maxNodes` breakers, closed ones are forgotten.
+public struct CircuitBreakerMiddleware: ClientMiddleware {
+    /// What a breaker is for.
+    public enum Scope: Sendable, Hashable {
+        case node
+        case service
+    }
+
+    public struct Configuration: Sendable {
+        /// The breakers of nodes; nil: none.
+        public var node: CircuitBreakerConfiguration? = CircuitBreakerConfiguration()
+        /// The breakers of services; nil: none.
+        public var service: CircuitBreakerConfiguration? = nil
+        /// Breakers kept at most (closed ones beyond it are forgotten).
+        public var maxNodes = 10_000
+
+        public init() {}
+    }
+
+    let breakers: Breakers
+    public var configuration: Configuration { breakers.configuration }
+
+    public init(_ configuration: Configuration = Configuration(), logger: Logger = Logger(label: "swift-micro.breaker")) {
+        breakers = Breakers(configuration: configuration, logger: logger)
+    }
+
+    /// The phase of a node's (or with `node` nil, the service's) breaker; closed for one never used.
+    public func phase(service: String, node: String?) -> BreakerState.Phase {
+        breakers.phase(Breakers.key(service, node))
+    }
+
+    public nonisolated(nonsending) func intercept<Output>(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
+    ) async throws -> Output {
+        guard breakers.configuration.service != nil else { return try await next(call) }
+        let key = Breakers.key(call.service, nil)
+        let decision = breakers.admit(key, scope: .service)
+        if case .reject(let after) = decision {
+            throw CircuitOpenError(service: call.service, node: nil, retryAfter: .nanoseconds(after)).rpcError
+        }
+        let probe = decision == .probe
+        do {
+            let output = try await next(call)
+            breakers.record(key, scope: .service, success: true, probe: probe)
+            return output
+        } catch let e as RPCError {
+            if e.cause is CircuitOpenError || (e.cause as? TransportError)?.code == .cancelled || e.code == .cancelled {
+                if probe { breakers.cancelProbe(key) }
+            } else {
+                breakers.record(key, scope: .service, success: !(e.countsAgainstNode || e.code == .deadlineExceeded), probe: probe)
+            }
+            throw e
+        } catch {
+            if probe { breakers.cancelProbe(key) }
+            throw error
+        }
+    }
+
+    public nonisolated(nonsending) func interceptAttempt<Output>(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> Output
+    ) async throws -> Output {
+        guard breakers.configuration.node != nil else { return try await next(attempt) }
+        let key = Breakers.key(attempt.service, attempt.nodeName)
+        let decision = breakers.admit(key, scope: .node)
+        if case .reject(let after) = decision {
+            // Held at least a little while: a half-open breaker whose probes are out says "no estimate" (0).
+            throw CircuitOpenError(service: attempt.service, node: attempt.nodeName,
+                                   retryAfter: .nanoseconds(max(after, 10_000_000))).rpcError
+        }
+        let probe = decision == .probe
+        do {
+            let output = try await next(attempt)
+            breakers.record(key, scope: .node, success: true, probe: probe)
+            return output
+        } catch let e as RPCError {
+            if e.code == .cancelled || (e.cause as? TransportError)?.code == .cancelled {
+                if probe { breakers.cancelProbe(key) }
+            } else {
+                breakers.record(key, scope: .node, success: !e.countsAgainstNode, probe: probe)
+            }
+            throw e
+        } catch {
+            if probe { breakers.cancelProbe(key) }
+            throw error
+        }
+    }
+}
+
+extension CircuitBreakerMiddleware {
+    /// The breakers by key, behind one mutex. A class so that copies of the middleware share them.
+    final class Breakers: Sendable {
+        struct Key: Hashable, Sendable {
+            var service: String
+            var node: String?
+        }
+
+        let configuration: Configuration
+        let logger: Logger
+        /// Guarded by its mutex.
+        private let states = Mutex<[Key: BreakerState]>([:])
+
+        init(configuration: Configuration, logger: Logger) {
+            self.configuration = configuration
+            self.logger = logger
+        }
+
+        static func key(_ service: String, _ node: String?) -> Key { Key(service: service, node: node) }
+
+        func phase(_ key: Key) -> BreakerState.Phase { states.withLock { $0[key]?.phase ?? .closed } }
+
+        func admit(_ key: Key, scope: Scope) -> BreakerState.Decision {
+            let now = Timestamp.now.nanoseconds
+            let (decision, began) = states.withLock { states -> (BreakerState.Decision, Bool) in
+                guard var state = states[key] else { return (.allow, false) }
+                let before = state.phase
+                let d = state.admit(now: now)
+                let began = before == .open && d == .probe
+                states[key] = state
+                return (d, began)
+            }
+            if began { report(key, BreakerState.Transition(from: .open, to: .halfOpen)) }
+            return decision
+        }
+
+        func record(_ key: Key, scope: Scope, success: Bool, probe: Bool) {
+            let now = Timestamp.now.nanoseconds
+            let transition = states.withLock { states -> BreakerState.Transition? in
+                if success && !probe && states[key] == nil { return nil }  // healthy and never failed: no state kept
+                if states[key] == nil {
+                    if states.count >= configuration.maxNodes { states = states.filter { $0.value.phase != .closed } }
+                    guard let c = scope == .node ? configuration.node : configuration.service else { return nil }
+                    states[key] = BreakerState(configuration: c)
+                }
+                return states[key]!.record(success: success, probe: probe, now: now)
+            }
+            if let transition { report(key, transition) }
+        }
+
+        func cancelProbe(_ key: Key) {
+            states.withLock { states in states[key]?.cancelProbe() }
+        }
+
+        private func report(_ key: Key, _ t: BreakerState.Transition) {
+            let node = key.node ?? "*"
+            let metadata: Logger.Metadata = ["service": "\(key.service)", "node": "\(node)", "from": "\(t.from)", "to": "\(t.to)"]
+            if t.to == .open {
+                logger.warning("circuit breaker opened", metadata: metadata)
+            } else {
+                logger.info("circuit breaker changed", metadata: metadata)
+            }
+            let value: Double = switch t.to {
+            case .closed: 0
+            case .halfOpen: 1
+            case .open: 2
+            }
+            MetricsSystem.factory.makeMeter(label: "micro_circuit_breaker_state",
+                                            dimensions: [("service", key.service), ("node", node)]).set(value)
+        }
+    }
+}

@@ -1,0 +1,200 @@
+import MicroCore
+public import MicroRPC
+public import CoreMetrics
+import Synchronization
+
+/// Calls, errors by code, latency, in-flight calls, retries, hedges and NACKs through swift-metrics, labelled by
+/// service and endpoint (client and server middleware). Bootstrap a backend (Prometheus, StatsD, OTel) with
+/// `MetricsSystem.bootstrap`; without one, nothing is recorded.
+///
+/// | metric | kind | side |
+/// | --- | --- | --- |
+/// | `micro_client_calls_total`, `micro_server_calls_total` | counter | logical calls ended |
+/// | `micro_client_errors_total`, `micro_server_errors_total` (+ `code`) | counter | calls ended with an error |
+/// | `micro_client_call_duration`, `micro_server_call_duration` | timer | a logical call (client), a handler (server) |
+/// | `micro_client_attempt_duration` | timer | one attempt |
+/// | `micro_client_in_flight`, `micro_server_in_flight` | meter | calls under way |
+/// | `micro_client_retries_total`, `micro_client_hedges_total` | counter | extra attempts |
+/// | `micro_client_nacks_total`, `micro_server_nacks_total` | counter | NACKs received / sent |
+///
+/// Elsewhere: `micro_circuit_breaker_state` (``CircuitBreakerMiddleware``), `micro_selector_ejections_total`
+/// (the registry selector), `micro_pool_connections` and `micro_pool_waiters` (the libuv transport).
+///
+/// The handles of an endpoint are made once and kept (one lock and one lookup per call). Not promised: bounded
+/// memory when callers name unboundedly many endpoints (a server only counts endpoints it serves).
+public struct MetricsMiddleware: ClientMiddleware, ServerMiddleware {
+    let client: HandleCache
+    let server: HandleCache
+
+    public init(factory: (any MetricsFactory)? = nil) {
+        let factory = factory ?? MetricsSystem.factory
+        client = HandleCache(side: "client", factory: factory)
+        server = HandleCache(side: "server", factory: factory)
+    }
+
+    // MARK: client
+
+    public nonisolated(nonsending) func intercept<Output>(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
+    ) async throws -> Output {
+        let h = client.handles(call.service, call.endpoint)
+        h.inFlight.increment(by: 1)
+        defer { h.inFlight.decrement(by: 1) }
+        do {
+            let output = try await next(call)
+            h.calls.increment(by: 1)
+            h.duration.recordNanoseconds(call.startedAt.nanoseconds(to: .now))
+            return output
+        } catch {
+            h.calls.increment(by: 1)
+            h.duration.recordNanoseconds(call.startedAt.nanoseconds(to: .now))
+            h.error(Self.code(error)).increment(by: 1)
+            throw error
+        }
+    }
+
+    public nonisolated(nonsending) func interceptAttempt<Output>(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> Output
+    ) async throws -> Output {
+        let h = client.handles(attempt.service, attempt.endpoint)
+        if attempt.isHedge { h.hedges.increment(by: 1) } else if attempt.number > 1 { h.retries.increment(by: 1) }
+        let start = Timestamp.now
+        do {
+            let output = try await next(attempt)
+            h.attemptDuration!.recordNanoseconds(start.nanoseconds(to: .now))
+            return output
+        } catch let e as RPCError {
+            h.attemptDuration!.recordNanoseconds(start.nanoseconds(to: .now))
+            if e.workNotStarted && e.cause == nil { h.nacks.increment(by: 1) }  // a NACK the server sent
+            throw e
+        }
+    }
+
+    // MARK: server
+
+    public nonisolated(nonsending) func intercept(
+        _ request: Request, context: RPCContext,
+        next: nonisolated(nonsending) (Request, RPCContext) async throws -> Response
+    ) async throws -> Response {
+        let h = server.handles(context.service, context.endpoint)
+        let start = Timestamp.now
+        h.inFlight.increment(by: 1)
+        defer { h.inFlight.decrement(by: 1) }
+        do {
+            let response = try await next(request, context)
+            h.calls.increment(by: 1)
+            h.duration.recordNanoseconds(start.nanoseconds(to: .now))
+            return response
+        } catch {
+            served(h, start: start, error: error)
+            throw error
+        }
+    }
+
+    public nonisolated(nonsending) func interceptStream(
+        _ call: ServerCallStream, next: nonisolated(nonsending) (ServerCallStream) async throws -> Void
+    ) async throws {
+        let h = server.handles(call.context.service, call.context.endpoint)
+        let start = Timestamp.now
+        h.inFlight.increment(by: 1)
+        defer { h.inFlight.decrement(by: 1) }
+        do {
+            try await next(call)
+            h.calls.increment(by: 1)
+            h.duration.recordNanoseconds(start.nanoseconds(to: .now))
+        } catch {
+            served(h, start: start, error: error)
+            throw error
+        }
+    }
+
+    private func served(_ h: Handles, start: Timestamp, error: any Error) {
+        h.calls.increment(by: 1)
+        h.duration.recordNanoseconds(start.nanoseconds(to: .now))
+        h.error(Self.code(error)).increment(by: 1)
+        if error is ServerRefusal { h.nacks.increment(by: 1) }
+    }
+
+    /// The code an error reports to the caller.
+    static func code(_ error: any Error) -> StatusCode {
+        switch error {
+        case let e as RPCError: return e.code
+        case let r as ServerRefusal: return r.code
+        case is CancellationError: return .cancelled
+        default: return .internalError
+        }
+    }
+}
+
+extension MetricsMiddleware {
+    /// The metric handles of one endpoint of one service.
+    final class Handles: Sendable {
+        let side: String
+        let service: String
+        let endpoint: String
+        let factory: any MetricsFactory
+        let calls: Counter
+        let duration: CoreMetrics.Timer
+        let attemptDuration: CoreMetrics.Timer?
+        let inFlight: Meter
+        let retries: Counter
+        let hedges: Counter
+        let nacks: Counter
+        /// Error counters by code, made on first use. Guarded by its mutex.
+        private let errors = Mutex<[UInt32: Counter]>([:])
+
+        init(side: String, service: String, endpoint: String, factory: any MetricsFactory) {
+            self.side = side
+            self.service = service
+            self.endpoint = endpoint
+            self.factory = factory
+            let d = [("service", service), ("endpoint", endpoint)]
+            calls = Counter(label: "micro_\(side)_calls_total", dimensions: d, factory: factory)
+            duration = CoreMetrics.Timer(label: "micro_\(side)_call_duration", dimensions: d, factory: factory)
+            attemptDuration = side == "client" ? CoreMetrics.Timer(label: "micro_client_attempt_duration", dimensions: d, factory: factory) : nil
+            inFlight = Meter(label: "micro_\(side)_in_flight", dimensions: d, factory: factory)
+            retries = Counter(label: "micro_\(side)_retries_total", dimensions: d, factory: factory)
+            hedges = Counter(label: "micro_\(side)_hedges_total", dimensions: d, factory: factory)
+            nacks = Counter(label: "micro_\(side)_nacks_total", dimensions: d, factory: factory)
+        }
+
+        func error(_ code: StatusCode) -> Counter {
+            errors.withLock { errors in
+                if let c = errors[code.rawValue] { return c }
+                let c = Counter(label: "micro_\(side)_errors_total",
+                                dimensions: [("service", service), ("endpoint", endpoint), ("code", code.name)], factory: factory)
+                errors[code.rawValue] = c
+                return c
+            }
+        }
+    }
+
+    /// Handles by service and endpoint, made once.
+    final class HandleCache: Sendable {
+        struct Key: Hashable, Sendable {
+            var service: String
+            var endpoint: String
+        }
+
+        let side: String
+        let factory: any MetricsFactory
+        /// Guarded by its mutex.
+        private let table = Mutex<[Key: Handles]>([:])
+
+        init(side: String, factory: any MetricsFactory) {
+            self.side = side
+            self.factory = factory
+        }
+
+        func handles(_ service: String, _ endpoint: String) -> Handles {
+            let key = Key(service: service, endpoint: endpoint)
+            if let h = table.withLock({ $0[key] }) { return h }
+            let made = Handles(side: side, service: service, endpoint: endpoint, factory: factory)
+            return table.withLock { table in
+                if let h = table[key] { return h }
+                table[key] = made
+                return made
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import MicroCore
+public import MicroRPC
+
+/// Token buckets on the server: per endpoint and per caller. A call over either rate is refused before its
+/// handler runs with a restartable NACK (RESOURCE_EXHAUSTED), so that the caller's client retries it on another
+/// node at once.
+///
+/// The caller is its authenticated identity (``RPCContext/identity``, so put this after the auth middleware) or
+/// else its address without the port. Health checks are never limited.
+///
+/// Thread-safe; a lock per bucket table consulted (per-endpoint rates given up front need none). Not promised: exact
+/// accounting for callers beyond `maxCallers` (see ``KeyedRateLimiter``).
+public struct ServerRateLimitMiddleware: ServerMiddleware {
+    public struct Configuration: Sendable {
+        /// The rate of each endpoint without its own; nil: endpoints are not limited.
+        public var endpoint: Rate? = nil
+        /// Rates of given endpoints ("Greeter.Hello").
+        public var endpoints: [String: Rate] = [:]
+        /// The rate of each caller; nil: callers are not limited.
+        public var caller: Rate? = nil
+        public var maxCallers = 10_000
+
+        public init(endpoint: Rate? = nil, caller: Rate? = nil) {
+            self.endpoint = endpoint
+            self.caller = caller
+        }
+    }
+
+    public let configuration: Configuration
+    private let perEndpoint: KeyedRateLimiter?
+    private let ownEndpoints: [String: RateLimiter]
+    private let perCaller: KeyedRateLimiter?
+
+    public init(_ configuration: Configuration) {
+        self.configuration = configuration
+        perEndpoint = configuration.endpoint.map { KeyedRateLimiter(ratePerSecond: $0.perSecond, burst: $0.burst, maxKeys: 10_000) }
+        ownEndpoints = configuration.endpoints.mapValues { RateLimiter(ratePerSecond: $0.perSecond, burst: $0.burst) }
+        perCaller = configuration.caller.map {
+            KeyedRateLimiter(ratePerSecond: $0.perSecond, burst: $0.burst, maxKeys: configuration.maxCallers)
+        }
+    }
+
+    public nonisolated(nonsending) func intercept(
+        _ request: Request, context: RPCContext,
+        next: nonisolated(nonsending) (Request, RPCContext) async throws -> Response
+    ) async throws -> Response {
+        try admit(context)
+        return try await next(request, context)
+    }
+
+    public nonisolated(nonsending) func interceptStream(
+        _ call: ServerCallStream, next: nonisolated(nonsending) (ServerCallStream) async throws -> Void
+    ) async throws {
+        try admit(call.context)
+        try await next(call)
+    }
+
+    /// Throws the refusal when a bucket is empty; the endpoint's first, so a caller refused by it spends nothing.
+    func admit(_ context: RPCContext) throws(ServerRefusal) {
+        if context.endpoint == Server.healthEndpoint { return }
+        let now = Timestamp.now.nanoseconds
+        if let limiter = ownEndpoints[context.endpoint] {
+            guard limiter.tryAcquire(now: now) else { throw refusal("endpoint \(context.endpoint)", configuration.endpoints[context.endpoint]!) }
+        } else if let perEndpoint, let rate = configuration.endpoint {
+            guard perEndpoint.tryAcquire(context.endpoint, now: now) else { throw refusal("endpoint \(context.endpoint)", rate) }
+        }
+        if let perCaller, let rate = configuration.caller {
+            let caller = Self.caller(context)
+            guard perCaller.tryAcquire(caller, now: now) else { throw refusal("caller \(caller)", rate) }
+        }
+    }
+
+    private func refusal(_ what: String, _ rate: Rate) -> ServerRefusal {
+        ServerRefusal(.resourceExhausted, "rate limit of \(rate) for \(what) exceeded; try another node")
+    }
+
+    /// The caller's key: its identity, else its host.
+    static func caller(_ context: RPCContext) -> String {
+        if let identity = context.identity { return identity.name }
+        let peer = context.peer
+        guard let colon = peer.lastIndex(of: ":") else { return peer }
+        return String(peer[..<colon])
+    }
+}

@@ -1,0 +1,91 @@
+/// Two client middlewares as one: `first` outside, `second` inside. Generic, so that a chain of any length is one
+/// concrete type: a hop costs a direct (witness) call and a non-escaping closure, no existential and no
+/// allocation.
+public struct ClientMiddlewareChain<First: ClientMiddleware, Second: ClientMiddleware>: ClientMiddleware {
+    public let first: First
+    public let second: Second
+
+    @inlinable
+    public init(_ first: First, _ second: Second) {
+        self.first = first
+        self.second = second
+    }
+
+    @inlinable
+    public nonisolated(nonsending) func intercept<Output>(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
+    ) async throws -> Output {
+        try await first.intercept(call) { call in try await second.intercept(call, next: next) }
+    }
+
+    @inlinable
+    public nonisolated(nonsending) func interceptAttempt<Output>(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> Output
+    ) async throws -> Output {
+        try await first.interceptAttempt(attempt) { attempt in try await second.interceptAttempt(attempt, next: next) }
+    }
+}
+
+/// The middleware that does nothing: the chain of no middleware.
+public struct PassThroughClientMiddleware: ClientMiddleware {
+    @inlinable
+    public init() {}
+}
+
+/// Builds a ``ClientMiddlewareChain`` from a list: the first listed is the outermost.
+@resultBuilder
+public enum ClientMiddlewareBuilder {
+    public static func buildPartialBlock<M: ClientMiddleware>(first: M) -> M { first }
+
+    public static func buildPartialBlock<M0: ClientMiddleware, M1: ClientMiddleware>(
+        accumulated: M0, next: M1
+    ) -> ClientMiddlewareChain<M0, M1> {
+        ClientMiddlewareChain(accumulated, next)
+    }
+
+    public static func buildOptional<M: ClientMiddleware>(_ component: M?) -> OptionalClientMiddleware<M> {
+        OptionalClientMiddleware(component)
+    }
+
+    public static func buildBlock() -> PassThroughClientMiddleware { PassThroughClientMiddleware() }
+}
+
+/// A middleware that may be absent (`if` in a ``ClientMiddlewareBuilder``).
+public struct OptionalClientMiddleware<Wrapped: ClientMiddleware>: ClientMiddleware {
+    public let wrapped: Wrapped?
+
+    public init(_ wrapped: Wrapped?) { self.wrapped = wrapped }
+
+    public nonisolated(nonsending) func intercept<Output>(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
+    ) async throws -> Output {
+        guard let wrapped else { return try await next(call) }
+        return try await wrapped.intercept(call, next: next)
+    }
+
+    public nonisolated(nonsending) func interceptAttempt<Output>(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> Output
+    ) async throws -> Output {
+        guard let wrapped else { return try await next(attempt) }
+        return try await wrapped.interceptAttempt(attempt, next: next)
+    }
+}
+
+/// A middleware of a type known only at run time (what ``ClientConfiguration/use(_:)`` chains onto).
+public struct AnyClientMiddleware: ClientMiddleware {
+    public let base: any ClientMiddleware
+
+    public init(_ base: any ClientMiddleware) { self.base = base }
+
+    public nonisolated(nonsending) func intercept<Output>(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
+    ) async throws -> Output {
+        try await base.intercept(call, next: next)
+    }
+
+    public nonisolated(nonsending) func interceptAttempt<Output>(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> Output
+    ) async throws -> Output {
+        try await base.interceptAttempt(attempt, next: next)
+    }
+}
