@@ -122,11 +122,11 @@ struct AdaptiveLimiterTests {
         #expect(limiter.limit == 4)
     }
 
-    @Test("AIMD treats an RTT over the latency threshold as a drop")
+    @Test("AIMD treats an RTT over the latency threshold (5 s by default) as a drop")
     func aimdThreshold() {
         let limiter = AdaptiveLimiter(Self.aimd())
         var load = SaturatingLoad()
-        load.run(limiter, rtt: 200 * Self.millisecond, calls: 10)
+        load.run(limiter, rtt: 6000 * Self.millisecond, calls: 10)
         #expect(limiter.limit == 18)
     }
 
