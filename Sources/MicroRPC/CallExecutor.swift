@@ -167,7 +167,7 @@ extension Client {
     /// The node for an attempt: the selector's next pick. When there is none (or the registry cannot be read), the
     /// call waits for one until its deadline (wait for ready), unless the call or the client turned that off; then
     /// it fails at once, after one suspension. Returns whether it waited (the caller's clock reading is then old).
-    nonisolated(nonsending) private func pickNode(_ selector: any Selector, service: String, options: CallOptions, deadline: Timestamp,
+    nonisolated(nonsending) func pickNode(_ selector: any Selector, service: String, options: CallOptions, deadline: Timestamp,
                                                   next: inout Next?, lastError: RPCError?) async throws -> (Node, waited: Bool) {
         let wait = options.waitForNode ?? configuration.waitForNode
         var waited = false

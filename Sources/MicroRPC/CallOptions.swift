@@ -18,9 +18,12 @@ public struct CallOptions: Sendable {
     /// Whether a call that finds no node of its service waits for one until its deadline (nil: the client's
     /// ``ClientConfiguration/waitForNode``).
     public var waitForNode: Bool?
+    /// Hedging of this call when it is idempotent (nil: the client's ``ClientConfiguration/hedging``).
+    public var hedging: HedgingPolicy?
 
     public init(timeout: Duration? = nil, retries: Int? = nil, idempotent: Bool = false, address: String? = nil,
-                selection: SelectOptions = SelectOptions(), waitForNode: Bool? = nil) {
+                selection: SelectOptions = SelectOptions(), waitForNode: Bool? = nil, hedging: HedgingPolicy? = nil) {
+        self.hedging = hedging
         self.timeout = timeout
         self.retries = retries
         self.idempotent = idempotent

@@ -1,5 +1,6 @@
 public import MicroCore
 public import Logging
+import Synchronization
 
 /// Calls services: unary calls, bidirectional streams, and (through a broker) publishing.
 ///
@@ -32,6 +33,14 @@ public final class Client: Sendable {
 
     private let defaultTimeoutNanoseconds: Int64
 
+    /// Recent attempt latencies by service and endpoint, for hedging delays. Guarded by its mutex.
+    let latencies = Mutex<[LatencyKey: LatencyWindow]>([:])
+
+    struct LatencyKey: Hashable, Sendable {
+        var service: String
+        var endpoint: String
+    }
+
     /// The deadline of a call made at `now` with `timeout`: the earlier of it and the current handler's.
     func deadline(timeout: Duration?, now: Timestamp) -> Timestamp {
         let own = now.advanced(byNanoseconds: timeout.map(Timestamp.nanoseconds) ?? defaultTimeoutNanoseconds)
@@ -42,7 +51,10 @@ public final class Client: Sendable {
     /// A unary call with raw bytes. Throws ``RPCError`` for every failed outcome, ``RPCUsageError`` when neither
     /// an address nor a selector says where to send it.
     public nonisolated(nonsending) func call(_ request: Request, options: CallOptions = CallOptions()) async throws -> Response {
-        try await execute(service: request.service, endpoint: request.endpoint, contentType: request.contentType,
+        if options.idempotent, options.address == nil, selector != nil, let policy = options.hedging ?? configuration.hedging {
+            return try await executeHedged(request, options: options, policy: policy)
+        }
+        return try await execute(service: request.service, endpoint: request.endpoint, contentType: request.contentType,
                           metadata: request.metadata, options: options, kind: .unary, context: request) { request, address, head, deadline in
             await UnaryAttempt.run(self.transport, request.body, to: address, head: head, deadline: deadline)
         }

@@ -20,6 +20,8 @@ public struct ClientConfiguration: Sendable {
     public var defaultContentType: String = ContentType.json
     /// Where ``Client/publish(topic:message:metadata:)`` sends messages; nil: publishing throws ``RPCUsageError``.
     public var broker: (any Broker)? = nil
+    /// Hedging of idempotent unary calls (nil: none). ``CallOptions/hedging`` overrides it per call.
+    public var hedging: HedgingPolicy? = nil
     /// The middleware around every call and every attempt (nil: none, and no cost). Add with ``use(_:)``.
     public var middleware: (any ClientMiddleware)? = nil
 

@@ -1,0 +1,170 @@
+internal import MicroCore
+
+extension Client {
+    /// What a hedged call's child tasks report.
+    private enum HedgeEvent: Sendable {
+        /// The hedge delay passed.
+        case timer
+        /// An attempt ended (its node already marked by the child).
+        case attempt(Result<Response, RPCError>)
+    }
+
+    /// A hedged unary call: the middleware around the logical call, then ``hedgedAttempts``.
+    nonisolated(nonsending) func executeHedged(_ request: Request, options: CallOptions, policy: HedgingPolicy) async throws -> Response {
+        let now = Timestamp.now
+        let deadline = deadline(timeout: options.timeout, now: now)
+        guard let middleware = configuration.middleware else {
+            return try await hedgedAttempts(request, options: options, policy: policy, deadline: deadline, middleware: nil, summary: nil)
+        }
+        let call = ClientCall(service: request.service, endpoint: request.endpoint, contentType: request.contentType,
+                              metadata: request.metadata, options: options, deadline: deadline, kind: .unary, startedAt: now)
+        return try await middleware.intercept(call) { call in
+            var request = request
+            request.service = call.service
+            request.endpoint = call.endpoint
+            request.metadata = call.metadata
+            return try await hedgedAttempts(request, options: call.options, policy: policy, deadline: deadline,
+                                            middleware: middleware, summary: call.summary)
+        }
+    }
+
+    /// The attempts of a hedged call, each in a child task: the first at once; while none has answered, a hedge to
+    /// another node after the policy's delay (if the retry budget allows); a failed attempt is retried by the
+    /// usual rule once no other attempt is under way. The first success wins and the others are cancelled (the
+    /// transport sends CANCEL). Every child marks its own node, so a cancelled loser is marked too (ignored).
+    nonisolated(nonsending) private func hedgedAttempts(_ request: Request, options: CallOptions, policy: HedgingPolicy, deadline: Timestamp,
+                                                        middleware: (any ClientMiddleware)?, summary: CallSummary?) async throws -> Response {
+        guard let selector else { throw RPCUsageError("hedging needs a selector") }
+        let service = request.service
+        let window = latencyWindow(service, request.endpoint)
+        let maxAttempts = 1 + min(1000, max(0, options.retries ?? configuration.retries))
+        retryBudget.recordCall()
+        return try await withThrowingTaskGroup(of: HedgeEvent.self) { group in
+            var next: Next?
+            var sent = 0
+            var hedges = 0
+            var running = 0
+            var lastError: RPCError?
+            var skipped = 0
+
+            /// Picks a node here (the `Next` stays on this task) and starts an attempt to it in a child task.
+            func launch(hedge: Bool) async throws {
+                let (node, _) = try await pickNode(selector, service: service, options: options, deadline: deadline, next: &next,
+                                                   lastError: lastError)
+                sent += 1
+                summary?.attempted(node.id, hedge: hedge)
+                let number = UInt16(truncatingIfNeeded: sent)
+                let info = ClientAttempt(service: service, endpoint: request.endpoint, address: node.address, node: node,
+                                         number: number, isHedge: hedge, metadata: request.metadata, deadline: deadline)
+                running += 1
+                group.addTask { [self] in
+                    let start = Timestamp.now
+                    let result: AttemptResult<Response>
+                    if let middleware {
+                        result = await Self.attempt(through: middleware, info, contentType: request.contentType, context: request) {
+                            request, address, head, deadline in
+                            await UnaryAttempt.run(self.transport, request.body, to: address, head: head, deadline: deadline)
+                        }
+                    } else {
+                        let head = RequestHead(service: service, endpoint: request.endpoint, contentType: request.contentType,
+                                               timeoutMicroseconds: Self.microseconds(nanoseconds: start.nanoseconds(to: deadline)),
+                                               attempt: number, metadata: request.metadata)
+                        result = await UnaryAttempt.run(self.transport, request.body, to: node.address, head: head, deadline: deadline)
+                    }
+                    let latency = start.duration(to: .now)
+                    let lost: Bool = if case .success = result { false } else { Task.isCancelled }
+                    if lost {
+                        // Cancelled (another attempt won, or the caller gave up): its end says nothing about its node.
+                        selector.mark(service, node: node, outcome: .ignored)
+                        return .attempt(.failure(RPCError(.cancelled, "another attempt answered first")))
+                    }
+                    switch result {
+                    case .success(let response):
+                        selector.mark(service, node: node, outcome: .success(latency: latency))
+                        window.record(nanoseconds: Timestamp.nanoseconds(latency), now: Timestamp.now.nanoseconds)
+                        return .attempt(.success(response))
+                    case .status(let e):
+                        selector.mark(service, node: node, outcome: e.isNodeFailure ? .failure(latency: latency) : .success(latency: latency))
+                        return .attempt(.failure(e))
+                    case .transport(let t):
+                        selector.mark(service, node: node, outcome: t.code == .cancelled ? .ignored : .failure(latency: latency))
+                        return .attempt(.failure(RPCError(t)))
+                    case .notSent(let e, let open):
+                        selector.mark(service, node: node, outcome: .held(for: open.retryAfter))
+                        return .attempt(.failure(e))
+                    }
+                }
+            }
+
+            func armTimer() {
+                guard hedges < policy.maxHedges else { return }
+                let delay = hedgeDelay(policy, window)
+                group.addTask {
+                    try? await Task.sleep(for: delay)
+                    return .timer
+                }
+            }
+
+            try await launch(hedge: false)
+            armTimer()
+            while let event = try await group.next() {
+                switch event {
+                case .timer:
+                    guard running > 0, hedges < policy.maxHedges, sent < maxAttempts, !Task.isCancelled, Timestamp.now < deadline,
+                          retryBudget.tryRetry() else { continue }
+                    hedges += 1
+                    logger.debug("hedging", metadata: ["service": "\(service)", "endpoint": "\(request.endpoint)", "attempt": "\(sent + 1)"])
+                    try await launch(hedge: true)
+                    armTimer()
+                case .attempt(.success(let response)):
+                    group.cancelAll()
+                    return response
+                case .attempt(.failure(let error)):
+                    running -= 1
+                    if error.cause is CircuitOpenError {
+                        // Not sent: another node, without spending an attempt (bounded).
+                        sent -= 1
+                        skipped += 1
+                        lastError = error
+                        guard skipped < Self.maxSkippedNodes else { if running == 0 { group.cancelAll(); throw error }; continue }
+                        try await launch(hedge: false)
+                        continue
+                    }
+                    lastError = error
+                    if running > 0 { continue }  // another attempt may still answer
+                    guard sent < maxAttempts, Self.isRetryable(error, idempotent: true), !Task.isCancelled, Timestamp.now < deadline,
+                          retryBudget.tryRetry() else {
+                        group.cancelAll()
+                        throw error
+                    }
+                    let wake = min(ContinuousClock.now + configuration.backoff.delay(forRetry: sent), deadline.instant)
+                    try? await Task.sleep(until: wake, clock: .continuous)
+                    try await launch(hedge: false)
+                }
+            }
+            throw lastError ?? RPCError(.internalError, "hedged call ended without an outcome")
+        }
+    }
+
+    /// The window of recent latencies of `service`'s `endpoint`, made on first use.
+    func latencyWindow(_ service: String, _ endpoint: String) -> LatencyWindow {
+        let key = LatencyKey(service: service, endpoint: endpoint)
+        return latencies.withLock { table in
+            if let w = table[key] { return w }
+            let w = LatencyWindow()
+            table[key] = w
+            return w
+        }
+    }
+
+    /// How long a hedged call waits before it hedges.
+    func hedgeDelay(_ policy: HedgingPolicy, _ window: LatencyWindow) -> Duration {
+        switch policy.delay {
+        case .fixed(let d):
+            return d
+        case .percentile(let q):
+            guard let ns = window.quantile(q, now: Timestamp.now.nanoseconds) else { return policy.initialDelay }
+            return max(.nanoseconds(ns), policy.minimumDelay)
+        }
+    }
+}

@@ -1,0 +1,119 @@
+@testable import MicroRPC
+import MicroCore
+import Synchronization
+import Testing
+
+/// Hedged requests: a second attempt to another node when the first has no answer after the delay; the first
+/// answer wins, the other attempt is cancelled on the wire, and hedges spend the retry budget.
+@Suite("Hedging")
+struct HedgingTests {
+    /// A server whose handler never answers until cancelled, counting calls and cancellations.
+    static func silentServer(calls: Counter, cancelled: Counter) async throws -> RunningServer {
+        try await RunningServer.start { server in
+            server.handle("Echo.Call") { _, _ in
+                calls.add()
+                do {
+                    try await Task.sleep(for: .seconds(300))
+                } catch {
+                    cancelled.add()
+                    throw error
+                }
+                return Response(body: [])
+            }
+        }
+    }
+
+    static func echoServer(calls: Counter) async throws -> RunningServer {
+        try await RunningServer.start { server in
+            server.handle("Echo.Call") { r, _ in
+                calls.add()
+                return Response(body: r.body)
+            }
+        }
+    }
+
+    @Test("a call whose first node does not answer is answered by the hedge, and the first attempt is cancelled at the server")
+    func hedgeWinsLoserCancelled() async throws {
+        let (silentCalls, silentCancelled, echoCalls) = (Counter(), Counter(), Counter())
+        let silent = try await Self.silentServer(calls: silentCalls, cancelled: silentCancelled)
+        let echo = try await Self.echoServer(calls: echoCalls)
+        let selector = OrderedSelector([silent.address, echo.address])
+        let c = RunningClient.start(selector: selector)
+        let options = CallOptions(timeout: .seconds(30), idempotent: true, hedging: HedgingPolicy(delay: .fixed(.milliseconds(5))))
+        let response = try await c.client.call(Request(service: "svc", endpoint: "Echo.Call", body: [7]), options: options)
+        #expect(response.body == [7])
+        #expect(echoCalls.count == 1)
+        #expect(silentCalls.count == 1)
+        // The loser's cancellation reaches its handler (waiting for the event, bounded generously).
+        try await eventually(30, "the silent node's handler was cancelled") { silentCancelled.count == 1 }
+        // Both nodes were marked: the winner a success, the cancelled loser neither (ignored).
+        try await eventually(30, "both attempts marked") { selector.marks.withLock { $0.count } == 2 }
+        #expect(selector.successes == ["n1"])
+        #expect(selector.failures.isEmpty)
+        await c.stop()
+        await silent.stop()
+        await echo.stop()
+    }
+
+    @Test("without budget no hedge goes: the call waits for its only attempt (and here runs out of time)")
+    func budgetCapsHedges() async throws {
+        let (silentCalls, silentCancelled, echoCalls) = (Counter(), Counter(), Counter())
+        let silent = try await Self.silentServer(calls: silentCalls, cancelled: silentCancelled)
+        let echo = try await Self.echoServer(calls: echoCalls)
+        let c = RunningClient.start(selector: OrderedSelector([silent.address, echo.address])) {
+            $0.retryBudget = RetryBudget.Configuration(ratio: 0, minPerSecond: 0)
+        }
+        let options = CallOptions(timeout: .milliseconds(300), idempotent: true, hedging: HedgingPolicy(delay: .fixed(.milliseconds(5))))
+        await #expect(throws: RPCError.self) {
+            _ = try await c.client.call(Request(service: "svc", endpoint: "Echo.Call", body: [7]), options: options)
+        }
+        #expect(echoCalls.count == 0)
+        #expect(silentCalls.count == 1)
+        await c.stop()
+        await silent.stop()
+        await echo.stop()
+    }
+
+    @Test("hedges count as attempts: with maxHedges 3 and 1 retry, at most 2 attempts are sent")
+    func hedgesAreAttempts() async throws {
+        let (silentCalls, silentCancelled) = (Counter(), Counter())
+        let nodes = try await [Self.silentServer(calls: silentCalls, cancelled: silentCancelled),
+                               Self.silentServer(calls: silentCalls, cancelled: silentCancelled),
+                               Self.silentServer(calls: silentCalls, cancelled: silentCancelled)]
+        let c = RunningClient.start(selector: OrderedSelector(nodes.map(\.address)))
+        var policy = HedgingPolicy(delay: .fixed(.milliseconds(2)))
+        policy.maxHedges = 3
+        let options = CallOptions(timeout: .milliseconds(300), retries: 1, idempotent: true, hedging: policy)
+        await #expect(throws: RPCError.self) {
+            _ = try await c.client.call(Request(service: "svc", endpoint: "Echo.Call", body: [7]), options: options)
+        }
+        try await eventually(30, "both attempts were cancelled") { silentCancelled.count == 2 }
+        #expect(silentCalls.count == 2)
+        await c.stop()
+        for n in nodes { await n.stop() }
+    }
+
+    @Test("a percentile delay starts at the initial delay and follows the endpoint's observed latency")
+    func percentileDelay() {
+        let client = Client(transport: UnusedTransport())
+        let policy = HedgingPolicy(delay: .percentile(0.95))
+        let window = client.latencyWindow("svc", "Echo.Call")
+        #expect(client.hedgeDelay(policy, window) == policy.initialDelay)
+        let now = Timestamp.now.nanoseconds
+        for i in 0..<100 { window.record(nanoseconds: i < 96 ? 2_000_000 : 80_000_000, now: now) }
+        let delay = client.hedgeDelay(policy, window)
+        #expect(delay >= .milliseconds(2) && delay < .milliseconds(3), "p95 is in the 2 ms bucket: \(delay)")
+        #expect(client.hedgeDelay(HedgingPolicy(delay: .fixed(.milliseconds(9))), window) == .milliseconds(9))
+    }
+}
+
+/// A transport for clients that never call.
+struct UnusedTransport: ClientTransport {
+    func unary(to address: String, head: RequestHead, message: [UInt8], deadline: Timestamp?) async throws(TransportError) -> UnaryResponse {
+        throw TransportError(.connectFailed, "unused")
+    }
+    func openStream(to address: String, head: RequestHead, firstMessage: [UInt8]?, endOfInput: Bool, deadline: Timestamp?) async throws(TransportError) -> ClientStream {
+        throw TransportError(.connectFailed, "unused")
+    }
+    func shutdown() async {}
+}
