@@ -60,13 +60,18 @@ let package = Package(
             dependencies: [
                 "MicroCore", "MicroEventLoop", "MicroFraming", "MicroTLS",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
         // A small HTTP/1.1 client on the libuv loop (etcd's JSON gateway speaks HTTP/1.1).
         .target(name: "MicroHTTP", dependencies: ["MicroEventLoop"], swiftSettings: strict),
         .target(name: "MicroRegistry", dependencies: ["MicroCore", "MicroInMemory", "MicroEventLoop", "MicroHTTP"], swiftSettings: strict),
-        .target(name: "MicroSelector", dependencies: ["MicroCore"], swiftSettings: strict),
+        .target(
+            name: "MicroSelector",
+            dependencies: ["MicroCore", .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics")],
+            swiftSettings: strict
+        ),
         // Asynchronous messages by topic: in memory, and embedded (no server; every process of one machine).
         .target(
             name: "MicroBroker",

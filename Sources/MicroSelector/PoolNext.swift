@@ -49,14 +49,17 @@ final class PoolNext: Next {
     }
 
     override func mark(_ node: Node, outcome: Outcome) {
-        pool.state.withLock { state in
+        let ejected = pool.state.withLock { state in
+            let before = state.ejected
             if lastIndex >= 0, lastGeneration == state.generation, lastIndex < state.nodes.count,
                state.nodes[lastIndex].node.id == node.id {
                 state.mark(at: lastIndex, outcome: outcome)
             } else {
                 state.mark(node.id, outcome: outcome)
             }
+            return state.ejected > before
         }
+        if ejected { pool.reportEjection(node, outcome: outcome) }
     }
 
     func hasTried(_ id: String) -> Bool {

@@ -1,4 +1,6 @@
 public import MicroCore
+public import Logging
+import CoreMetrics
 import Synchronization
 
 /// The default ``Selector``: services cached from a ``Registry`` and kept fresh by its watch.
@@ -20,6 +22,8 @@ import Synchronization
 public final class RegistrySelector: Selector {
     public let registry: any Registry
     public let configuration: SelectorConfiguration
+    /// Where ejections and breaks in the registry's watch are logged.
+    public let logger: Logger
 
     /// Cached services by name. Guarded by its mutex (held for a dictionary lookup only).
     private let pools = Mutex<[String: ServicePool]>([:])
@@ -38,9 +42,11 @@ public final class RegistrySelector: Selector {
     /// Guarded by its mutex.
     private let watchState = Mutex(WatchState())
 
-    public init(registry: any Registry, configuration: SelectorConfiguration = SelectorConfiguration()) {
+    public init(registry: any Registry, configuration: SelectorConfiguration = SelectorConfiguration(),
+                logger: Logger = Logger(label: "swift-micro.selector")) {
         self.registry = registry
         self.configuration = configuration
+        self.logger = logger
     }
 
     /// How many times this selector has read a service from the registry (cold selects and refreshes after a
@@ -83,7 +89,12 @@ public final class RegistrySelector: Selector {
 
     public func mark(_ service: String, node: Node, outcome: Outcome) {
         guard let pool = pools.withLock({ $0[service] }) else { return }
-        pool.state.withLock { $0.mark(node.id, outcome: outcome) }
+        let ejected = pool.state.withLock { state in
+            let before = state.ejected
+            state.mark(node.id, outcome: outcome)
+            return state.ejected > before
+        }
+        if ejected { pool.reportEjection(node, outcome: outcome) }
     }
 
     public func reset(_ service: String) {
@@ -97,7 +108,7 @@ public final class RegistrySelector: Selector {
         if let pool = pools.withLock({ $0[service] }) { return pool }
         await startWatching()
         let services = try await read(service)
-        let pool = ServicePool(name: service, services: services, configuration: configuration)
+        let pool = ServicePool(name: service, services: services, configuration: configuration, logger: logger)
         return pools.withLock { p in
             if let existing = p[service] { return existing }
             p[service] = pool
@@ -151,9 +162,11 @@ public final class RegistrySelector: Selector {
                     for try await event in current {
                         switch event.kind {
                         case .interrupted:
+                            if !interrupted { logger.warning("registry watch interrupted; serving cached nodes, deletions held") }
                             interrupted = true
                             watchState.withLock { $0.healthy = false }
                         case .resynced:
+                            logger.notice("registry watch resynced; reading every cached service again")
                             interrupted = false
                             watchState.withLock { $0.healthy = !$0.closed }
                             await refreshAll(held: held)
@@ -167,6 +180,7 @@ public final class RegistrySelector: Selector {
                 } catch {
                     // Broken: fall through to reopen.
                 }
+                if !watchState.withLock({ $0.closed }) { logger.warning("registry watch ended; reopening it, serving cached nodes meanwhile") }
                 watchState.withLock { $0.healthy = false }
                 watcher = nil
                 continue
@@ -175,6 +189,7 @@ public final class RegistrySelector: Selector {
             try? await BackgroundExecutor.shared.sleep(for: retryDelay(failures))
             guard !watchState.withLock({ $0.closed }) else { break }
             guard let reopened = try? await registry.watch(WatchOptions()) else { continue }
+            logger.notice("registry watch reopened after \(failures) attempt(s); reading every cached service again")
             failures = 0
             watcher = reopened
             let stopped = watchState.withLock { s -> Bool in

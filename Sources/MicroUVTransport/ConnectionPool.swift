@@ -1,3 +1,4 @@
+import CoreMetrics
 internal import MicroEventLoop
 internal import MicroCore
 internal import MicroFraming
@@ -29,7 +30,7 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
     unowned let loop: EventLoop
     let config: UVTransportConfiguration
     /// Connections that finished the SETTINGS exchange and are not closed.
-    @exclusivity(unchecked) private(set) var ready: [MuxConnection] = []
+    @exclusivity(unchecked) private(set) var ready: [MuxConnection] = [] { didSet { connectionsMeter.set(ready.count) } }
     /// Connections dialled or handshaking.
     private(set) var opening = 0
     private var handshaking: [MuxConnection] = []
@@ -54,10 +55,16 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
         self.name = name
         self.loop = loop
         self.config = config
+        let label = name.isEmpty ? "\(address)" : name
+        connectionsMeter = Meter(label: "micro_pool_connections", dimensions: [("address", label)])
+        waitersMeter = Meter(label: "micro_pool_waiters", dimensions: [("address", label)])
     }
 
     /// Callers waiting now (timed-out and cancelled ones are not counted, though they may still sit in `waiters`).
-    private(set) var waitingCount = 0
+    private(set) var waitingCount = 0 { didSet { waitersMeter.set(waitingCount) } }
+    /// `micro_pool_connections{address}` and `micro_pool_waiters{address}` (swift-metrics; no-ops without a backend).
+    private let connectionsMeter: Meter
+    private let waitersMeter: Meter
 
     /// Finds a connection with room for one more stream, dialling or waiting as needed. `completion` runs on
     /// the loop exactly once.

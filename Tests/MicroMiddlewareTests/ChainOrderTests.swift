@@ -1,0 +1,240 @@
+import MicroCore
+import MicroRPC
+import MicroTestSupport
+import Testing
+
+/// Records entry (`>`) and exit (`<`) of both client levels into a shared log.
+struct RecordingClientMiddleware: ClientMiddleware {
+    let name: String
+    let log: Recorder<String>
+
+    nonisolated(nonsending) func intercept<Output>(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
+    ) async throws -> Output {
+        log.append("\(name)>call")
+        defer { log.append("\(name)<call") }
+        return try await next(call)
+    }
+
+    nonisolated(nonsending) func interceptAttempt<Output>(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> Output
+    ) async throws -> Output {
+        log.append("\(name)>attempt\(attempt.number)")
+        defer { log.append("\(name)<attempt\(attempt.number)") }
+        return try await next(attempt)
+    }
+}
+
+/// Records entry and exit around a unary handler.
+struct RecordingServerMiddleware: ServerMiddleware {
+    let name: String
+    let log: Recorder<String>
+
+    nonisolated(nonsending) func intercept(
+        _ request: Request, context: RPCContext,
+        next: nonisolated(nonsending) (Request, RPCContext) async throws -> Response
+    ) async throws -> Response {
+        log.append("\(name)>")
+        defer { log.append("\(name)<") }
+        return try await next(request, context)
+    }
+}
+
+/// Refuses every call before its handler: a restartable NACK.
+struct RefusingServerMiddleware: ServerMiddleware {
+    nonisolated(nonsending) func intercept(
+        _ request: Request, context: RPCContext,
+        next: nonisolated(nonsending) (Request, RPCContext) async throws -> Response
+    ) async throws -> Response {
+        throw ServerRefusal(.resourceExhausted, "this node is full")
+    }
+}
+
+/// Adds metadata to the call (every attempt) and to each attempt (its number).
+struct MetadataClientMiddleware: ClientMiddleware {
+    nonisolated(nonsending) func intercept<Output>(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
+    ) async throws -> Output {
+        var call = call
+        call.metadata["x-call"] = "from-call"
+        return try await next(call)
+    }
+
+    nonisolated(nonsending) func interceptAttempt<Output>(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> Output
+    ) async throws -> Output {
+        var attempt = attempt
+        attempt.metadata["x-attempt"] = "\(attempt.number)"
+        return try await next(attempt)
+    }
+}
+
+/// Adds metadata to the handler's context.
+struct ContextServerMiddleware: ServerMiddleware {
+    nonisolated(nonsending) func intercept(
+        _ request: Request, context: RPCContext,
+        next: nonisolated(nonsending) (Request, RPCContext) async throws -> Response
+    ) async throws -> Response {
+        var context = context
+        context.metadata["x-server"] = "from-server-middleware"
+        return try await next(request, context)
+    }
+}
+
+@Suite("Middleware chain order")
+struct ChainOrderTests {
+    static func echoServer(_ name: String = "svc", configure: (inout ServerConfiguration) -> Void = { _ in },
+                           log: Recorder<String>? = nil) async throws -> RunningServer {
+        try await RunningServer.start(name, configure: configure) { server in
+            server.handle("Echo.Call") { r, _ in
+                log?.append("handler")
+                return Response(body: r.body)
+            }
+        }
+    }
+
+    @Test("client middlewares run first-listed outermost: once around the call, once around each attempt, exits reversed")
+    func clientOrderWithRetry() async throws {
+        let good = try await Self.echoServer()
+        let log = Recorder<String>()
+        let selector = OrderedSelector([deadAddress(), good.address])
+        let c = RunningClient.start(selector: selector) { config in
+            config.backoff = Backoff(base: .microseconds(100), maximum: .milliseconds(1))
+            config.use {
+                RecordingClientMiddleware(name: "A", log: log)
+                RecordingClientMiddleware(name: "B", log: log)
+                RecordingClientMiddleware(name: "C", log: log)
+            }
+        }
+        let r = try await c.client.call(Request(service: "svc", endpoint: "Echo.Call", body: [7]), options: CallOptions(retries: 2))
+        #expect(r.body == [7])
+        #expect(selector.failures == ["n0"], "the dead node was tried first")
+        #expect(selector.successes == ["n1"])
+        #expect(log.all == [
+            "A>call", "B>call", "C>call",
+            "A>attempt1", "B>attempt1", "C>attempt1", "C<attempt1", "B<attempt1", "A<attempt1",
+            "A>attempt2", "B>attempt2", "C>attempt2", "C<attempt2", "B<attempt2", "A<attempt2",
+            "C<call", "B<call", "A<call",
+        ])
+        await c.stop()
+        await good.stop()
+    }
+
+    @Test("server middlewares run first-listed outermost around the handler, exits reversed")
+    func serverOrder() async throws {
+        let log = Recorder<String>()
+        let s = try await Self.echoServer(configure: { config in
+            config.use {
+                RecordingServerMiddleware(name: "A", log: log)
+                RecordingServerMiddleware(name: "B", log: log)
+                RecordingServerMiddleware(name: "C", log: log)
+            }
+        }, log: log)
+        let c = RunningClient.start()
+        let r = try await c.client.call(Request(service: "svc", endpoint: "Echo.Call", body: [1, 2]), options: CallOptions(address: s.address))
+        #expect(r.body == [1, 2])
+        #expect(log.all == ["A>", "B>", "C>", "handler", "C<", "B<", "A<"])
+        await c.stop()
+        await s.stop()
+    }
+
+    @Test("a server middleware that throws ServerRefusal stops the chain: the client gets a restartable NACK")
+    func refusalIsANack() async throws {
+        let log = Recorder<String>()
+        let refusing = try await Self.echoServer(configure: { config in
+            config.use {
+                RecordingServerMiddleware(name: "A", log: log)
+                RefusingServerMiddleware()
+                RecordingServerMiddleware(name: "C", log: log)
+            }
+        }, log: log)
+        let c = RunningClient.start()
+        let result = await outcome(c.client, Request(service: "svc", endpoint: "Echo.Call", body: [1]),
+                                   CallOptions(retries: 0, address: refusing.address))
+        let e = try #require(result.rpcError)
+        #expect(e.code == .resourceExhausted, "\(e)")
+        #expect(e.workNotStarted, "a restartable NACK: the work did not start")
+        #expect(e.message.contains("this node is full"), "\(e.message)")
+        #expect(log.all == ["A>", "A<"], "neither the inner middleware nor the handler ran")
+        await c.stop()
+        await refusing.stop()
+    }
+
+    @Test("a call refused by a middleware is retried at once on another node")
+    func refusalRetriedElsewhere() async throws {
+        let refusedLog = Recorder<String>()
+        let refusing = try await Self.echoServer(configure: { $0.use { RefusingServerMiddleware() } }, log: refusedLog)
+        let goodLog = Recorder<String>()
+        let good = try await Self.echoServer(log: goodLog)
+        let selector = OrderedSelector([refusing.address, good.address])
+        let c = RunningClient.start(selector: selector) { $0.backoff = Backoff(base: .microseconds(100), maximum: .milliseconds(1)) }
+        // Not idempotent: only a NACK (work not started) may be retried.
+        let r = try await c.client.call(Request(service: "svc", endpoint: "Echo.Call", body: [3]), options: CallOptions(retries: 2))
+        #expect(r.body == [3])
+        #expect(refusedLog.all.isEmpty, "the refusing node's handler never ran")
+        #expect(goodLog.all == ["handler"])
+        #expect(selector.failures == ["n0"], "the NACK counts against the refusing node")
+        #expect(selector.successes == ["n1"])
+        await c.stop()
+        await refusing.stop()
+        await good.stop()
+    }
+
+    @Test("metadata a client middleware adds (per call and per attempt) and a server middleware adds reaches the handler")
+    func metadataReachesHandler() async throws {
+        let s = try await RunningServer.start(configure: { $0.use { ContextServerMiddleware() } }) { server in
+            server.handle("Echo.Meta") { r, context in
+                let seen = [
+                    context.metadata["x-call"] ?? "-",
+                    context.metadata["x-attempt"] ?? "-",
+                    context.metadata["x-server"] ?? "-",
+                    r.metadata["x-call"] ?? "-",
+                ]
+                return Response(body: bytes(seen.joined(separator: " ")))
+            }
+        }
+        let selector = OrderedSelector([deadAddress(), s.address])
+        let c = RunningClient.start(selector: selector) { config in
+            config.backoff = Backoff(base: .microseconds(100), maximum: .milliseconds(1))
+            config.use { MetadataClientMiddleware() }
+        }
+        let r = try await c.client.call(Request(service: "svc", endpoint: "Echo.Meta", body: []), options: CallOptions(retries: 2))
+        // The second attempt reached the handler (the first went to the dead node).
+        #expect(text(r.body) == "from-call 2 from-server-middleware from-call")
+        await c.stop()
+        await s.stop()
+    }
+
+    @Test("use {} called twice appends: the middlewares of the first call stay outermost (client and server)")
+    func useTwiceAppends() async throws {
+        let serverLog = Recorder<String>()
+        let s = try await Self.echoServer(configure: { config in
+            config.use { RecordingServerMiddleware(name: "A", log: serverLog) }
+            config.use {
+                RecordingServerMiddleware(name: "B", log: serverLog)
+                RecordingServerMiddleware(name: "C", log: serverLog)
+            }
+        }, log: serverLog)
+        let clientLog = Recorder<String>()
+        let include = false
+        let c = RunningClient.start { config in
+            config.use {
+                RecordingClientMiddleware(name: "A", log: clientLog)
+                RecordingClientMiddleware(name: "B", log: clientLog)
+            }
+            config.use {
+                if include { RecordingClientMiddleware(name: "X", log: clientLog) }
+                RecordingClientMiddleware(name: "C", log: clientLog)
+            }
+        }
+        _ = try await c.client.call(Request(service: "svc", endpoint: "Echo.Call", body: [1]), options: CallOptions(address: s.address))
+        #expect(serverLog.all == ["A>", "B>", "C>", "handler", "C<", "B<", "A<"])
+        #expect(clientLog.all == [
+            "A>call", "B>call", "C>call",
+            "A>attempt1", "B>attempt1", "C>attempt1", "C<attempt1", "B<attempt1", "A<attempt1",
+            "C<call", "B<call", "A<call",
+        ], "an absent optional middleware (if false) is skipped")
+        await c.stop()
+        await s.stop()
+    }
+}
