@@ -149,7 +149,7 @@ let package = Package(
             name: "MicroRPCLoopbackTests",
             dependencies: [
                 "MicroRPC", "MicroCore", "MicroInMemory", "MicroUVTransport", "MicroEventLoop", "MicroRegistry", "MicroSelector",
-                "MicroFraming", "MicroTestSupport", "MicroCoreTestSupport",
+                "MicroFraming", "MicroTestSupport", "MicroCoreTestSupport", "MicroMiddleware", "MicroTLS",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

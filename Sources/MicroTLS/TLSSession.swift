@@ -129,7 +129,8 @@ open class TLSSession {
     /// The subject of the peer's certificate when the handshake verified it (mTLS on a server); nil when the peer
     /// sent none or it was not verified.
     public var verifiedPeerSubject: String? {
-        guard SSL_get_verify_result(ssl) == X509_V_OK else { return nil }
+        // Only when the peer was asked for a certificate and it verified (VERIFY_NONE reports OK without checking).
+        guard SSL_get_verify_mode(ssl) & micro_verify_peer() != 0, SSL_get_verify_result(ssl) == X509_V_OK else { return nil }
         return peerSubject
     }
 
