@@ -35,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        // The bench's metrics backend for the stock middleware chain (no NIO).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -132,7 +134,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "micro-bench",
-            dependencies: ["CLibUV", "MicroCore", "MicroEventLoop", "MicroFraming", "MicroUVTransport", "MicroTLS", "MicroRPC"],
+            dependencies: [
+                "CLibUV", "MicroCore", "MicroEventLoop", "MicroFraming", "MicroUVTransport", "MicroTLS", "MicroRPC", "MicroMiddleware",
+                "MicroInMemory", "MicroSelector", .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: strict
         ),
         // MicroRPC's unit tests: on the in-memory transport, no sockets.
