@@ -32,7 +32,7 @@ struct RateLimitTests {
         let wrongRefusals = Recorder<String>()
         let clock = ContinuousClock()
         let start = clock.now
-        let stopAt = start + .milliseconds(600)
+        let stopAt = start + .milliseconds(1200)
         // Four callers as fast as they can, for a bounded stretch; the expected count is computed from the measured time.
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<4 {
