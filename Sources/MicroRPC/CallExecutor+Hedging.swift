@@ -1,14 +1,6 @@
 internal import MicroCore
 
 extension Client {
-    /// What a hedged call's child tasks report.
-    private enum HedgeEvent: Sendable {
-        /// The hedge delay passed.
-        case timer
-        /// An attempt ended (its node already marked by the child).
-        case attempt(Result<Response, RPCError>)
-    }
-
     /// A hedged unary call: the middleware around the logical call, then ``hedgedAttempts``.
     nonisolated(nonsending) func executeHedged(_ request: Request, options: CallOptions, policy: HedgingPolicy) async throws -> Response {
         let now = Timestamp.now
@@ -28,10 +20,11 @@ extension Client {
         }
     }
 
-    /// The attempts of a hedged call, each in a child task: the first at once; while none has answered, a hedge to
-    /// another node after the policy's delay (if the retry budget allows); a failed attempt is retried by the
-    /// usual rule once no other attempt is under way. The first success wins and the others are cancelled (the
-    /// transport sends CANCEL). Every child marks its own node, so a cancelled loser is marked too (ignored).
+    /// The attempts of a hedged call, each in a child task on the loop of its node's connections: the first at
+    /// once; while none has answered, a hedge to another node after the policy's delay (if the retry budget
+    /// allows); a failed attempt is retried by the usual rule once no other attempt is under way. The first
+    /// success wins and the others are cancelled (the transport sends CANCEL). Every child marks its own node, so a
+    /// cancelled loser is marked too (ignored). The delay is a timer action (``HedgeWake``), not a task.
     nonisolated(nonsending) private func hedgedAttempts(_ request: Request, options: CallOptions, policy: HedgingPolicy, deadline: Timestamp,
                                                         middleware: (any ClientMiddleware)?, summary: CallSummary?) async throws -> Response {
         guard let selector else { throw RPCUsageError("hedging needs a selector") }
@@ -39,16 +32,18 @@ extension Client {
         let window = latencyWindow(service, request.endpoint)
         let maxAttempts = 1 + min(1000, max(0, options.retries ?? configuration.retries))
         retryBudget.recordCall()
-        return try await withThrowingTaskGroup(of: HedgeEvent.self) { group in
+        return try await withThrowingTaskGroup(of: Result<Response, RPCError>.self) { group in
             var next: Next?
             var sent = 0
             var hedges = 0
             var running = 0
             var lastError: RPCError?
             var skipped = 0
+            let wakeUp = HedgeWake()
 
             /// Picks a node here (the `Next` stays on this task) and starts an attempt to it in a child task.
-            func launch(hedge: Bool) async throws {
+            @discardableResult
+            func launch(hedge: Bool) async throws -> String {
                 let (node, _) = try await pickNode(selector, service: service, options: options, deadline: deadline, next: &next,
                                                    lastError: lastError)
                 sent += 1
@@ -57,7 +52,9 @@ extension Client {
                 let info = ClientAttempt(service: service, endpoint: request.endpoint, address: node.address, node: node,
                                          number: number, isHedge: hedge, metadata: request.metadata, deadline: deadline)
                 running += 1
-                group.addTask { [self] in
+                // On the loop of the node's connections: the attempt and its answer cost no thread hop.
+                group.addTask(executorPreference: transport.preferredExecutor(for: node.address)) { [self] in
+                    defer { wakeUp.fire(.attemptEnded) }
                     let start = Timestamp.now
                     let result: AttemptResult<Response>
                     if let middleware {
@@ -76,67 +73,76 @@ extension Client {
                     if lost {
                         // Cancelled (another attempt won, or the caller gave up): its end says nothing about its node.
                         selector.mark(service, node: node, outcome: .ignored)
-                        return .attempt(.failure(RPCError(.cancelled, "another attempt answered first")))
+                        return .failure(RPCError(.cancelled, "another attempt answered first"))
                     }
                     switch result {
                     case .success(let response):
                         selector.mark(service, node: node, outcome: .success(latency: latency))
                         window.record(nanoseconds: Timestamp.nanoseconds(latency), now: Timestamp.now.nanoseconds)
-                        return .attempt(.success(response))
+                        return .success(response)
                     case .status(let e):
                         selector.mark(service, node: node, outcome: e.isNodeFailure ? .failure(latency: latency) : .success(latency: latency))
-                        return .attempt(.failure(e))
+                        return .failure(e)
                     case .transport(let t):
                         selector.mark(service, node: node, outcome: t.code == .cancelled ? .ignored : .failure(latency: latency))
-                        return .attempt(.failure(RPCError(t)))
+                        return .failure(RPCError(t))
                     case .notSent(let e, let open):
                         selector.mark(service, node: node, outcome: .held(for: open.retryAfter))
-                        return .attempt(.failure(e))
+                        return .failure(e)
                     }
                 }
+                return node.address
             }
 
+            var timer: BackgroundExecutor.Timer?
             func armTimer() {
                 guard hedges < policy.maxHedges else { return }
-                let delay = hedgeDelay(policy, window)
-                group.addTask {
-                    try? await Task.sleep(for: delay)
-                    return .timer
-                }
+                let at = Timestamp.now.advanced(by: hedgeDelay(policy, window))
+                timer = BackgroundExecutor.shared.schedule(at: at) { wakeUp.fire(.timer) }
             }
+            defer { if let timer { BackgroundExecutor.shared.cancel(timer) } }
 
             try await launch(hedge: false)
             armTimer()
-            while let event = try await group.next() {
-                switch event {
-                case .timer:
-                    guard running > 0, hedges < policy.maxHedges, sent < maxAttempts, !Task.isCancelled, Timestamp.now < deadline,
-                          retryBudget.tryRetry() else { continue }
-                    hedges += 1
-                    logger.debug("hedging", metadata: ["service": "\(service)", "endpoint": "\(request.endpoint)", "attempt": "\(sent + 1)"])
-                    try await launch(hedge: true)
-                    armTimer()
-                case .attempt(.success(let response)):
+            while running > 0 {
+                var waited = false
+                if timer != nil {
+                    if await wakeUp.wait() == .timer {
+                        timer = nil
+                        guard hedges < policy.maxHedges, sent < maxAttempts, !Task.isCancelled, Timestamp.now < deadline,
+                              retryBudget.tryRetry() else { continue }
+                        hedges += 1
+                        logger.debug("hedging", metadata: ["service": "\(service)", "endpoint": "\(request.endpoint)", "attempt": "\(sent + 1)"])
+                        try await launch(hedge: true)
+                        armTimer()
+                        continue
+                    }
+                    waited = true
+                }
+                guard let result = try await group.next() else { break }
+                if !waited { wakeUp.tookAttempt() }
+                running -= 1
+                switch result {
+                case .success(let response):
                     group.cancelAll()
                     return response
-                case .attempt(.failure(let error)):
-                    running -= 1
+                case .failure(let error):
                     if error.cause is CircuitOpenError {
                         // Not sent: another node, without spending an attempt (bounded).
                         sent -= 1
                         skipped += 1
                         lastError = error
-                        guard skipped < Self.maxSkippedNodes else { if running == 0 { group.cancelAll(); throw error }; continue }
+                        guard skipped < Self.maxSkippedNodes else {
+                            if running == 0 { throw error }
+                            continue
+                        }
                         try await launch(hedge: false)
                         continue
                     }
                     lastError = error
                     if running > 0 { continue }  // another attempt may still answer
                     guard sent < maxAttempts, Self.isRetryable(error, idempotent: true), !Task.isCancelled, Timestamp.now < deadline,
-                          retryBudget.tryRetry() else {
-                        group.cancelAll()
-                        throw error
-                    }
+                          retryBudget.tryRetry() else { throw error }
                     let wake = min(ContinuousClock.now + configuration.backoff.delay(forRetry: sent), deadline.instant)
                     try? await Task.sleep(until: wake, clock: .continuous)
                     try await launch(hedge: false)

@@ -59,6 +59,8 @@ public final class UVClientTransport: ClientTransport {
     /// The loop that carries streams to `address`.
     public func loop(for address: String) throws(TransportError) -> EventLoop { try pool(for: address).loop }
 
+    public func preferredExecutor(for address: String) -> (any TaskExecutor)? { try? loop(for: address) }
+
     public func openStream(
         to address: String,
         head: RequestHead,

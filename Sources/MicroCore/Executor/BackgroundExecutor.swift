@@ -23,7 +23,7 @@ public final class BackgroundExecutor: TaskExecutor, @unchecked Sendable {
     public static let shared = BackgroundExecutor()
 
     /// A scheduled action. Guarded by the executor's mutex.
-    final class Timer: @unchecked Sendable {
+    package final class Timer: @unchecked Sendable {
         let deadline: Timestamp
         /// Nil once fired or cancelled.
         var action: (@Sendable () -> Void)?
@@ -89,7 +89,7 @@ public final class BackgroundExecutor: TaskExecutor, @unchecked Sendable {
 
     /// Runs `action` on this executor's thread at `deadline` (at once if it passed), unless cancelled first.
     /// The action must be short and must not block.
-    func schedule(at deadline: Timestamp, _ action: @escaping @Sendable () -> Void) -> Timer {
+    package func schedule(at deadline: Timestamp, _ action: @escaping @Sendable () -> Void) -> Timer {
         let timer = Timer(deadline: deadline, action: action)
         let wake = state.withLock { s -> Bool in
             s.timers.append(timer)
@@ -104,7 +104,7 @@ public final class BackgroundExecutor: TaskExecutor, @unchecked Sendable {
     }
 
     /// Cancels `timer` if it has not fired. Idempotent.
-    func cancel(_ timer: Timer) {
+    package func cancel(_ timer: Timer) {
         state.withLock { s in
             guard timer.action != nil else { return }
             timer.action = nil

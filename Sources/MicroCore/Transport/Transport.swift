@@ -27,9 +27,15 @@ public protocol ClientTransport: Sendable {
 
     /// Closes every connection; open streams end with `shutdown`.
     func shutdown() async
+
+    /// The executor on which calls to `address` cost no thread hop (the event loop of its connections), or nil.
+    /// The client runs work it starts for a call in new tasks (hedged attempts) there.
+    func preferredExecutor(for address: String) -> (any TaskExecutor)?
 }
 
 extension ClientTransport {
+    public func preferredExecutor(for address: String) -> (any TaskExecutor)? { nil }
+
     /// A unary exchange over ``openStream(to:head:firstMessage:endOfInput:deadline:)``: what a transport
     /// without a faster path uses.
     public nonisolated(nonsending) func unary(
