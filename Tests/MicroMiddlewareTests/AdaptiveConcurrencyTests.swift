@@ -30,8 +30,9 @@ struct AdaptiveConcurrencyTests {
             server.handle("Work.Do") { r, _ in
                 gauge.enter()
                 defer { gauge.leave() }
-                // The service time: short when fast, 20x longer when slow.
-                try await Task.sleep(for: .milliseconds(slow.isOn ? 20 : 1))
+                // The service time: short when fast, 100x longer when slow (a wide gap: on a loaded machine a 1 ms
+                // sleep takes several).
+                try await Task.sleep(for: .milliseconds(slow.isOn ? 100 : 1))
                 return Response(body: r.body)
             }
         }
@@ -66,14 +67,14 @@ struct AdaptiveConcurrencyTests {
                 }
             }
             // Slow service, more callers than the limit: the limit falls.
-            try await eventually(15, "the limit falls below 9 (now \(limiter.limit))") { limiter.limit <= 8 }
+            try await eventually(60, "the limit falls below 9 (now \(limiter.limit))") { limiter.limit <= 8 }
             let low = limiter.limit
             let highest = gauge.highest
             #expect(nacks.count > 0, "calls above the limit were refused")
 
             // Fast again, load goes on: the limit grows back.
             slow.set(false)
-            try await eventually(15, "the limit rises again from \(low)") { limiter.limit >= low + 4 }
+            try await eventually(60, "the limit rises again from \(low)") { limiter.limit >= low + 4 }
             stop.set(true)
             try await group.waitForAll()
             return (low, highest)

@@ -2,7 +2,6 @@ import MicroCore
 import MicroMiddleware
 import MicroRPC
 import MicroTestSupport
-import Synchronization
 import Testing
 
 @Suite("Rate limit middleware")
@@ -16,10 +15,10 @@ struct RateLimitTests {
         }
     }
 
-    @Test("the server admits about rate x elapsed + burst calls of an endpoint and NACKs the rest (resourceExhausted)")
+    @Test("the server admits at most rate x elapsed + burst calls of an endpoint and NACKs the rest (resourceExhausted)")
     func serverEndpointRate() async throws {
-        let rate = 200.0
-        let burst = 40
+        let rate = 40.0  // low enough that four callers exceed it on a loaded machine too
+        let burst = 8
         let handled = Hits()
         let s = try await Self.countingServer(configure: { config in
             config.use { ServerRateLimitMiddleware(.init(endpoint: Rate(perSecond: rate, burst: burst))) }
@@ -32,12 +31,14 @@ struct RateLimitTests {
         let wrongRefusals = Recorder<String>()
         let clock = ContinuousClock()
         let start = clock.now
-        let stopAt = start + .milliseconds(1200)
-        // Four callers as fast as they can, for a bounded stretch; the expected count is computed from the measured time.
+        let limit = start + .seconds(30)
+
+        // Four callers as fast as they can, until a second has passed and calls were refused (bounded at 30 s: on a
+        // loaded machine the callers may start late); the expected count is computed from the measured time.
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<4 {
                 group.addTask {
-                    while clock.now < stopAt {
+                    while clock.now < limit && (start.duration(to: clock.now) < .milliseconds(1500) || refused.count < 10) {
                         do {
                             _ = try await client.call(Request(service: "svc", endpoint: "Echo.Call", body: [1]),
                                                       options: CallOptions(retries: 0, address: address))
@@ -60,8 +61,9 @@ struct RateLimitTests {
         #expect(admitted.count == handled.count, "an admitted call ran its handler, a refused one did not")
         // GCRA admits at most rate x T + burst (+1 for rounding) in any stretch of length T.
         #expect(Double(admitted.count) <= ceiling + 1, "admitted \(admitted.count) in \(elapsed), at most \(ceiling)")
-        // Callers never stop, so tokens are taken as they come: within a few percent of the ceiling.
-        #expect(Double(admitted.count) >= ceiling * 0.9, "admitted \(admitted.count) in \(elapsed), expected about \(ceiling)")
+        // No lower bound here: on a loaded machine the callers may all stall (other tests can hold the whole
+        // cooperative pool), and tokens of a stall beyond the burst are gone by design. That the limiter admits
+        // exactly rate x T + burst of saturating callers is shown on simulated time in `RateLimiterTests`.
         await c.stop()
         await s.stop()
     }

@@ -1,5 +1,6 @@
 @testable import MicroRPC
 import MicroCore
+import MicroCoreTestSupport
 import Synchronization
 import Testing
 
@@ -55,22 +56,33 @@ struct HedgingTests {
         await echo.stop()
     }
 
-    @Test("without budget no hedge goes: the call waits for its only attempt (and here runs out of time)")
+    @Test("without budget no hedge goes: the call waits for its only attempt, which answers in the end")
     func budgetCapsHedges() async throws {
-        let (silentCalls, silentCancelled, echoCalls) = (Counter(), Counter(), Counter())
-        let silent = try await Self.silentServer(calls: silentCalls, cancelled: silentCancelled)
+        let (slowCalls, echoCalls) = (Counter(), Counter())
+        let gate = AsyncGate()
+        let slow = try await RunningServer.start { server in
+            server.handle("Echo.Call") { r, _ in
+                slowCalls.add()
+                await gate.wait()
+                return Response(body: r.body)
+            }
+        }
         let echo = try await Self.echoServer(calls: echoCalls)
-        let c = RunningClient.start(selector: OrderedSelector([silent.address, echo.address])) {
+        let c = RunningClient.start(selector: OrderedSelector([slow.address, echo.address])) {
             $0.retryBudget = RetryBudget.Configuration(ratio: 0, minPerSecond: 0)
         }
-        let options = CallOptions(timeout: .milliseconds(300), idempotent: true, hedging: HedgingPolicy(delay: .fixed(.milliseconds(5))))
-        await #expect(throws: RPCError.self) {
-            _ = try await c.client.call(Request(service: "svc", endpoint: "Echo.Call", body: [7]), options: options)
-        }
-        #expect(echoCalls.count == 0)
-        #expect(silentCalls.count == 1)
+        let options = CallOptions(timeout: .seconds(30), idempotent: true, hedging: HedgingPolicy(delay: .fixed(.milliseconds(1))))
+        let client = c.client
+        let call = Task { try await client.call(Request(service: "svc", endpoint: "Echo.Call", body: [7]), options: options) }
+        try await eventually(30, "the first attempt reached its node") { slowCalls.count == 1 }
+        // Many hedge delays pass while the first attempt waits (a hedge would have gone by now).
+        try await Task.sleep(for: .milliseconds(50))
+        gate.open()
+        #expect(try await call.value.body == [7])
+        #expect(echoCalls.count == 0, "no hedge without budget")
+        #expect(slowCalls.count == 1)
         await c.stop()
-        await silent.stop()
+        await slow.stop()
         await echo.stop()
     }
 
@@ -81,13 +93,17 @@ struct HedgingTests {
                                Self.silentServer(calls: silentCalls, cancelled: silentCancelled),
                                Self.silentServer(calls: silentCalls, cancelled: silentCancelled)]
         let c = RunningClient.start(selector: OrderedSelector(nodes.map(\.address)))
-        var policy = HedgingPolicy(delay: .fixed(.milliseconds(2)))
+        var policy = HedgingPolicy(delay: .fixed(.milliseconds(1)))
         policy.maxHedges = 3
-        let options = CallOptions(timeout: .milliseconds(300), retries: 1, idempotent: true, hedging: policy)
-        await #expect(throws: RPCError.self) {
-            _ = try await c.client.call(Request(service: "svc", endpoint: "Echo.Call", body: [7]), options: options)
-        }
-        try await eventually(30, "both attempts were cancelled") { silentCancelled.count == 2 }
+        let options = CallOptions(timeout: .seconds(30), retries: 1, idempotent: true, hedging: policy)
+        let client = c.client
+        let call = Task { try await client.call(Request(service: "svc", endpoint: "Echo.Call", body: [7]), options: options) }
+        try await eventually(30, "two attempts arrived") { silentCalls.count == 2 }
+        // More hedge delays pass: no third attempt goes (it would have by now).
+        try await Task.sleep(for: .milliseconds(50))
+        call.cancel()
+        await #expect(throws: RPCError.self) { _ = try await call.value }
+        try await eventually(30, "both attempts were cancelled at their nodes") { silentCancelled.count == 2 }
         #expect(silentCalls.count == 2)
         await c.stop()
         for n in nodes { await n.stop() }

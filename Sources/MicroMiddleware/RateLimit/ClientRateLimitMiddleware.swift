@@ -33,12 +33,16 @@ public struct ClientRateLimitMiddleware: ClientMiddleware {
     public nonisolated(nonsending) func intercept<Output>(
         _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
     ) async throws -> Output {
-        let now = call.startedAt.nanoseconds
-        let admitted = if let limiter = own[call.service] { limiter.tryAcquire(now: now) } else { shared.tryAcquire(call.service, now: now) }
-        guard admitted else {
+        guard admit(call.service, now: call.startedAt.nanoseconds) || admit(call.service, now: Timestamp.now.nanoseconds) else {
             let rate = configuration.services[call.service] ?? configuration.rate
             throw RPCError(.resourceExhausted, "client rate limit of \(rate) for service \(call.service) exceeded; not sent")
         }
         return try await next(call)
+    }
+
+    /// Takes a token of `service`'s bucket. (A refusal is checked again with a fresh clock reading by the caller.)
+    private func admit(_ service: String, now: Int64) -> Bool {
+        if let limiter = own[service] { return limiter.tryAcquire(now: now) }
+        return shared.tryAcquire(service, now: now)
     }
 }

@@ -58,15 +58,23 @@ public struct ServerRateLimitMiddleware: ServerMiddleware {
     /// Throws the refusal when a bucket is empty; the endpoint's first, so a caller refused by it spends nothing.
     func admit(_ context: RPCContext) throws(ServerRefusal) {
         if context.endpoint == Server.healthEndpoint { return }
-        let now = Timestamp.now.nanoseconds
+        // A refusal is decided on a fresh clock reading: a thread preempted after reading the clock would otherwise
+        // refuse with a time that is already past.
         if let limiter = ownEndpoints[context.endpoint] {
-            guard limiter.tryAcquire(now: now) else { throw refusal("endpoint \(context.endpoint)", configuration.endpoints[context.endpoint]!) }
+            guard limiter.tryAcquire(now: Timestamp.now.nanoseconds) || limiter.tryAcquire(now: Timestamp.now.nanoseconds) else {
+                throw refusal("endpoint \(context.endpoint)", configuration.endpoints[context.endpoint]!)
+            }
         } else if let perEndpoint, let rate = configuration.endpoint {
-            guard perEndpoint.tryAcquire(context.endpoint, now: now) else { throw refusal("endpoint \(context.endpoint)", rate) }
+            guard perEndpoint.tryAcquire(context.endpoint, now: Timestamp.now.nanoseconds)
+                    || perEndpoint.tryAcquire(context.endpoint, now: Timestamp.now.nanoseconds) else {
+                throw refusal("endpoint \(context.endpoint)", rate)
+            }
         }
         if let perCaller, let rate = configuration.caller {
             let caller = Self.caller(context)
-            guard perCaller.tryAcquire(caller, now: now) else { throw refusal("caller \(caller)", rate) }
+            guard perCaller.tryAcquire(caller, now: Timestamp.now.nanoseconds) || perCaller.tryAcquire(caller, now: Timestamp.now.nanoseconds) else {
+                throw refusal("caller \(caller)", rate)
+            }
         }
     }
 
