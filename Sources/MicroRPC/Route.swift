@@ -50,7 +50,7 @@ final class Route: UnaryHandler, @unchecked Sendable {
                                  peerCertificateSubject: request.peerCertificateSubject)
         let call = Request(service: head.service, endpoint: head.endpoint, contentType: head.contentType,
                            body: request.message, metadata: head.metadata)
-        let middleware = server.configuration.middleware
+        let middleware = server.middleware
         let result: Result<Response, any Error>
         do {
             if let scope = request.scope {

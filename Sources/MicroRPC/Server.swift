@@ -122,7 +122,7 @@ public final class Server: ServerHandler, Sendable {
                                  metadata: head.metadata, peer: stream.peer, attempt: head.attempt,
                                  peerCertificateSubject: stream.peerCertificateSubject)
         let call = ServerCallStream(stream: stream, context: context, codec: codec)
-        let middleware = core.configuration.middleware
+        let middleware = core.middleware
         do {
             try await CallScope.$current.withValue(CallScope(deadline: deadline)) {
                 if let middleware { try await middleware.interceptStream(call, next: body) } else { try await body(call) }

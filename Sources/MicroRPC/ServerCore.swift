@@ -7,12 +7,15 @@ final class ServerCore: Sendable {
     let configuration: ServerConfiguration
     /// The concurrency limit; every counted call goes in and out through it.
     let admission: Admission
+    /// The configuration's middleware, read once (not out of the configuration struct per call).
+    let middleware: (any ServerMiddleware)?
     /// Set when a graceful stop began: health reports NOT_SERVING.
     let draining = Atomic<Bool>(false)
 
     init(configuration: ServerConfiguration) {
         self.configuration = configuration
         admission = Admission(limit: configuration.maxConcurrentCalls)
+        middleware = configuration.middleware
     }
 
     /// The answer to a call refused at the concurrency limit.

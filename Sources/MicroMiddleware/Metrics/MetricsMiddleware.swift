@@ -178,8 +178,10 @@ extension MetricsMiddleware {
 
         let side: String
         let factory: any MetricsFactory
-        /// Guarded by its mutex.
-        private let table = Mutex<[Key: Handles]>([:])
+        /// The handles by key, and the last ones handed out (most calls name the endpoint the previous call
+        /// named: comparing its strings, usually the same interned storage, is cheaper than hashing them). Guarded
+        /// by its mutex.
+        private let table = Mutex<(all: [Key: Handles], last: Handles?)>((all: [:], last: nil))
 
         init(side: String, factory: any MetricsFactory) {
             self.side = side
@@ -187,13 +189,21 @@ extension MetricsMiddleware {
         }
 
         func handles(_ service: String, _ endpoint: String) -> Handles {
-            let key = Key(service: service, endpoint: endpoint)
-            if let h = table.withLock({ $0[key] }) { return h }
+            let found = table.withLock { table -> Handles? in
+                if let last = table.last, last.endpoint == endpoint, last.service == service { return last }
+                guard let h = table.all[Key(service: service, endpoint: endpoint)] else { return nil }
+                table.last = h
+                return h
+            }
+            if let found { return found }
+            // Made outside the lock: the factory may take locks of its own.
             let made = Handles(side: side, service: service, endpoint: endpoint, factory: factory)
             return table.withLock { table in
-                if let h = table[key] { return h }
-                table[key] = made
-                return made
+                let key = Key(service: service, endpoint: endpoint)
+                let h = table.all[key] ?? made
+                table.all[key] = h
+                table.last = h
+                return h
             }
         }
     }

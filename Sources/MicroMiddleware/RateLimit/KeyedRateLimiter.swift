@@ -17,6 +17,11 @@ public final class KeyedRateLimiter: Sendable {
     private struct Table: ~Copyable {
         /// The TAT of each key, in monotonic nanoseconds.
         var tats: [String: Int64] = [:]
+        /// The key of the latest call and its index in `tats` (valid until a key is added or removed): most calls
+        /// name the key the previous call named, and comparing it (usually the same interned storage) is cheaper
+        /// than hashing it.
+        var lastKey: String?
+        var lastIndex: Dictionary<String, Int64>.Index?
     }
 
     /// The per-key TATs; guarded by the mutex itself.
@@ -45,18 +50,27 @@ public final class KeyedRateLimiter: Sendable {
     /// Takes one token of `key`'s bucket if there is one at `now`; a refused call changes nothing.
     public func tryAcquire(_ key: String, now: Int64) -> Bool {
         table.withLock { table in
-            if let tat = table.tats[key] {
-                guard let next = RateLimiter.admit(tat: tat, now: now, interval: interval, tolerance: tolerance) else {
-                    return false
+            let i: Dictionary<String, Int64>.Index
+            if let lastKey = table.lastKey, let lastIndex = table.lastIndex, lastKey == key {
+                i = lastIndex
+            } else if let found = table.tats.index(forKey: key) {
+                i = found
+                table.lastKey = key
+                table.lastIndex = found
+            } else {
+                // A new key is at full burst, so its first call always passes (burst >= 1).
+                if table.tats.count >= maxKeys {
+                    makeRoom(in: &table, now: now)
                 }
-                table.tats[key] = next
+                table.tats[key] = RateLimiter.admit(tat: .min, now: now, interval: interval, tolerance: tolerance)
+                table.lastKey = nil  // the insertion may have moved every index
+                table.lastIndex = nil
                 return true
             }
-            // A new key is at full burst, so its first call always passes (burst >= 1).
-            if table.tats.count >= maxKeys {
-                makeRoom(in: &table, now: now)
+            guard let next = RateLimiter.admit(tat: table.tats.values[i], now: now, interval: interval, tolerance: tolerance) else {
+                return false
             }
-            table.tats[key] = RateLimiter.admit(tat: .min, now: now, interval: interval, tolerance: tolerance)
+            table.tats.values[i] = next
             return true
         }
     }
