@@ -10,14 +10,14 @@ extension Client {
         }
         let call = ClientCall(service: request.service, endpoint: request.endpoint, contentType: request.contentType,
                               metadata: request.metadata, options: options, deadline: deadline, kind: .unary, startedAt: now)
-        return try await middleware.intercept(call) { call in
+        return Response.unwrap(try await middleware.intercept(call) { call in
             var request = request
             request.service = call.service
             request.endpoint = call.endpoint
             request.metadata = call.metadata
             return try await hedgedAttempts(request, options: call.options, policy: policy, deadline: deadline,
-                                            middleware: middleware, summary: call.summary)
-        }
+                                            middleware: middleware, summary: call.summary).clientOutput
+        })
     }
 
     /// The attempts of a hedged call, each in a child task on the loop of its node's connections: the first at

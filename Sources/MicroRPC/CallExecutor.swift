@@ -17,7 +17,7 @@ extension Client {
     /// and it is where the middleware chain attaches: around the logical call, and around each attempt. The
     /// attempt (a unary call, opening a stream) is a non-escaping closure that captures nothing: what it needs
     /// comes borrowed as `context` (the request), so a call costs no allocation and no copy of the request for it.
-    nonisolated(nonsending) func execute<Context, Output>(
+    nonisolated(nonsending) func execute<Context, Output: ClientOutputConvertible>(
         service: String, endpoint: String, contentType: String, metadata: Metadata, options: CallOptions, kind: ClientCall.Kind,
         context: borrowing Context,
         _ attempt: (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
@@ -30,17 +30,24 @@ extension Client {
         }
         let call = ClientCall(service: service, endpoint: endpoint, contentType: contentType, metadata: metadata, options: options,
                               deadline: deadline, kind: kind, startedAt: now)
-        // A closure cannot capture a borrowed value: with a chain, the request is copied (references retained).
-        let owned = copy context
-        return try await middleware.intercept(call) { call in
+        return Output.unwrap(try await intercept(call, middleware, context: context, attempt))
+    }
+
+    /// The logical call through the middleware. `context` is an ordinary parameter (not `borrowing`) so that the
+    /// closure can capture it without a copy.
+    nonisolated(nonsending) private func intercept<Context, Output: ClientOutputConvertible>(
+        _ call: ClientCall, _ middleware: any ClientMiddleware, context: Context,
+        _ attempt: (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
+    ) async throws -> ClientOutput {
+        try await middleware.intercept(call) { call in
             try await attempts(service: call.service, endpoint: call.endpoint, contentType: call.contentType, metadata: call.metadata,
-                               options: call.options, now: now, deadline: deadline, middleware: middleware, summary: call.summary,
-                               context: owned, attempt)
+                               options: call.options, now: call.startedAt, deadline: call.deadline, middleware: middleware,
+                               summary: call.summary, context: context, attempt).clientOutput
         }
     }
 
     /// The attempts of one logical call, each through the attempt middleware when there is a chain.
-    nonisolated(nonsending) private func attempts<Context, Output>(
+    nonisolated(nonsending) private func attempts<Context, Output: ClientOutputConvertible>(
         service: String, endpoint: String, contentType: String, metadata: Metadata, options: CallOptions,
         now start: Timestamp, deadline: Timestamp, middleware: (any ClientMiddleware)?, summary: CallSummary?, context: borrowing Context,
         _ attempt: (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
@@ -136,23 +143,22 @@ extension Client {
 
     /// One attempt through the attempt middleware: errors thrown by the chain become results (a transport error
     /// keeps its kind, an open breaker is `notSent`).
-    nonisolated(nonsending) static func attempt<Context, Output>(
-        through middleware: any ClientMiddleware, _ info: ClientAttempt, contentType: String, context: borrowing Context,
+    nonisolated(nonsending) static func attempt<Context, Output: ClientOutputConvertible>(
+        through middleware: any ClientMiddleware, _ info: ClientAttempt, contentType: String, context: Context,
         _ attempt: (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
     ) async -> AttemptResult<Output> {
-        let owned = copy context
         do {
-            return .success(try await middleware.interceptAttempt(info) { info in
+            return .success(Output.unwrap(try await middleware.interceptAttempt(info) { info in
                 let head = RequestHead(service: info.service, endpoint: info.endpoint, contentType: contentType,
                                        timeoutMicroseconds: microseconds(nanoseconds: Timestamp.now.nanoseconds(to: info.deadline)),
                                        attempt: info.number, metadata: info.metadata)
-                switch await attempt(owned, info.address, head, info.deadline) {
-                case .success(let output): return output
+                switch await attempt(context, info.address, head, info.deadline) {
+                case .success(let output): return output.clientOutput
                 case .status(let e): throw e
                 case .transport(let t): throw RPCError(t)
                 case .notSent(let e, _): throw e
                 }
-            })
+            }))
         } catch let e as RPCError {
             if let open = e.cause as? CircuitOpenError { return .notSent(e, open) }
             if let t = e.cause as? TransportError { return .transport(t) }

@@ -36,6 +36,8 @@ public struct ClientConfiguration: Sendable {
     /// }
     /// ```
     public mutating func use<M: ClientMiddleware>(@ClientMiddlewareBuilder _ build: () -> M) {
+        // An empty chain is no chain: the call path without middleware.
+        if M.self == PassThroughClientMiddleware.self { return }
         let added = build()
         if let existing = middleware {
             middleware = ClientMiddlewareChain(AnyClientMiddleware(existing), added)

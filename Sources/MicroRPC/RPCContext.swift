@@ -18,9 +18,14 @@ public struct RPCContext: Sendable {
     public var peerCertificateSubject: String?
     /// Who the caller is, once a middleware authenticated it (a bearer token, the mTLS certificate); nil before.
     public var identity: PeerIdentity?
+    /// When the transport received the request (what the deadline counts from): a middleware's clock reading for
+    /// free, e.g. the start of a latency measurement.
+    public var receivedAt: Timestamp
 
     public init(service: String, endpoint: String, deadline: Timestamp? = nil, metadata: Metadata = [:],
-                peer: String = "", attempt: UInt16 = 1, peerCertificateSubject: String? = nil, identity: PeerIdentity? = nil) {
+                peer: String = "", attempt: UInt16 = 1, peerCertificateSubject: String? = nil, identity: PeerIdentity? = nil,
+                receivedAt: Timestamp? = nil) {
+        self.receivedAt = receivedAt ?? .now
         self.service = service
         self.endpoint = endpoint
         self.deadline = deadline

@@ -47,7 +47,7 @@ final class Route: UnaryHandler, @unchecked Sendable {
         if !codecs.knows(head.contentType) { return Self.reply(codecs.unsupported(head.contentType)) }
         let context = RPCContext(service: head.service, endpoint: head.endpoint, deadline: deadline,
                                  metadata: head.metadata, peer: request.peer, attempt: head.attempt,
-                                 peerCertificateSubject: request.peerCertificateSubject)
+                                 peerCertificateSubject: request.peerCertificateSubject, receivedAt: request.receivedAt)
         let call = Request(service: head.service, endpoint: head.endpoint, contentType: head.contentType,
                            body: request.message, metadata: head.metadata)
         let middleware = server.middleware

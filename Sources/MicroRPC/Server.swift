@@ -117,10 +117,11 @@ public final class Server: ServerHandler, Sendable {
             try? await stream.finish(ResponseHead(status: core.configuration.codecs.unsupported(head.contentType).status))
             return
         }
-        let deadline = RPCContext.deadline(of: head, receivedAt: .now)
+        let receivedAt = Timestamp.now
+        let deadline = RPCContext.deadline(of: head, receivedAt: receivedAt)
         let context = RPCContext(service: head.service, endpoint: head.endpoint, deadline: deadline,
                                  metadata: head.metadata, peer: stream.peer, attempt: head.attempt,
-                                 peerCertificateSubject: stream.peerCertificateSubject)
+                                 peerCertificateSubject: stream.peerCertificateSubject, receivedAt: receivedAt)
         let call = ServerCallStream(stream: stream, context: context, codec: codec)
         let middleware = core.middleware
         do {

@@ -33,6 +33,8 @@ public struct ServerConfiguration: Sendable {
 
     /// Adds middleware inside what is there: the first listed runs outermost of those added.
     public mutating func use<M: ServerMiddleware>(@ServerMiddlewareBuilder _ build: () -> M) {
+        // An empty chain is no chain: the path without middleware.
+        if M.self == PassThroughServerMiddleware.self { return }
         let added = build()
         if let existing = middleware {
             middleware = ServerMiddlewareChain(AnyServerMiddleware(existing), added)

@@ -6,6 +6,7 @@ import MicroMiddleware
 import MicroRPC
 import MicroUVTransport
 import Prometheus
+import CoreMetrics
 
 /// The CPU cost of a middleware chain per call, without the network: the server's unary path (route, chain,
 /// handler) called in a loop as the transport calls it, and the client's call path over a transport that answers
@@ -27,7 +28,13 @@ enum ChainCost {
     static func serverConfiguration(_ chain: String, _ factory: PrometheusMetricsFactory) -> ServerConfiguration {
         var c = ServerConfiguration(name: "bench")
         switch chain {
-        case "empty": c.use { PassThroughServerMiddleware() }
+        case "empty": c.use {}
+        case "pass": c.middleware = PassThroughServerMiddleware()
+        case "stock-noop":
+            c.use {
+                ServerRateLimitMiddleware(.init(endpoint: Rate(perSecond: 1e9, burst: 1_000_000)))
+                MetricsMiddleware(factory: NOOPMetricsHandler.instance)
+            }
         case "limit": c.use { ServerRateLimitMiddleware(.init(endpoint: Rate(perSecond: 1e9, burst: 1_000_000))) }
         case "metrics": c.use { MetricsMiddleware(factory: factory) }
         case "stock":
@@ -43,7 +50,14 @@ enum ChainCost {
     static func clientConfiguration(_ chain: String, _ factory: PrometheusMetricsFactory) -> ClientConfiguration {
         var c = ClientConfiguration()
         switch chain {
-        case "empty": c.use { PassThroughClientMiddleware() }
+        case "empty": c.use {}
+        case "pass": c.middleware = PassThroughClientMiddleware()
+        case "stock-noop":
+            c.use {
+                CircuitBreakerMiddleware()
+                ClientRateLimitMiddleware(rate: Rate(perSecond: 1e9, burst: 1_000_000))
+                MetricsMiddleware(factory: NOOPMetricsHandler.instance)
+            }
         case "limit": c.use { ClientRateLimitMiddleware(rate: Rate(perSecond: 1e9, burst: 1_000_000)) }
         case "metrics": c.use { MetricsMiddleware(factory: factory) }
         case "stock":
@@ -57,8 +71,8 @@ enum ChainCost {
         return c
     }
 
-    static func run(rounds: Int = 7, calls: Int = 200_000) async throws {
-        let chains = ["none", "empty", "limit", "metrics", "stock"]
+    static func run(rounds: Int = 15, calls: Int = 100_000) async throws {
+        let chains = ["none", "empty", "pass", "limit", "metrics", "stock", "stock-noop"]
         let group = EventLoopGroup(threads: 1)
         let factory = PrometheusMetricsFactory()
         var handlers: [String: any UnaryHandler] = [:]

@@ -180,7 +180,7 @@ let metricsFactory = PrometheusMetricsFactory()
 var rpcServerConfig = ServerConfiguration(name: "bench")
 switch options.middleware {
 case "empty":
-    rpcServerConfig.use { PassThroughServerMiddleware() }
+    rpcServerConfig.use {}
 case "stock":
     rpcServerConfig.use {
         ServerRateLimitMiddleware(ServerRateLimitMiddleware.Configuration(endpoint: Rate(perSecond: 1e9, burst: 1_000_000)))
@@ -211,7 +211,7 @@ let clientLoop = try client.loop(for: address)
 var rpcClientConfig = ClientConfiguration()
 switch options.middleware {
 case "empty":
-    rpcClientConfig.use { PassThroughClientMiddleware() }
+    rpcClientConfig.use {}
 case "stock":
     rpcClientConfig.use {
         CircuitBreakerMiddleware()

@@ -8,17 +8,17 @@ struct RecordingClientMiddleware: ClientMiddleware {
     let name: String
     let log: Recorder<String>
 
-    nonisolated(nonsending) func intercept<Output>(
-        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
-    ) async throws -> Output {
+    nonisolated(nonsending) func intercept(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         log.append("\(name)>call")
         defer { log.append("\(name)<call") }
         return try await next(call)
     }
 
-    nonisolated(nonsending) func interceptAttempt<Output>(
-        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> Output
-    ) async throws -> Output {
+    nonisolated(nonsending) func interceptAttempt(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         log.append("\(name)>attempt\(attempt.number)")
         defer { log.append("\(name)<attempt\(attempt.number)") }
         return try await next(attempt)
@@ -52,17 +52,17 @@ struct RefusingServerMiddleware: ServerMiddleware {
 
 /// Adds metadata to the call (every attempt) and to each attempt (its number).
 struct MetadataClientMiddleware: ClientMiddleware {
-    nonisolated(nonsending) func intercept<Output>(
-        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
-    ) async throws -> Output {
+    nonisolated(nonsending) func intercept(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         var call = call
         call.metadata["x-call"] = "from-call"
         return try await next(call)
     }
 
-    nonisolated(nonsending) func interceptAttempt<Output>(
-        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> Output
-    ) async throws -> Output {
+    nonisolated(nonsending) func interceptAttempt(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         var attempt = attempt
         attempt.metadata["x-attempt"] = "\(attempt.number)"
         return try await next(attempt)

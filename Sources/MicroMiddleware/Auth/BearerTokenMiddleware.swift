@@ -9,9 +9,9 @@ public struct BearerTokenMiddleware: ClientMiddleware {
 
     public init(_ token: String) { self.token = { token } }
 
-    public nonisolated(nonsending) func intercept<Output>(
-        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
-    ) async throws -> Output {
+    public nonisolated(nonsending) func intercept(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         var call = call
         call.metadata[AuthMiddleware.authorizationKey] = "Bearer \(token())"
         return try await next(call)

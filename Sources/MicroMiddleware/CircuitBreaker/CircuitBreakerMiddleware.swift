@@ -52,9 +52,9 @@ public struct CircuitBreakerMiddleware: ClientMiddleware {
         breakers.phase(Breakers.key(service, node))
     }
 
-    public nonisolated(nonsending) func intercept<Output>(
-        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
-    ) async throws -> Output {
+    public nonisolated(nonsending) func intercept(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         guard breakers.configuration.service != nil else { return try await next(call) }
         let key = Breakers.key(call.service, nil)
         let decision = breakers.admit(key, scope: .service)
@@ -79,9 +79,9 @@ public struct CircuitBreakerMiddleware: ClientMiddleware {
         }
     }
 
-    public nonisolated(nonsending) func interceptAttempt<Output>(
-        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> Output
-    ) async throws -> Output {
+    public nonisolated(nonsending) func interceptAttempt(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         guard breakers.configuration.node != nil else { return try await next(attempt) }
         let key = Breakers.key(attempt.service, attempt.nodeName)
         let decision = breakers.admit(key, scope: .node)

@@ -20,9 +20,9 @@ public struct LoggingMiddleware: ClientMiddleware, ServerMiddleware {
 
     private var enabled: Bool { logger.logLevel <= max(level, failureLevel) }
 
-    public nonisolated(nonsending) func intercept<Output>(
-        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
-    ) async throws -> Output {
+    public nonisolated(nonsending) func intercept(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         guard enabled else { return try await next(call) }
         var call = call
         let summary = call.summary ?? CallSummary()

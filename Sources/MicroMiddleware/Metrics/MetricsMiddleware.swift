@@ -34,9 +34,9 @@ public struct MetricsMiddleware: ClientMiddleware, ServerMiddleware {
 
     // MARK: client
 
-    public nonisolated(nonsending) func intercept<Output>(
-        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
-    ) async throws -> Output {
+    public nonisolated(nonsending) func intercept(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         let h = client.handles(call.service, call.endpoint)
         h.inFlight.increment(by: 1)
         defer { h.inFlight.decrement(by: 1) }
@@ -53,9 +53,9 @@ public struct MetricsMiddleware: ClientMiddleware, ServerMiddleware {
         }
     }
 
-    public nonisolated(nonsending) func interceptAttempt<Output>(
-        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> Output
-    ) async throws -> Output {
+    public nonisolated(nonsending) func interceptAttempt(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         let h = client.handles(attempt.service, attempt.endpoint)
         if attempt.isHedge { h.hedges.increment(by: 1) } else if attempt.number > 1 { h.retries.increment(by: 1) }
         let start = Timestamp.now
@@ -77,7 +77,7 @@ public struct MetricsMiddleware: ClientMiddleware, ServerMiddleware {
         next: nonisolated(nonsending) (Request, RPCContext) async throws -> Response
     ) async throws -> Response {
         let h = server.handles(context.service, context.endpoint)
-        let start = Timestamp.now
+        let start = context.receivedAt
         h.inFlight.increment(by: 1)
         defer { h.inFlight.decrement(by: 1) }
         do {
@@ -95,7 +95,7 @@ public struct MetricsMiddleware: ClientMiddleware, ServerMiddleware {
         _ call: ServerCallStream, next: nonisolated(nonsending) (ServerCallStream) async throws -> Void
     ) async throws {
         let h = server.handles(call.context.service, call.context.endpoint)
-        let start = Timestamp.now
+        let start = call.context.receivedAt
         h.inFlight.increment(by: 1)
         defer { h.inFlight.decrement(by: 1) }
         do {

@@ -30,9 +30,9 @@ public struct ClientRateLimitMiddleware: ClientMiddleware {
 
     public init(rate: Rate) { self.init(Configuration(rate: rate)) }
 
-    public nonisolated(nonsending) func intercept<Output>(
-        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
-    ) async throws -> Output {
+    public nonisolated(nonsending) func intercept(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         guard admit(call.service, now: call.startedAt.nanoseconds) || admit(call.service, now: Timestamp.now.nanoseconds) else {
             let rate = configuration.services[call.service] ?? configuration.rate
             throw RPCError(.resourceExhausted, "client rate limit of \(rate) for service \(call.service) exceeded; not sent")

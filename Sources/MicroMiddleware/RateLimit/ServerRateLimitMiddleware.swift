@@ -58,21 +58,21 @@ public struct ServerRateLimitMiddleware: ServerMiddleware {
     /// Throws the refusal when a bucket is empty; the endpoint's first, so a caller refused by it spends nothing.
     func admit(_ context: RPCContext) throws(ServerRefusal) {
         if context.endpoint == Server.healthEndpoint { return }
-        // A refusal is decided on a fresh clock reading: a thread preempted after reading the clock would otherwise
-        // refuse with a time that is already past.
+        // The first try uses the arrival time (no clock read); a refusal is decided on a fresh clock reading.
+        let arrived = context.receivedAt.nanoseconds
         if let limiter = ownEndpoints[context.endpoint] {
-            guard limiter.tryAcquire(now: Timestamp.now.nanoseconds) || limiter.tryAcquire(now: Timestamp.now.nanoseconds) else {
+            guard limiter.tryAcquire(now: arrived) || limiter.tryAcquire(now: Timestamp.now.nanoseconds) else {
                 throw refusal("endpoint \(context.endpoint)", configuration.endpoints[context.endpoint]!)
             }
         } else if let perEndpoint, let rate = configuration.endpoint {
-            guard perEndpoint.tryAcquire(context.endpoint, now: Timestamp.now.nanoseconds)
+            guard perEndpoint.tryAcquire(context.endpoint, now: arrived)
                     || perEndpoint.tryAcquire(context.endpoint, now: Timestamp.now.nanoseconds) else {
                 throw refusal("endpoint \(context.endpoint)", rate)
             }
         }
         if let perCaller, let rate = configuration.caller {
             let caller = Self.caller(context)
-            guard perCaller.tryAcquire(caller, now: Timestamp.now.nanoseconds) || perCaller.tryAcquire(caller, now: Timestamp.now.nanoseconds) else {
+            guard perCaller.tryAcquire(caller, now: arrived) || perCaller.tryAcquire(caller, now: Timestamp.now.nanoseconds) else {
                 throw refusal("caller \(caller)", rate)
             }
         }

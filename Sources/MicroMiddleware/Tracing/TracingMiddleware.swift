@@ -22,9 +22,9 @@ public struct TracingMiddleware: ClientMiddleware, ServerMiddleware {
         self.tracer = tracer ?? InstrumentationSystem.tracer
     }
 
-    public nonisolated(nonsending) func intercept<Output>(
-        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
-    ) async throws -> Output {
+    public nonisolated(nonsending) func intercept(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         let span = tracer.startSpan("\(call.service)/\(call.endpoint)", context: ServiceContext.current ?? .topLevel, ofKind: .client)
         defer { span.end() }
         span.attributes["rpc.system"] = "micro"

@@ -14,27 +14,27 @@
 /// thread hop. Not promised: that an attempt middleware runs on the task of the logical call (a hedge runs in a
 /// child task).
 public protocol ClientMiddleware: Sendable {
-    nonisolated(nonsending) func intercept<Output>(
-        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
-    ) async throws -> Output
+    nonisolated(nonsending) func intercept(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
+    ) async throws -> ClientOutput
 
-    nonisolated(nonsending) func interceptAttempt<Output>(
-        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> Output
-    ) async throws -> Output
+    nonisolated(nonsending) func interceptAttempt(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
+    ) async throws -> ClientOutput
 }
 
 extension ClientMiddleware {
     @inlinable
-    public nonisolated(nonsending) func intercept<Output>(
-        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
-    ) async throws -> Output {
+    public nonisolated(nonsending) func intercept(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         try await next(call)
     }
 
     @inlinable
-    public nonisolated(nonsending) func interceptAttempt<Output>(
-        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> Output
-    ) async throws -> Output {
+    public nonisolated(nonsending) func interceptAttempt(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         try await next(attempt)
     }
 }

@@ -12,16 +12,16 @@ public struct ClientMiddlewareChain<First: ClientMiddleware, Second: ClientMiddl
     }
 
     @inlinable
-    public nonisolated(nonsending) func intercept<Output>(
-        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
-    ) async throws -> Output {
+    public nonisolated(nonsending) func intercept(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         try await first.intercept(call) { call in try await second.intercept(call, next: next) }
     }
 
     @inlinable
-    public nonisolated(nonsending) func interceptAttempt<Output>(
-        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> Output
-    ) async throws -> Output {
+    public nonisolated(nonsending) func interceptAttempt(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         try await first.interceptAttempt(attempt) { attempt in try await second.interceptAttempt(attempt, next: next) }
     }
 }
@@ -56,16 +56,16 @@ public struct OptionalClientMiddleware<Wrapped: ClientMiddleware>: ClientMiddlew
 
     public init(_ wrapped: Wrapped?) { self.wrapped = wrapped }
 
-    public nonisolated(nonsending) func intercept<Output>(
-        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
-    ) async throws -> Output {
+    public nonisolated(nonsending) func intercept(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         guard let wrapped else { return try await next(call) }
         return try await wrapped.intercept(call, next: next)
     }
 
-    public nonisolated(nonsending) func interceptAttempt<Output>(
-        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> Output
-    ) async throws -> Output {
+    public nonisolated(nonsending) func interceptAttempt(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         guard let wrapped else { return try await next(attempt) }
         return try await wrapped.interceptAttempt(attempt, next: next)
     }
@@ -77,15 +77,15 @@ public struct AnyClientMiddleware: ClientMiddleware {
 
     public init(_ base: any ClientMiddleware) { self.base = base }
 
-    public nonisolated(nonsending) func intercept<Output>(
-        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> Output
-    ) async throws -> Output {
+    public nonisolated(nonsending) func intercept(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         try await base.intercept(call, next: next)
     }
 
-    public nonisolated(nonsending) func interceptAttempt<Output>(
-        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> Output
-    ) async throws -> Output {
+    public nonisolated(nonsending) func interceptAttempt(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         try await base.interceptAttempt(attempt, next: next)
     }
 }
