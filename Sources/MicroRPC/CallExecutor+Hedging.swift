@@ -86,7 +86,8 @@ extension Client {
                     case .transport(let t):
                         selector.mark(service, node: node, outcome: t.code == .cancelled ? .ignored : .failure(latency: latency))
                         return .failure(RPCError(t))
-                    case .notSent(let e, let open):
+                    case .notSent(let e):
+                        let open = e.cause as! CircuitOpenError
                         selector.mark(service, node: node, outcome: .held(for: open.retryAfter))
                         return .failure(e)
                     }

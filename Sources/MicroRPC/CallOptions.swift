@@ -19,11 +19,16 @@ public struct CallOptions: Sendable {
     /// ``ClientConfiguration/waitForNode``).
     public var waitForNode: Bool?
     /// Hedging of this call when it is idempotent (nil: the client's ``ClientConfiguration/hedging``).
-    public var hedging: HedgingPolicy?
+    public var hedging: HedgingPolicy? {
+        get { hedgingBox?.policy }
+        set { hedgingBox = newValue.map(HedgingBox.init) }
+    }
+    /// Boxed: the policy is rarely set, and options are copied on every call.
+    private var hedgingBox: HedgingBox?
 
     public init(timeout: Duration? = nil, retries: Int? = nil, idempotent: Bool = false, address: String? = nil,
                 selection: SelectOptions = SelectOptions(), waitForNode: Bool? = nil, hedging: HedgingPolicy? = nil) {
-        self.hedging = hedging
+        self.hedgingBox = hedging.map(HedgingBox.init)
         self.timeout = timeout
         self.retries = retries
         self.idempotent = idempotent
@@ -33,3 +38,8 @@ public struct CallOptions: Sendable {
     }
 }
 
+/// A hedging policy kept by reference in ``CallOptions``.
+final class HedgingBox: Sendable {
+    let policy: HedgingPolicy
+    init(_ policy: HedgingPolicy) { self.policy = policy }
+}

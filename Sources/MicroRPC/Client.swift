@@ -27,11 +27,14 @@ public final class Client: Sendable {
         self.selector = selector
         self.configuration = configuration
         self.logger = logger
+        hasMiddleware = configuration.middleware != nil
         retryBudget = RetryBudget(configuration.retryBudget)
         defaultTimeoutNanoseconds = Timestamp.nanoseconds(configuration.defaultTimeout)
     }
 
     private let defaultTimeoutNanoseconds: Int64
+    /// Whether the configuration has middleware: tested per call instead of copying the optional existential out.
+    let hasMiddleware: Bool
 
     /// Recent attempt latencies by service and endpoint, for hedging delays. Guarded by its mutex.
     let latencies = Mutex<[LatencyKey: LatencyWindow]>([:])

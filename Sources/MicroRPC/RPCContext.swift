@@ -15,9 +15,17 @@ public struct RPCContext: Sendable {
     /// 1 for a first attempt, 2 for the first retry, ...
     public var attempt: UInt16
     /// The subject of the peer's verified TLS client certificate (mTLS), one line; nil without one.
-    public var peerCertificateSubject: String?
+    public var peerCertificateSubject: String? {
+        get { credentials?.peerCertificateSubject }
+        set { credentials = Credentials(peerCertificateSubject: newValue, identity: identity) }
+    }
     /// Who the caller is, once a middleware authenticated it (a bearer token, the mTLS certificate); nil before.
-    public var identity: PeerIdentity?
+    public var identity: PeerIdentity? {
+        get { credentials?.identity }
+        set { credentials = Credentials(peerCertificateSubject: peerCertificateSubject, identity: newValue) }
+    }
+    /// The two above, by reference: most calls have neither, and the context is made and passed on every call.
+    private var credentials: Credentials?
     /// When the transport received the request (what the deadline counts from): a middleware's clock reading for
     /// free, e.g. the start of a latency measurement.
     public var receivedAt: Timestamp
@@ -32,8 +40,9 @@ public struct RPCContext: Sendable {
         self.metadata = metadata
         self.peer = peer
         self.attempt = attempt
-        self.peerCertificateSubject = peerCertificateSubject
-        self.identity = identity
+        if peerCertificateSubject != nil || identity != nil {
+            credentials = Credentials(peerCertificateSubject: peerCertificateSubject, identity: identity)
+        }
     }
 
     /// The deadline of the call the current task serves, if any: what a ``Client`` call made from it inherits.
@@ -47,5 +56,18 @@ public struct RPCContext: Sendable {
         guard head.timeoutMicroseconds > 0 else { return nil }
         let budget = head.timeoutMicroseconds >= UInt64(Int64.max / 1000) ? Int64.max : Int64(head.timeoutMicroseconds) * 1000
         return receivedAt.advanced(byNanoseconds: budget)
+    }
+}
+
+extension RPCContext {
+    /// Who the caller is (immutable; a change makes a new one).
+    final class Credentials: Sendable {
+        let peerCertificateSubject: String?
+        let identity: PeerIdentity?
+
+        init(peerCertificateSubject: String?, identity: PeerIdentity?) {
+            self.peerCertificateSubject = peerCertificateSubject
+            self.identity = identity
+        }
     }
 }

@@ -50,7 +50,6 @@ final class Route: UnaryHandler, @unchecked Sendable {
                                  peerCertificateSubject: request.peerCertificateSubject, receivedAt: request.receivedAt)
         let call = Request(service: head.service, endpoint: head.endpoint, contentType: head.contentType,
                            body: request.message, metadata: head.metadata)
-        let middleware = server.middleware
         let result: Result<Response, any Error>
         do {
             if let scope = request.scope {
@@ -59,14 +58,14 @@ final class Route: UnaryHandler, @unchecked Sendable {
                 // as the in-memory one does, would hand this call the caller's scope.)
                 scope.deadline = deadline
                 defer { scope.deadline = nil }
-                if let middleware {
-                    result = .success(try await middleware.intercept(call, context: context, next: body))
+                if server.hasMiddleware {
+                    result = .success(try await server.middleware!.intercept(call, context: context, next: body))
                 } else {
                     result = .success(try await body(call, context))
                 }
             } else {
                 result = .success(try await CallScope.$current.withValue(CallScope(deadline: deadline)) {
-                    if let middleware { return try await middleware.intercept(call, context: context, next: body) }
+                    if server.hasMiddleware { return try await server.middleware!.intercept(call, context: context, next: body) }
                     return try await body(call, context)
                 })
             }

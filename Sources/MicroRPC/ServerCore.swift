@@ -9,6 +9,8 @@ final class ServerCore: Sendable {
     let admission: Admission
     /// The configuration's middleware, read once (not out of the configuration struct per call).
     let middleware: (any ServerMiddleware)?
+    /// Whether there is middleware: tested per call instead of copying the optional existential out.
+    let hasMiddleware: Bool
     /// Set when a graceful stop began: health reports NOT_SERVING.
     let draining = Atomic<Bool>(false)
 
@@ -16,6 +18,7 @@ final class ServerCore: Sendable {
         self.configuration = configuration
         admission = Admission(limit: configuration.maxConcurrentCalls)
         middleware = configuration.middleware
+        hasMiddleware = configuration.middleware != nil
     }
 
     /// The answer to a call refused at the concurrency limit.
