@@ -29,13 +29,15 @@ extension Client {
             return try await attempts(service: service, endpoint: endpoint, contentType: contentType, metadata: metadata,
                                       options: options, now: now, deadline: deadline, middleware: nil, summary: nil, context: context, attempt)
         }
-        let call = ClientCall(service: service, endpoint: endpoint, contentType: contentType, metadata: metadata, options: options,
-                              deadline: deadline, kind: kind, startedAt: now)
-        return Output.unwrap(try await intercept(call, middleware, context: context, attempt))
+        return Output.unwrap(try await intercept(
+            ClientCall(service: service, endpoint: endpoint, contentType: contentType, metadata: metadata, options: options,
+                       deadline: deadline, kind: kind, startedAt: now),
+            middleware, context: context, attempt))
     }
 
-    /// The logical call through the middleware. `context` is an ordinary parameter (not `borrowing`) so that the
-    /// closure can capture it without a copy.
+    /// The logical call through the middleware, out of line (the path without middleware stays as small as it
+    /// was). `context` is an ordinary parameter (not `borrowing`) so that the closure can capture it without a copy.
+    @inline(never)
     nonisolated(nonsending) private func intercept<Context, Output: ClientOutputConvertible>(
         _ call: ClientCall, _ middleware: any ClientMiddleware, context: Context,
         _ attempt: (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
@@ -88,10 +90,8 @@ extension Client {
             }
             let result: AttemptResult<Output>
             if let middleware {
-                summary?.attempted(node?.id ?? address, hedge: false)
-                result = await Self.attempt(through: middleware,
-                                            ClientAttempt(service: service, endpoint: endpoint, address: address, node: node, number: number,
-                                                          isHedge: false, metadata: metadata, deadline: deadline),
+                result = await Self.attempt(through: middleware, service: service, endpoint: endpoint, address: address, node: node,
+                                            number: number, metadata: metadata, deadline: deadline, summary: summary,
                                             contentType: contentType, context: context, attempt)
             } else {
                 let head = RequestHead(service: service, endpoint: endpoint, contentType: contentType,
@@ -144,6 +144,20 @@ extension Client {
 
     /// How many nodes one call skips because their breakers are open before it fails with the breaker's error.
     static let maxSkippedNodes = 16
+
+    /// ``attempt(through:_:contentType:context:_:)`` for the first try or a retry, out of line: the loop without
+    /// middleware stays as small as it was.
+    @inline(never)
+    nonisolated(nonsending) static func attempt<Context, Output: ClientOutputConvertible>(
+        through middleware: any ClientMiddleware, service: String, endpoint: String, address: String, node: Node?, number: UInt16,
+        metadata: Metadata, deadline: Timestamp, summary: CallSummary?, contentType: String, context: Context,
+        _ attempt: (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
+    ) async -> AttemptResult<Output> {
+        summary?.attempted(node?.id ?? address, hedge: false)
+        let info = ClientAttempt(service: service, endpoint: endpoint, address: address, node: node, number: number, isHedge: false,
+                                 metadata: metadata, deadline: deadline)
+        return await Self.attempt(through: middleware, info, contentType: contentType, context: context, attempt)
+    }
 
     /// One attempt through the attempt middleware: errors thrown by the chain become results (a transport error
     /// keeps its kind, an open breaker is `notSent`).

@@ -58,15 +58,10 @@ final class Route: UnaryHandler, @unchecked Sendable {
                 // as the in-memory one does, would hand this call the caller's scope.)
                 scope.deadline = deadline
                 defer { scope.deadline = nil }
-                if server.hasMiddleware {
-                    result = .success(try await server.middleware!.intercept(call, context: context, next: body))
-                } else {
-                    result = .success(try await body(call, context))
-                }
+                result = .success(try await invoke(body, call, context))
             } else {
                 result = .success(try await CallScope.$current.withValue(CallScope(deadline: deadline)) {
-                    if server.hasMiddleware { return try await server.middleware!.intercept(call, context: context, next: body) }
-                    return try await body(call, context)
+                    try await invoke(body, call, context)
                 })
             }
         } catch {
@@ -84,6 +79,19 @@ final class Route: UnaryHandler, @unchecked Sendable {
         case .failure(let e):
             return Self.reply(RPCError(.internalError, "\(e)"))
         }
+    }
+
+    /// The handler, through the middleware when there is some. The middleware call is kept out of line, so that
+    /// the path without middleware stays as small as it was.
+    @inline(__always)
+    nonisolated(nonsending) private func invoke(_ body: UnaryRequestHandler, _ call: Request, _ context: RPCContext) async throws -> Response {
+        if server.hasMiddleware { return try await throughMiddleware(body, call, context) }
+        return try await body(call, context)
+    }
+
+    @inline(never)
+    nonisolated(nonsending) private func throughMiddleware(_ body: UnaryRequestHandler, _ call: Request, _ context: RPCContext) async throws -> Response {
+        try await server.middleware!.intercept(call, context: context, next: body)
     }
 
     /// The answer of a route that does not run a unary handler.

@@ -35,7 +35,7 @@ struct ExecutableFlagsTests {
 
     @Test("bad values are refused, not ignored", arguments: [
         ("micro-echo", ["--port", "abc"]), ("micro-echo", ["--threads", "0"]), ("micro-greeter", ["--threads", "abc"]),
-        ("micro-greeter", ["--ttl", "xyz"]), ("micro-selector-bench", ["--calls", "x"]), ("micro-bench", ["--size", "-1"]),
+        ("micro-greeter", ["--ttl", "xyz"]), ("micro-selector-bench", ["--calls", "x"]), ("micro-bench", ["--size", "-1"]), ("micro-bench", ["--middleware", "bogus"]),
         ("micro-chaos", ["--scenario", "flood"]), ("micro-chaos", ["--callers", "0"]),
     ])
     func badValue(_ exe: String, _ args: [String]) async throws {
