@@ -81,11 +81,12 @@ extension Client {
                         window.record(nanoseconds: Timestamp.nanoseconds(latency), now: Timestamp.now.nanoseconds)
                         return .success(response)
                     case .status(let e):
-                        selector.mark(service, node: node, outcome: e.isNodeFailure ? .failure(latency: latency) : .success(latency: latency))
+                        markFailure(e, service: service, node: node, since: start)
                         return .failure(e)
                     case .transport(let t):
-                        selector.mark(service, node: node, outcome: t.code == .cancelled ? .ignored : .failure(latency: latency))
-                        return .failure(RPCError(t))
+                        let e = RPCError(t)
+                        markFailure(e, service: service, node: node, since: start)
+                        return .failure(e)
                     case .notSent(let e):
                         let open = e.cause as! CircuitOpenError
                         selector.mark(service, node: node, outcome: .held(for: open.retryAfter))
