@@ -21,16 +21,16 @@ let package = Package(
         .library(name: "MicroBroker", targets: ["MicroBroker"]),
         .library(name: "MicroRPC", targets: ["MicroRPC"]),
         .library(name: "MicroMiddleware", targets: ["MicroMiddleware"]),
+        .library(name: "Micro", targets: ["Micro"]),
+        .executable(name: "micro", targets: ["micro"]),
         .executable(name: "micro-echo", targets: ["micro-echo"]),
         .executable(name: "micro-bench", targets: ["micro-bench"]),
-        .executable(name: "micro-greeter", targets: ["micro-greeter"]),
-        .executable(name: "micro-registry", targets: ["micro-registry"]),
-        .executable(name: "micro-broker-probe", targets: ["micro-broker-probe"]),
         .executable(name: "micro-selector-bench", targets: ["micro-selector-bench"]),
         .executable(name: "micro-chaos", targets: ["micro-chaos"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
@@ -106,8 +106,33 @@ let package = Package(
             ],
             swiftSettings: strict + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
         ),
-        // Registers, lists and watches services from the command line (and is the second process in tests).
-        .executableTarget(name: "micro-registry", dependencies: ["MicroCore", "MicroRegistry"], swiftSettings: strict),
+        // The umbrella: MicroService (registry, broker, transport, selector, server and client chosen by flags and
+        // MICRO_* variables) and ServiceFlags, the global flags of `micro` and of programs built on it.
+        .target(
+            name: "Micro",
+            dependencies: [
+                "MicroCore", "MicroRPC", "MicroRegistry", "MicroSelector", "MicroBroker", "MicroInMemory", "MicroEventLoop",
+                "MicroUVTransport", "MicroTLS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
+        ),
+        // `micro`: call, stream, publish, subscribe, services, describe, health, registry, bench, serve example.
+        .executableTarget(
+            name: "micro",
+            dependencies: [
+                "Micro", "MicroCore", "MicroRPC", "MicroEventLoop", "MicroUVTransport", "MicroTLS", "MicroBroker", "MicroRegistry",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MicroTests",
+            dependencies: ["Micro", "MicroCore", "MicroRPC", "MicroInMemory", "MicroRegistry", "MicroTestSupport", "MicroCoreTestSupport"],
+            swiftSettings: strict
+        ),
         // Nodes selected per second from a warm cache, single thread and contended.
         .executableTarget(name: "micro-selector-bench", dependencies: ["MicroCore", "MicroInMemory", "MicroRegistry", "MicroSelector"], swiftSettings: strict),
         // The client under registry chaos (all nodes replaced, etcd wiped) with a call ledger; see docs/DISCOVERY.md.
@@ -116,20 +141,9 @@ let package = Package(
             dependencies: ["MicroCore", "MicroEventLoop", "MicroRegistry", "MicroRPC", "MicroSelector", "MicroUVTransport"],
             swiftSettings: strict
         ),
-        // Subscribes or publishes from the command line with the embedded broker (the second process in tests).
-        .executableTarget(
-            name: "micro-broker-probe",
-            dependencies: ["MicroCore", "MicroBroker", "MicroEventLoop", "MicroRegistry"],
-            swiftSettings: strict
-        ),
         .executableTarget(
             name: "micro-echo",
             dependencies: ["MicroCore", "MicroEventLoop", "MicroFraming", "MicroUVTransport", "MicroTLS"],
-            swiftSettings: strict
-        ),
-        .executableTarget(
-            name: "micro-greeter",
-            dependencies: ["MicroCore", "MicroEventLoop", "MicroRPC", "MicroRegistry", "MicroUVTransport"],
             swiftSettings: strict
         ),
         .executableTarget(

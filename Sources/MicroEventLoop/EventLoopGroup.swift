@@ -35,4 +35,34 @@ public final class EventLoopGroup: Sendable {
         for loop in loops where loop.shutdownGracefully() != 0 { clean = false }
         return clean
     }
+
+    /// ``shutdownGracefully()`` from async code: the joining blocks a thread of its own, not one of the
+    /// cooperative pool (nor a loop's). Must not be awaited on one of this group's loops.
+    @discardableResult
+    public func shutdown() async -> Bool {
+        await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
+            var thread = pthread_t()
+            let box = Unmanaged.passRetained(ShutdownJob(group: self, done: done)).toOpaque()
+            let rc = pthread_create(&thread, nil, { raw in
+                let job = Unmanaged<ShutdownJob>.fromOpaque(raw!).takeRetainedValue()
+                job.done.resume(returning: job.group.shutdownGracefully())
+                return nil
+            }, box)
+            if rc == 0 {
+                pthread_detach(thread)
+            } else {
+                let job = Unmanaged<ShutdownJob>.fromOpaque(box).takeRetainedValue()
+                job.done.resume(returning: job.group.shutdownGracefully())
+            }
+        }
+    }
+}
+
+private final class ShutdownJob: Sendable {
+    let group: EventLoopGroup
+    let done: CheckedContinuation<Bool, Never>
+    init(group: EventLoopGroup, done: CheckedContinuation<Bool, Never>) {
+        self.group = group
+        self.done = done
+    }
 }

@@ -42,4 +42,5 @@ struct BrokerFixture {
     }
 }
 
-var probePath: String { productsDirectory() + "/micro-broker-probe" }
+/// The `micro` command: the other process of the cross-process tests.
+var microPath: String { productsDirectory() + "/micro" }

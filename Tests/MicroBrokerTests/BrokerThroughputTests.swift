@@ -50,7 +50,7 @@ import Testing
             #expect(other.count == 2 * Self.count)
             print("broker throughput: \(Self.count) publishes from 16 tasks to another broker in-process (loopback TCP): \(d2c), \(rate(Self.count, d2c))/s")
 
-            let child = try ChildProcess(probePath, ["subscribe", "child", "\(2 * Self.count)", "--timeout", "90"],
+            let child = try ChildProcess(microPath, ["subscribe", "child", "--count", "\(2 * Self.count)", "--timeout", "90"],
                                          environment: f.childEnvironment, logPath: f.directory + "-child.log")
             defer { child.kill() }
             let ready = await eventually(15) { child.output.contains("subscribed ") }

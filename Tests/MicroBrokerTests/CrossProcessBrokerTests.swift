@@ -5,13 +5,13 @@ import MicroRegistry
 import MicroTestSupport
 import Testing
 
-/// The embedded broker between processes: `micro-broker-probe` is the other process, both sides sharing a local
+/// The embedded broker between processes: `micro subscribe` and `micro publish` are the other process, both sides sharing a local
 /// registry directory (MICRO_REGISTRY_DIR).
 @Suite struct CrossProcessBrokerTests {
     /// Waits for the child's "subscribed" line.
     func waitSubscribed(_ child: ChildProcess) async throws {
         let ok = await eventually(15) { child.output.contains("subscribed ") }
-        if !ok { throw TimedOut(what: "the probe's subscription; output: \(child.output)") }
+        if !ok { throw TimedOut(what: "the child's subscription; output: \(child.output)") }
     }
 
     func lines(_ child: ChildProcess) -> [String] {
@@ -20,7 +20,7 @@ import Testing
 
     @Test func childSubscribesTestPublishes() async throws {
         let f = try BrokerFixture(count: 1)
-        let child = try ChildProcess(probePath, ["subscribe", "xp", "3", "--timeout", "30"], environment: f.childEnvironment,
+        let child = try ChildProcess(microPath, ["subscribe", "xp", "--count", "3", "--timeout", "30"], environment: f.childEnvironment,
                                      logPath: f.directory + "-child.log")
         defer { child.kill() }
         try await withTimeout(40, "child subscriber") {
@@ -29,7 +29,7 @@ import Testing
                 let r = try await f.brokers[0].publish("xp", message("m\(i)"))
                 #expect(r == PublishResult(delivered: 1, skipped: 0))
             }
-            #expect(await child.waitForExit(seconds: 10), "the probe exits after 3 messages")
+            #expect(await child.waitForExit(seconds: 10), "micro subscribe exits after 3 messages")
             #expect(Array(lines(child).dropFirst()) == ["m0", "m1", "m2"], "\(child.output)")
         }
         await f.stop()
@@ -39,12 +39,12 @@ import Testing
         let f = try BrokerFixture(count: 1)
         let got = Recorder<String>()
         _ = try await f.brokers[0].subscribe("px") { m in got.append(text(m.body)) }
-        let child = try ChildProcess(probePath, ["publish", "px", "hello", "5"], environment: f.childEnvironment,
+        let child = try ChildProcess(microPath, ["publish", "px", "hello", "--count", "5", "--raw"], environment: f.childEnvironment,
                                      logPath: f.directory + "-child.log")
         defer { child.kill() }
         try await withTimeout(40, "child publisher") {
             #expect(await child.waitForExit(seconds: 30))
-            #expect(child.output.contains("published 5 delivered 5 skipped 0"), "\(child.output)")
+            #expect(child.output.contains("published 5 to px: delivered 5, skipped 0"), "\(child.output)")
             #expect(got.all.sorted() == (0..<5).map { "hello-\($0)" })
         }
         await f.stop()
@@ -52,7 +52,7 @@ import Testing
 
     @Test func killedChildIsSkippedAndCleanedUp() async throws {
         let f = try BrokerFixture(count: 1)
-        let child = try ChildProcess(probePath, ["subscribe", "gone", "100", "--timeout", "30"], environment: f.childEnvironment,
+        let child = try ChildProcess(microPath, ["subscribe", "gone", "--count", "100", "--timeout", "30"], environment: f.childEnvironment,
                                      logPath: f.directory + "-child.log")
         defer { child.kill() }
         try await withTimeout(40, "killed child") {

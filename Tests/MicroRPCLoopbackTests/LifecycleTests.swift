@@ -12,7 +12,7 @@ import Logging
 import ServiceLifecycle
 import Testing
 
-/// The address a micro-greeter child prints once it listens.
+/// The address a `micro serve example` child prints once it listens.
 func listeningAddress(_ child: ChildProcess, seconds: Double = 15) async throws -> String {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
@@ -21,7 +21,7 @@ func listeningAddress(_ child: ChildProcess, seconds: Double = 15) async throws 
         }
         try await Task.sleep(for: .milliseconds(20))
     }
-    throw TimedOut(what: "micro-greeter did not start: \(child.output)")
+    throw TimedOut(what: "micro serve example did not start: \(child.output)")
 }
 
 @Suite("Server lifecycle: registration, graceful stop, crashes", .serialized)
@@ -93,10 +93,10 @@ struct LifecycleTests {
     func killedMidCall() async throws {
         let dir = try makeTemporaryDirectory("rpc-kill")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let exe = productsDirectory() + "/micro-greeter"
+        let exe = productsDirectory() + "/micro"
         var env = ProcessInfo.processInfo.environment
         env["MICRO_REGISTRY_DIR"] = dir
-        let child = try ChildProcess(exe, ["--name", "greeter", "--registry", "local", "--ttl", "1", "--interval", "0.3"],
+        let child = try ChildProcess(exe, ["serve", "example", "--server_name", "greeter", "--registry", "local", "--register_ttl", "1", "--register_interval", "0.3"],
                                      environment: env, logPath: dir + "/greeter.log")
         let address = try await listeningAddress(child)
         let registry = LocalRegistry(directory: dir, pollInterval: .milliseconds(50))
@@ -125,7 +125,7 @@ struct LifecycleTests {
         let other = try await RunningServer.start("greeter") { server in
             server.handle("Sleep.Call") { _, _ in Response(body: bytes("slept elsewhere")) }
         }
-        let child2 = try ChildProcess(exe, ["--name", "greeter", "--registry", "local", "--ttl", "1", "--interval", "0.3"],
+        let child2 = try ChildProcess(exe, ["serve", "example", "--server_name", "greeter", "--registry", "local", "--register_ttl", "1", "--register_interval", "0.3"],
                                       environment: env, logPath: dir + "/greeter2.log")
         let address2 = try await listeningAddress(child2)
         let selector = OrderedSelector([address2, other.address])
@@ -156,7 +156,7 @@ struct SignalTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var env = ProcessInfo.processInfo.environment
         env["MICRO_REGISTRY_DIR"] = dir
-        let child = try ChildProcess(productsDirectory() + "/micro-greeter", ["--name", "term", "--registry", "local"],
+        let child = try ChildProcess(productsDirectory() + "/micro", ["serve", "example", "--server_name", "term", "--registry", "local"],
                                      environment: env, logPath: dir + "/term.log")
         let address = try await listeningAddress(child)
         let registry = LocalRegistry(directory: dir, pollInterval: .milliseconds(50))
@@ -191,8 +191,8 @@ struct StopLeavesNoRegistrationTests {
             let name = "renewing-\(round)"
             var children: [ChildProcess] = []
             for i in 0..<10 {
-                children.append(try ChildProcess(productsDirectory() + "/micro-greeter",
-                                                 ["--name", name, "--registry", "local", "--ttl", "600", "--interval", "0.001"],
+                children.append(try ChildProcess(productsDirectory() + "/micro",
+                                                 ["serve", "example", "--server_name", name, "--registry", "local", "--register_ttl", "600", "--register_interval", "0.001"],
                                                  environment: env, logPath: dir + "/\(name)-\(i).log"))
             }
             for child in children { _ = try await listeningAddress(child) }

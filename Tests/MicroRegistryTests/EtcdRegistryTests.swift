@@ -54,9 +54,9 @@ import Testing
         defer { etcd.stop() }
         let r = try makeRegistry(etcd.endpoints)
         let log = EventLog(try await r.watch(WatchOptions(service: "greeter")))
-        let server = try ChildProcess(productsDirectory() + "/micro-registry",
-                                      ["--registry", "etcd", "--registry_address", etcd.endpoints[0],
-                                       "register", "greeter", "crashing", "127.0.0.1:7001", "--ttl", "1", "--hold"],
+        let server = try ChildProcess(productsDirectory() + "/micro",
+                                      ["registry", "register", "--registry", "etcd", "--registry_address", etcd.endpoints[0],
+                                       "greeter", "crashing", "127.0.0.1:7001", "--ttl", "1", "--hold"],
                                       logPath: etcd.directory + "/child.log")
         // The child uses the default prefix.
         let defaultPrefix = try EtcdRegistry(configuration: EtcdConfiguration(endpoints: etcd.endpoints))

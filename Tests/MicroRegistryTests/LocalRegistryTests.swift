@@ -4,9 +4,9 @@ import MicroRegistry
 import MicroTestSupport
 import Testing
 
-/// The zero-config registry across processes: the `micro-registry` executable is the other process.
+/// The zero-config registry across processes: `micro registry` is the other process.
 @Suite(.serialized) struct LocalRegistryTests {
-    var tool: String { productsDirectory() + "/micro-registry" }
+    var tool: String { productsDirectory() + "/micro" }
 
     @Test func serviceRegisteredByAnotherProcessIsFoundAndExpiresAfterItsCrash() async throws {
         let dir = try makeTemporaryDirectory("micro-local")
@@ -16,7 +16,7 @@ import Testing
         defer { log.stop() }
         var env = ProcessInfo.processInfo.environment
         env["MICRO_REGISTRY_DIR"] = dir
-        let server = try ChildProcess(tool, ["register", "greeter", "node-1", "127.0.0.1:8081", "--ttl", "1", "--hold"],
+        let server = try ChildProcess(tool, ["registry", "register", "greeter", "node-1", "127.0.0.1:8081", "--ttl", "1", "--hold"],
                                       environment: env, logPath: dir + "-server.log")
         #expect(await eventually(5) { (try? await registry.getService("greeter"))?.first?.nodes.first?.id == "node-1" })
         #expect(await log.waitFor(.create, node: "node-1"))
@@ -34,7 +34,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var env = ProcessInfo.processInfo.environment
         env["MICRO_REGISTRY_DIR"] = dir
-        let watcher = try ChildProcess(tool, ["watch", "greeter", "--count", "1"], environment: env, logPath: dir + "-watch.log")
+        let watcher = try ChildProcess(tool, ["registry", "watch", "greeter", "--count", "1"], environment: env, logPath: dir + "-watch.log")
         #expect(await eventually(5) { watcher.output.contains("watching") })
         try await LocalRegistry(directory: dir).register(Service(name: "greeter", version: "v3", nodes: [Node(id: "n", address: "127.0.0.1:1")]))
         #expect(await watcher.waitForExit(seconds: 5))

@@ -1,0 +1,35 @@
+import ArgumentParser
+import Foundation
+
+// Not ArgumentParser's own main: every failure is one line on standard error (no usage block, no backtrace) and
+// an exit code of its kind (CLIError.ExitStatus).
+func fail(_ message: String, _ code: Int32) -> Never {
+    FileHandle.standardError.write(Data("micro: \(message)\n".utf8))
+    exit(code)
+}
+
+/// Runs the async `run()` (through an existential, the synchronous default that prints help would be chosen).
+func runAsync<C: AsyncParsableCommand>(_ command: C) async throws {
+    var command = command
+    try await command.run()
+}
+
+do {
+    var command = try MicroCommand.parseAsRoot()
+    if let async = command as? any AsyncParsableCommand {
+        try await runAsync(async)
+    } else {
+        try command.run()
+    }
+} catch let error as CLIError {
+    fail(error.description, error.exitCode)
+} catch {
+    let code = MicroCommand.exitCode(for: error)
+    if code == .success {
+        // --help, --version and bare `micro`.
+        print(MicroCommand.fullMessage(for: error))
+        exit(0)
+    }
+    let message = MicroCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+    fail(message, code == .validationFailure ? CLIError.ExitStatus.usage.rawValue : code.rawValue)
+}

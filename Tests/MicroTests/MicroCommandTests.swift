@@ -1,0 +1,157 @@
+import Foundation
+import MicroTestSupport
+import Testing
+
+/// `micro` as a user runs it: against `micro serve example` in a child process, sharing a local registry
+/// directory; every bad input gives one line and the exit code of its kind, never a backtrace.
+@Suite(.serialized) struct MicroCommandTests {
+    static var path: String { productsDirectory() + "/micro" }
+
+    /// The example service in a child process, registered in its own local registry directory.
+    final class Example: Sendable {
+        let directory: String
+        let child: ChildProcess
+        let address: String
+
+        init() async throws {
+            directory = try makeTemporaryDirectory("micro-cli")
+            child = try ChildProcess(MicroCommandTests.path, ["serve", "example", "--registry", "local", "--registry_address", directory],
+                                     logPath: directory + "-example.log")
+            let deadline = ContinuousClock.now + .seconds(20)
+            var found: String?
+            while found == nil && ContinuousClock.now < deadline {
+                found = child.output.split(separator: "\n").first { $0.hasPrefix("listening ") }.map { String($0.split(separator: " ")[1]) }
+                if found == nil { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            guard let found else { throw TimedOut(what: "micro serve example did not start: \(child.output)") }
+            address = found
+        }
+
+        /// Runs `micro` with `arguments` and this example's registry.
+        func micro(_ arguments: [String], input: Data? = nil) async throws -> (status: Int32, output: String) {
+            try await runAsync(MicroCommandTests.path, arguments + ["--registry", "local", "--registry_address", directory], input: input, seconds: 30)
+        }
+
+        func stop() async {
+            kill(child.pid, SIGTERM)
+            #expect(await child.waitForExit(seconds: 20), "the example stops on SIGTERM: \(child.output)")
+            #expect(child.output.contains("stopped"), "\(child.output)")
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    @Test("call, stream, publish, describe, health and services against the example")
+    func commandsAgainstTheExample() async throws {
+        let example = try await Example()
+        let hello = try await example.micro(["call", "greeter", "Greeter.Hello", #"{"name": "Ada"}"#])
+        #expect(hello.status == 0, "\(hello.output)")
+        #expect(hello.output == #"{"greeting":"Hello, Ada!"}"# + "\n")
+
+        let direct = try await example.micro(["call", "--address", example.address, "greeter", "Greeter.Hello", #"{"name": "Bo"}"#])
+        #expect(direct.output == #"{"greeting":"Hello, Bo!"}"# + "\n", "\(direct.output)")
+
+        let stdin = try await example.micro(["call", "greeter", "Greeter.Hello", "-"], input: Data(#"{"name": "Cy"}"#.utf8))
+        #expect(stdin.output == #"{"greeting":"Hello, Cy!"}"# + "\n", "\(stdin.output)")
+
+        let meta = try await example.micro(["call", "greeter", "Echo.Metadata", "--metadata", "tenant=acme", "--metadata", "trace=1"])
+        #expect(meta.output.contains(#""tenant":"acme""#) && meta.output.contains(#""trace":"1""#), "\(meta.output)")
+
+        let stream = try await example.micro(["stream", "greeter", "Greeter.Stream", #"{"name": "A"}"#, #"{"name": "B"}"#])
+        #expect(stream.status == 0, "\(stream.output)")
+        #expect(stream.output == #"{"greeting":"Hello, A!"}"# + "\n" + #"{"greeting":"Hello, B!"}"# + "\n")
+
+        let streamFromStdin = try await example.micro(["stream", "greeter", "Greeter.Stream"], input: Data("{\"name\": \"C\"}\n{\"name\": \"D\"}\n".utf8))
+        #expect(streamFromStdin.output.split(separator: "\n") == [#"{"greeting":"Hello, C!"}"#, #"{"greeting":"Hello, D!"}"#], "\(streamFromStdin.output)")
+
+        let published = try await example.micro(["publish", "greeter.events", #"{"say": "hi"}"#])
+        #expect(published.status == 0, "\(published.output)")
+        #expect(published.output.contains("delivered 1, skipped 0"), "\(published.output)")
+        let events = try await example.micro(["call", "greeter", "Greeter.Events"])
+        #expect(events.output == #"[{"say": "hi"}]"# + "\n", "\(events.output)")
+
+        let describe = try await example.micro(["describe", "greeter"])
+        #expect(describe.status == 0, "\(describe.output)")
+        let records = try JSONSerialization.jsonObject(with: Data(describe.output.utf8)) as? [[String: Any]]
+        let record = try #require(records?.first)
+        #expect(record["name"] as? String == "greeter")
+        #expect(record["version"] as? String == "latest")
+        let endpoints = (record["endpoints"] as? [[String: Any]])?.compactMap { $0["name"] as? String } ?? []
+        #expect(Set(["Greeter.Hello", "Greeter.Stream", "Echo.Metadata", "Health.Check"]).isSubset(of: endpoints), "\(endpoints)")
+        #expect((record["nodes"] as? [[String: Any]])?.first?["address"] as? String == example.address)
+
+        let health = try await example.micro(["health", "greeter"])
+        #expect(health.status == 0, "\(health.output)")
+        #expect(health.output.contains("\(example.address) SERVING"), "\(health.output)")
+
+        let services = try await example.micro(["services"])
+        #expect(services.output.split(separator: "\n").contains("greeter latest \(example.address)"), "\(services.output)")
+        await example.stop()
+    }
+
+    @Test("every bad input: one line, its own exit code, no backtrace")
+    func badInputs() async throws {
+        let example = try await Example()
+        let closedPort = freePort()
+        let registered = try await example.micro(["registry", "register", "dead", "dead-1", "127.0.0.1:\(closedPort)"])
+        #expect(registered.status == 0, "\(registered.output)")
+        let cases: [(arguments: [String], status: Int32, says: String)] = [
+            (["call", "--nope", "greeter", "Greeter.Hello"], 64, "--nope"),
+            (["call", "--timeout", "abc", "greeter", "Greeter.Hello"], 64, "abc"),
+            (["call", "--retries", "-5", "greeter", "Greeter.Hello"], 64, "retries"),
+            (["call", "greeter", "Greeter.Hello", "--selector", "fastest"], 64, "fastest"),
+            (["call", "greeter"], 64, "endpoint"),
+            (["bench", "--connections", "0"], 64, "--connections"),
+            (["call", "greeter", "Greeter.Hello", "{name: Ada"], 65, "not valid JSON"),
+            (["publish", "greeter.events", "[1,"], 65, "not valid JSON"),
+            (["call", "nosuch", "X.Y", "{}"], 68, "unknown service nosuch"),
+            (["describe", "nosuch"], 68, "unknown service nosuch"),
+            (["call", "dead", "X.Y", "{}"], 69, "unavailable"),
+            (["health", "dead"], 69, "no node"),
+            (["call", "greeter", "No.Such", "{}"], 70, "unknown endpoint"),
+            (["call", "greeter", "Sleep.Call", "5000", "--timeout", "200ms"], 124, "deadline"),
+            (["call", "greeter", "Greeter.Hello", #"{"nom": 1}"#], 1, "invalidArgument"),
+        ]
+        for c in cases {
+            let r = try await example.micro(c.arguments)
+            #expect(r.status == c.status, "micro \(c.arguments): \(r.output)")
+            // One error line; `health` prints a line per node before it.
+            let lines = r.output.split(separator: "\n")
+            #expect(lines.filter { $0.hasPrefix("micro: ") }.count == 1 && lines.last?.hasPrefix("micro: ") == true, "micro \(c.arguments): \(r.output)")
+            if c.arguments.first != "health" { #expect(lines.count == 1, "micro \(c.arguments): one line, got \(r.output)") }
+            #expect(r.output.contains(c.says), "micro \(c.arguments): \(r.output)")
+            #expect(!r.output.contains("Fatal error") && !r.output.contains("Backtrac"), "\(r.output)")
+        }
+        let unknown = try await runAsync(Self.path, ["frobnicate"])
+        #expect(unknown.status == 64 && unknown.output.split(separator: "\n").count == 1 && unknown.output.contains("frobnicate"), "\(unknown.output)")
+        await example.stop()
+    }
+
+    @Test("--help everywhere, exit 0", arguments: [
+        [], ["--help"], ["call", "--help"], ["stream", "--help"], ["publish", "--help"], ["subscribe", "--help"], ["services", "--help"],
+        ["describe", "--help"], ["health", "--help"], ["registry", "--help"], ["registry", "watch", "--help"], ["bench", "--help"],
+        ["serve", "example", "--help"],
+    ])
+    func help(_ arguments: [String]) async throws {
+        let r = try await runAsync(Self.path, arguments)
+        #expect(r.status == 0, "micro \(arguments): \(r.output)")
+        #expect(r.output.contains("USAGE: micro"), "micro \(arguments): \(r.output)")
+    }
+
+    @Test("bench: the embedded server, unary and stream; the example through discovery")
+    func bench() async throws {
+        let embedded = try await runAsync(Self.path, ["bench", "--duration", "0.5", "--warmup", "0.1", "--concurrency", "4"], seconds: 60)
+        #expect(embedded.status == 0, "\(embedded.output)")
+        #expect(embedded.output.contains("| calls | errors | calls/s |"), "\(embedded.output)")
+        #expect(embedded.output.contains("p50"), "a progress line: \(embedded.output)")
+        let stream = try await runAsync(Self.path, ["bench", "--mode", "stream", "--duration", "0.5", "--warmup", "0.1", "--concurrency", "2"], seconds: 60)
+        #expect(stream.status == 0, "\(stream.output)")
+        let example = try await Example()
+        let remote = try await example.micro(["bench", "--service", "greeter", "--duration", "0.5", "--warmup", "0.1", "--concurrency", "2"])
+        #expect(remote.status == 0, "\(remote.output)")
+        #expect(remote.output.contains("service greeter (discovery)"), "\(remote.output)")
+        let rows = remote.output.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| calls") }
+        let errors = rows.first.map { $0.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) } }?[1]
+        #expect(errors == "0", "\(remote.output)")
+        await example.stop()
+    }
+}
