@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "MicroUVTransport", targets: ["MicroUVTransport"]),
         .library(name: "MicroTLS", targets: ["MicroTLS"]),
         .library(name: "MicroHTTP", targets: ["MicroHTTP"]),
+        .library(name: "MicroHTTPServer", targets: ["MicroHTTPServer"]),
         .library(name: "MicroRegistry", targets: ["MicroRegistry"]),
         .library(name: "MicroSelector", targets: ["MicroSelector"]),
         .library(name: "MicroBroker", targets: ["MicroBroker"]),
@@ -31,6 +32,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
@@ -68,6 +70,17 @@ let package = Package(
         ),
         // A small HTTP/1.1 client on the libuv loop (etcd's JSON gateway speaks HTTP/1.1).
         .target(name: "MicroHTTP", dependencies: ["MicroEventLoop"], swiftSettings: strict),
+        // An HTTP/1.1 server on the libuv loops (the sidecar and the admin endpoint), with swift-http-types' model.
+        .target(
+            name: "MicroHTTPServer",
+            dependencies: ["MicroEventLoop", .product(name: "HTTPTypes", package: "swift-http-types")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MicroHTTPServerTests",
+            dependencies: ["MicroHTTPServer", "MicroEventLoop", "MicroTestSupport", .product(name: "HTTPTypes", package: "swift-http-types")],
+            swiftSettings: strict
+        ),
         .target(name: "MicroRegistry", dependencies: ["MicroCore", "MicroInMemory", "MicroEventLoop", "MicroHTTP"], swiftSettings: strict),
         .target(
             name: "MicroSelector",
