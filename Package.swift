@@ -37,7 +37,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
-        // The bench's metrics backend for the stock middleware chain (no NIO).
+        // The metrics backend of `/metrics` (the sidecar, the admin endpoint) and of the bench's stock chain (no NIO).
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
@@ -125,9 +125,11 @@ let package = Package(
             name: "Micro",
             dependencies: [
                 "MicroCore", "MicroRPC", "MicroRegistry", "MicroSelector", "MicroBroker", "MicroInMemory", "MicroEventLoop",
-                "MicroUVTransport", "MicroTLS",
+                "MicroUVTransport", "MicroTLS", "MicroHTTPServer", "MicroMiddleware",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
         ),
@@ -135,15 +137,20 @@ let package = Package(
         .executableTarget(
             name: "micro",
             dependencies: [
-                "Micro", "MicroCore", "MicroRPC", "MicroEventLoop", "MicroUVTransport", "MicroTLS", "MicroBroker", "MicroRegistry",
+                "Micro", "MicroCore", "MicroRPC", "MicroEventLoop", "MicroUVTransport", "MicroTLS", "MicroBroker", "MicroRegistry", "MicroMiddleware",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "MicroTests",
-            dependencies: ["Micro", "MicroCore", "MicroRPC", "MicroInMemory", "MicroRegistry", "MicroTestSupport", "MicroCoreTestSupport"],
+            dependencies: [
+                "Micro", "MicroCore", "MicroRPC", "MicroInMemory", "MicroRegistry", "MicroMiddleware", "MicroTestSupport", "MicroCoreTestSupport",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: strict
         ),
         // Nodes selected per second from a warm cache, single thread and contended.

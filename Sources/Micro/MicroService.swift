@@ -9,7 +9,11 @@ internal import MicroRegistry
 internal import MicroTLS
 internal import MicroUVTransport
 internal import ArgumentParser
+internal import MicroHTTPServer
+internal import MicroMiddleware
+public import Prometheus
 import Foundation
+import Synchronization
 
 /// A service with everything wired, as go-micro's `micro.NewService`: the registry, broker, transport and
 /// selector its ``ServiceOptions`` name, a ``Server`` that registers under the service's name and a ``Client``
@@ -37,14 +41,22 @@ public final class MicroService: Sendable {
     public let client: Client
     public let server: Server
     public let logger: Logger
+    /// Where the service's metrics are kept for `/metrics`: with an admin address, the server's and client's
+    /// calls (MicroMiddleware's `MetricsMiddleware`); whatever else is counted into it (the `micro` command
+    /// bootstraps swift-metrics with it).
+    public let metrics: PrometheusCollectorRegistry
     private let clientTransport: any ClientTransport
+    /// The admin endpoint once started. Guarded by its mutex.
+    private let adminServer = Mutex<HTTPServer?>(nil)
 
     /// Builds the service's parts. `server` and `client` carry what flags do not (middleware, codecs, limits);
     /// the name, version, metadata and broker in `server` are replaced by `name` and `options`. With the memory
     /// transport, `network` is where the server listens and the client dials (a new one when nil).
     /// Throws ``ServiceOptionsError`` for an option that cannot be used (an unreadable TLS file, a bad address).
     public init(name: String, options: ServiceOptions, server: ServerConfiguration? = nil,
-                client: ClientConfiguration = ClientConfiguration(), network: InMemoryNetwork? = nil) throws(ServiceOptionsError) {
+                client: ClientConfiguration = ClientConfiguration(), network: InMemoryNetwork? = nil,
+                metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) throws(ServiceOptionsError) {
+        self.metrics = metrics
         let serviceName = options.serverName ?? name
         self.name = serviceName
         self.options = options
@@ -116,6 +128,10 @@ public final class MicroService: Sendable {
         serverConfiguration.version = options.serverVersion
         serverConfiguration.nodeMetadata.merge(options.serverMetadata) { _, flag in flag }
         serverConfiguration.broker = broker
+        if options.adminAddress != nil {
+            let factory = PrometheusMetricsFactory(registry: metrics)
+            serverConfiguration.use { MetricsMiddleware(factory: factory) }
+        }
         serverConfiguration.registerTTL = options.registerTTL
         serverConfiguration.registerInterval = options.registerInterval
         self.server = Server(configuration: serverConfiguration, transport: serverTransport, registry: registry,
@@ -124,6 +140,10 @@ public final class MicroService: Sendable {
         selector = RegistrySelector(registry: registry, configuration: options.selector, logger: labelled("swift-micro.selector"))
         var clientConfiguration = client
         clientConfiguration.broker = broker
+        if options.adminAddress != nil {
+            let factory = PrometheusMetricsFactory(registry: metrics)
+            clientConfiguration.use { MetricsMiddleware(factory: factory) }
+        }
         self.client = Client(transport: clientTransport, selector: selector, configuration: clientConfiguration,
                              logger: labelled("swift-micro.client"))
     }
@@ -157,8 +177,33 @@ public final class MicroService: Sendable {
         }
     }
 
-    /// Starts the server: listens, registers, renews the registration.
-    public func start() async throws { try await server.start() }
+    /// Starts the server (listens, registers, renews the registration) and, with an admin address, the admin
+    /// endpoint.
+    public func start() async throws {
+        try await server.start()
+        if let address = options.adminAddress {
+            do {
+                _ = try await startAdmin(address: address)
+            } catch {
+                await server.shutdown()
+                throw error
+            }
+        }
+    }
+
+    /// Serves `/health` (the server's state: 503 once it began to stop) and `/metrics` at `address` on the
+    /// service's loops. ``close()`` stops it.
+    public func startAdmin(address: String) async throws -> SocketAddress {
+        let routes = AdminRoutes(metrics: metrics) { [server] in server.isServing }
+        let http = try await HTTPServer.start(group: group, address: try SocketAddress(address)) { request in
+            routes.response(to: request) ?? AdminRoutes.notFound(request.head.path ?? "/")
+        }
+        if let previous = adminServer.withLock({ s -> HTTPServer? in defer { s = http }; return s }) { await previous.close() }
+        return http.localAddress
+    }
+
+    /// Where the admin endpoint listens, once started.
+    public var adminAddress: SocketAddress? { adminServer.withLock { $0?.localAddress } }
 
     /// Starts the server, serves until SIGTERM or SIGINT, stops it gracefully (deregister, drain) and closes the
     /// service.
@@ -176,6 +221,7 @@ public final class MicroService: Sendable {
     /// connections, then the event loops. Idempotent.
     public func close() async {
         await server.shutdown()
+        if let admin = adminServer.withLock({ s -> HTTPServer? in defer { s = nil }; return s }) { await admin.close(gracePeriod: .seconds(1)) }
         selector.close()
         if let broker { await broker.close() }
         await clientTransport.shutdown()

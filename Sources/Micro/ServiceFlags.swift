@@ -8,7 +8,7 @@ internal import MicroSelector
 /// variable: `--registry` (`MICRO_REGISTRY`), `--registry_address`, `--broker`, `--broker_address`, `--transport`,
 /// `--transport_threads`, `--transport_connections`, `--selector`, `--tls_cert`, `--tls_key`, `--tls_ca`,
 /// `--tls_client_auth`, `--tls_insecure`, `--tls_server_name`, `--server_address`, `--server_name`,
-/// `--server_version`, `--server_metadata`, `--register_ttl`, `--register_interval`, `--log_level` (all `MICRO_` + the flag's name in capitals).
+/// `--server_version`, `--server_metadata`, `--register_ttl`, `--register_interval`, `--admin_address`, `--log_level` (all `MICRO_` + the flag's name in capitals).
 /// A flag wins over its variable; ``resolve(environment:)`` checks every value.
 public struct ServiceFlags: ParsableArguments, Sendable {
     @Option(name: .customLong("registry"), help: "Registry: memory, local or etcd (MICRO_REGISTRY; default local).")
@@ -51,6 +51,8 @@ public struct ServiceFlags: ParsableArguments, Sendable {
     public var registerTTL: String?
     @Option(name: .customLong("register_interval"), help: "Seconds between renewals (MICRO_REGISTER_INTERVAL; default 30).")
     public var registerInterval: String?
+    @Option(name: .customLong("admin_address"), help: "Serve /health and /metrics (Prometheus) at host:port (MICRO_ADMIN_ADDRESS).")
+    public var adminAddress: String?
     @Option(name: .customLong("log_level"), help: "trace, debug, info, notice, warning, error or critical (MICRO_LOG_LEVEL; default info).")
     public var logLevel: String?
 
@@ -119,6 +121,10 @@ public struct ServiceFlags: ParsableArguments, Sendable {
         if let address = value(serverAddress, "MICRO_SERVER_ADDRESS") {
             guard Self.isHostPort(address) else { throw ServiceOptionsError("--server_address needs host:port, not \(address)") }
             options.serverAddress = address
+        }
+        if let address = value(adminAddress, "MICRO_ADMIN_ADDRESS") {
+            guard Self.isHostPort(address) else { throw ServiceOptionsError("--admin_address needs host:port, not \(address)") }
+            options.adminAddress = address
         }
         options.serverName = value(self.serverName, "MICRO_SERVER_NAME")
         if let version = value(serverVersion, "MICRO_SERVER_VERSION") { options.serverVersion = version }

@@ -36,6 +36,9 @@ public struct ServiceOptions: Sendable {
     public var registerTTL: Duration = .seconds(90)
     /// How often the server renews its registration (`--register_interval`, seconds); well below the TTL.
     public var registerInterval: Duration = .seconds(30)
+    /// Where ``MicroService/start()`` serves the admin routes `/health` and `/metrics` (`--admin_address`); nil:
+    /// none. With an admin address the server and client count their calls into ``MicroService/metrics``.
+    public var adminAddress: String?
     /// The level of every logger the service creates (`--log_level`).
     public var logLevel: Logger.Level = .info
 

@@ -81,12 +81,4 @@ func parseMetadata(_ pairs: [String]) throws -> Metadata {
 }
 
 /// A duration written as `1.5`, `1.5s`, `300ms` or `2m`.
-func parseDuration(_ text: String) -> Duration? {
-    let units: [(String, Double)] = [("ms", 0.001), ("us", 0.000_001), ("s", 1), ("m", 60)]
-    for (suffix, scale) in units where text.hasSuffix(suffix) {
-        guard let v = Double(text.dropLast(suffix.count)), v > 0, v.isFinite else { return nil }
-        return .nanoseconds(Int64(v * scale * 1e9))
-    }
-    guard let v = Double(text), v > 0, v.isFinite else { return nil }
-    return .nanoseconds(Int64(v * 1e9))
-}
+func parseDuration(_ text: String) -> Duration? { Duration(text: text) }

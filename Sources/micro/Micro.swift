@@ -4,6 +4,8 @@ import Micro
 import MicroCore
 import MicroRPC
 import Logging
+import Metrics
+import Prometheus
 
 /// `micro`: calls, streams, publishes, discovers and load-tests services from the command line, and runs the
 /// example service. Global flags (`--registry`, `--tls_ca`, ...) go after the subcommand; each has a `MICRO_*`
@@ -24,7 +26,7 @@ struct MicroCommand: AsyncParsableCommand {
         \(CLIError.exitCodeHelp)
         """,
         subcommands: [Call.self, StreamCommand.self, Publish.self, Subscribe.self, Services.self, Describe.self, Health.self,
-                      RegistryCommand.self, Bench.self, Serve.self]
+                      RegistryCommand.self, Bench.self, Serve.self, SidecarCommand.self]
     )
 }
 
@@ -49,7 +51,8 @@ extension ServiceFlags {
     /// The service behind a command: the flags' plugins, one event loop unless `--transport_threads` says more.
     /// Commands log warnings and errors only (their output is for people and pipes) unless `--log_level` or
     /// `MICRO_LOG_LEVEL` says otherwise; a server (`micro serve`) logs from `info`.
-    func makeService(name: String = "micro", defaultLogLevel: Logger.Level = .warning) throws -> MicroService {
+    func makeService(name: String = "micro", defaultLogLevel: Logger.Level = .warning, client: ClientConfiguration? = nil,
+                     metrics: PrometheusCollectorRegistry? = nil) throws -> MicroService {
         var options: ServiceOptions
         do {
             options = try resolve(environment: ProcessInfo.processInfo.environment)
@@ -58,11 +61,11 @@ extension ServiceFlags {
         }
         if logLevel == nil, (ProcessInfo.processInfo.environment["MICRO_LOG_LEVEL"] ?? "").isEmpty { options.logLevel = defaultLogLevel }
         if options.transportThreads == nil { options.transportThreads = 1 }
-        var client = ClientConfiguration()
+        var client = client ?? ClientConfiguration()
         // A command reports a service without nodes at once rather than waiting for one to appear.
         client.waitForNode = false
         do {
-            return try MicroService(name: name, options: options, client: client)
+            return try MicroService(name: name, options: options, client: client, metrics: metrics ?? PrometheusCollectorRegistry())
         } catch {
             throw CLIError(error.description, .usage)
         }
@@ -80,4 +83,12 @@ func withService<T>(_ flags: ServiceFlags, name: String = "micro", _ body: (Micr
         await service.close()
         throw error
     }
+}
+
+/// The process's metrics, for `/metrics`: swift-metrics bootstrapped once with a Prometheus registry (the
+/// selector's, pool's and middleware's metrics all land in it).
+func bootstrapMetrics() -> PrometheusCollectorRegistry {
+    let registry = PrometheusCollectorRegistry()
+    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    return registry
 }

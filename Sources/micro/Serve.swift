@@ -22,7 +22,8 @@ struct Serve: AsyncParsableCommand {
             abstract: "The greeter: unary, streaming and publish/subscribe endpoints, metadata echo.",
             discussion: """
             Registers as "greeter" (--server_name to change) in the configured registry, prints \
-            "listening <address> <node id>" and serves until SIGTERM/SIGINT, then deregisters, drains and prints "stopped".
+            "listening <address> <node id>" and serves until SIGTERM/SIGINT, then deregisters, drains and prints "stopped". \
+            With --admin_address, also serves /health and /metrics there (and prints "admin listening <url>").
 
             Endpoints:
               Greeter.Hello      {"name": "Ada"} -> {"greeting": "Hello, Ada!"}
@@ -46,7 +47,7 @@ struct Serve: AsyncParsableCommand {
         func run() async throws {
             // First: a SIGTERM/SIGINT from now on is kept until the server is ready to stop gracefully.
             let signals = AsyncSignals.install()
-            let micro = try flags.makeService(name: "greeter", defaultLogLevel: .info)
+            let micro = try flags.makeService(name: "greeter", defaultLogLevel: .info, metrics: bootstrapMetrics())
             let server = micro.server
             let client = micro.client
             let events = Mutex<[String]>([])
@@ -100,6 +101,7 @@ struct Serve: AsyncParsableCommand {
                 throw CLIError("could not start: \(error)", .unavailable)
             }
             say("listening \(server.serviceRecord.nodes[0].address) \(server.nodeID)")
+            if let admin = micro.adminAddress { say("admin listening http://\(admin)") }
             // Serve until SIGTERM/SIGINT; then the server deregisters, drains and stops.
             await signals.wait()
             await micro.close()

@@ -13,9 +13,9 @@ import Testing
         let child: ChildProcess
         let address: String
 
-        init() async throws {
+        init(_ extra: [String] = []) async throws {
             directory = try makeTemporaryDirectory("micro-cli")
-            child = try ChildProcess(MicroCommandTests.path, ["serve", "example", "--registry", "local", "--registry_address", directory],
+            child = try ChildProcess(MicroCommandTests.path, ["serve", "example", "--registry", "local", "--registry_address", directory] + extra,
                                      logPath: directory + "-example.log")
             let deadline = ContinuousClock.now + .seconds(20)
             var found: String?
@@ -101,6 +101,8 @@ import Testing
             (["call", "greeter", "Greeter.Hello", "--selector", "fastest"], 64, "fastest"),
             (["call", "greeter"], 64, "endpoint"),
             (["bench", "--connections", "0"], 64, "--connections"),
+            (["sidecar", "--address", "nowhere"], 64, "--address"),
+            (["serve", "example", "--admin_address", "x"], 64, "--admin_address"),
             (["call", "greeter", "Greeter.Hello", "{name: Ada"], 65, "not valid JSON"),
             (["publish", "greeter.events", "[1,"], 65, "not valid JSON"),
             (["call", "nosuch", "X.Y", "{}"], 68, "unknown service nosuch"),
@@ -129,7 +131,7 @@ import Testing
     @Test("--help everywhere, exit 0", arguments: [
         [], ["--help"], ["call", "--help"], ["stream", "--help"], ["publish", "--help"], ["subscribe", "--help"], ["services", "--help"],
         ["describe", "--help"], ["health", "--help"], ["registry", "--help"], ["registry", "watch", "--help"], ["bench", "--help"],
-        ["serve", "example", "--help"],
+        ["serve", "example", "--help"], ["sidecar", "--help"],
     ])
     func help(_ arguments: [String]) async throws {
         let r = try await runAsync(Self.path, arguments)
@@ -152,6 +154,26 @@ import Testing
         let rows = remote.output.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| calls") }
         let errors = rows.first.map { $0.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) } }?[1]
         #expect(errors == "0", "\(remote.output)")
+        await example.stop()
+    }
+
+    @Test("micro sidecar in front of the example: curl calls it; the example's admin address serves /health and /metrics")
+    func sidecarAndAdmin() async throws {
+        let example = try await Example(["--admin_address", "127.0.0.1:0"])
+        let admin = try #require(example.child.output.split(separator: "\n").first { $0.hasPrefix("admin listening ") }?.split(separator: " ").last.map(String.init))
+        let port = freePort()
+        let sidecar = try ChildProcess(Self.path, ["sidecar", "--address", "127.0.0.1:\(port)", "--registry", "local", "--registry_address", example.directory],
+                                       logPath: example.directory + "-sidecar.log")
+        try await eventually(20, "the sidecar listens") { sidecar.output.contains("sidecar listening http://127.0.0.1:\(port)") }
+        let hello = try await runAsync("/usr/bin/curl", ["-sS", "-d", #"{"name": "Ada"}"#, "http://127.0.0.1:\(port)/greeter/Greeter.Hello"])
+        #expect(hello.output == #"{"greeting":"Hello, Ada!"}"#, "\(hello.output)")
+        let health = try await runAsync("/usr/bin/curl", ["-sS", "\(admin)/health"])
+        #expect(health.output == #"{"status":"SERVING"}"#, "\(health.output)")
+        let metrics = try await runAsync("/usr/bin/curl", ["-sS", "\(admin)/metrics"])
+        #expect(metrics.output.contains(#"micro_server_calls_total{service="greeter",endpoint="Greeter.Hello"} 1"#), "\(metrics.output)")
+        kill(sidecar.pid, SIGTERM)
+        #expect(await sidecar.waitForExit(seconds: 20), "\(sidecar.output)")
+        #expect(sidecar.status == 0 && sidecar.output.contains("stopped"), "\(sidecar.output)")
         await example.stop()
     }
 }
