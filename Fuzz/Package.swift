@@ -1,5 +1,5 @@
 // swift-tools-version:6.0
-// libFuzzer targets for the parsers of MicroFraming and MicroHTTP. Build and run them with `Fuzz/run TARGET|all SECONDS`
+// libFuzzer targets for the parsers of MicroFraming, MicroHTTP and MicroHTTPServer. Build and run them with `Fuzz/run TARGET|all SECONDS`
 // (see Fuzz/README.md): without --sanitize=fuzzer the binaries link but do nothing.
 import PackageDescription
 
@@ -16,6 +16,10 @@ let package = Package(
         .executableTarget(
             name: "FuzzHTTPResponse",
             dependencies: [.product(name: "MicroHTTP", package: "swift-micro")]
+        ),
+        .executableTarget(
+            name: "FuzzHTTPRequest",
+            dependencies: [.product(name: "MicroHTTPServer", package: "swift-micro")]
         ),
         .executableTarget(
             name: "FuzzSettings",

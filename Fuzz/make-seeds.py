@@ -172,6 +172,28 @@ def settings_seeds():
     }
 
 
+def http_request_seeds():
+    """FuzzHTTPRequest input: one control byte (low 4 bits: slice size - 1; bit 4: small limits), then the bytes
+    a client sent to the sidecar."""
+    hello = b'{"name": "Ada"}'
+    post = (b"POST /greeter/Greeter.Hello HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: application/json\r\n"
+            b"X-Micro-Timeout: 250ms\r\nX-Micro-Meta-Tenant: acme\r\nContent-Length: %d\r\n\r\n" % len(hello) + hello)
+    chunked = (b"POST /greeter/Echo.Call HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
+    get = b"GET /metrics HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n"
+    return {
+        "post-whole": b"\x0f" + post,
+        "post-1-byte": b"\x00" + post,
+        "pipelined": b"\x06" + post + get + chunked + b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        "chunked-small-limits": b"\x13" + chunked,
+        "expect-continue": b"\x04" + b"POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+        "leading-empty-lines": b"\x02" + b"\r\n\n" + get.replace(b"\r\n", b"\n"),
+        "smuggling": b"\x0f" + b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "tls-hello": b"\x0f" + bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]) + bytes(32),
+        "oversized": b"\x1f" + b"GET /" + b"a" * 60 + b" HTTP/1.1\r\nHost: a\r\n\r\n",
+    }
+
+
 def write(directory, seeds):
     os.makedirs(directory, exist_ok=True)
     for name, blob in seeds.items():
@@ -187,6 +209,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     write(os.path.join(here, "corpus", "FuzzFraming"), framing_seeds())
     write(os.path.join(here, "corpus", "FuzzSettings"), settings_seeds())
+    write(os.path.join(here, "corpus", "FuzzHTTPRequest"), http_request_seeds())
 
 
 if __name__ == "__main__":

@@ -273,10 +273,13 @@ public struct HTTPRequestParser: Sendable {
         var i = start + scanned
         var lineStart: Int? = scanLineStart < 0 ? nil : start + scanLineStart
         var firstLine: Int? = firstLineStart < 0 ? nil : start + firstLineStart
+        // Every limit is checked at the byte that passes it, so that an error does not depend on how the bytes
+        // were sliced.
         while i < buffer.count {
             let c = buffer[i]
             if lineStart == nil {
                 if c == 13 || c == 10 {
+                    if i - start >= limits.maxRequestLineBytes { throw .badRequest("empty lines instead of a request") }
                     i += 1
                     continue
                 }
@@ -296,19 +299,17 @@ public struct HTTPRequestParser: Sendable {
                 if length > 0 && buffer[i - 1] == 13 { length -= 1 }
                 if length == 0 { return true }
                 lineStart = i + 1
+            } else if lineStart == firstLine, i - lineStart! > limits.maxRequestLineBytes {
+                throw .uriTooLong(limit: limits.maxRequestLineBytes)
+            }
+            if i - firstLine! > limits.maxRequestLineBytes + limits.maxHeaderBytes + 2 {
+                throw .headersTooLarge(limit: limits.maxHeaderBytes)
             }
             i += 1
         }
         scanned = i - start
         scanLineStart = lineStart.map { $0 - start } ?? -1
         firstLineStart = firstLine.map { $0 - start } ?? -1
-        if lineStart == nil, i - start > limits.maxRequestLineBytes { throw .badRequest("empty lines instead of a request") }
-        if let lineStart, lineStart == firstLine, i - lineStart > limits.maxRequestLineBytes + 1 {
-            throw .uriTooLong(limit: limits.maxRequestLineBytes)
-        }
-        if let firstLine, i - firstLine > limits.maxRequestLineBytes + limits.maxHeaderBytes + 2 {
-            throw .headersTooLarge(limit: limits.maxHeaderBytes)
-        }
         return false
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 import Micro
 import MicroBroker
 import MicroCore
@@ -28,6 +29,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Connections to the server.") var connections = 1
     @Option(help: "Calls in flight (streams in --mode stream).") var concurrency = 64
     @Option(help: "Bytes per request.") var size = 64
+    @Option(help: "Send this JSON body (checked) instead of --size bytes; answers are then not compared with it.") var body: String?
     @Option(help: "Measured time: 5, 10s, 500ms.") var duration = DurationArgument(.seconds(5), text: "5s")
     @Option(help: "Warm-up before measuring.") var warmup = DurationArgument(.seconds(1), text: "1s")
     @Option(help: "unary: one call per request; stream: requests as messages on long-lived streams.") var mode: Mode = .unary
@@ -75,7 +77,8 @@ struct Bench: AsyncParsableCommand {
         let outcome: Result<Bool, any Error>
         do {
             if let service, target.address == nil { try await requireService(service, in: micro) }
-            outcome = .success(try await load(micro.client, target: target, embedded: embedded != nil))
+            outcome = .success(try await load(micro.client, target: target, embedded: embedded != nil,
+                                              clientLoops: micro.group.loops, serverLoops: embedded?.group.loops ?? []))
         } catch {
             outcome = .failure(error)
         }
@@ -90,15 +93,17 @@ struct Bench: AsyncParsableCommand {
         var address: String?
     }
 
-    func load(_ client: Client, target: Target, embedded: Bool) async throws -> Bool {
+    func load(_ client: Client, target: Target, embedded: Bool, clientLoops: [EventLoop], serverLoops: [EventLoop]) async throws -> Bool {
         let where_ = target.address ?? "service \(target.service) (discovery)"
-        say("micro bench: \(mode.rawValue) \(target.endpoint), \(size) B, \(connections) connection(s) x \(concurrency) in flight, \(duration) (+\(warmup) warm-up), \(embedded ? "embedded server at " : "")\(where_)\(flags.tlsCA != nil || flags.tlsInsecure ? ", TLS" : "")")
-        let payload = [UInt8](repeating: 0x5A, count: size)
+        say("micro bench: \(mode.rawValue) \(target.endpoint), \(body.map { "\($0.utf8.count) B of JSON" } ?? "\(size) B"), \(connections) connection(s) x \(concurrency) in flight, \(duration) (+\(warmup) warm-up), \(embedded ? "embedded server at " : "")\(where_)\(flags.tlsCA != nil || flags.tlsInsecure ? ", TLS" : "")")
+        let payload = try body.map { try checkedBody($0, raw: false) } ?? [UInt8](repeating: 0x5A, count: size)
+        let contentType = body == nil ? ContentType.raw : ContentType.json
+        let echoed = body == nil
         let callOptions = CallOptions(timeout: .seconds(30), address: target.address, waitForNode: false)
         // The first call dials; a target that cannot answer fails here, with its error.
         if mode == .unary {
             do {
-                _ = try await client.call(Request(service: target.service, endpoint: target.endpoint, body: payload), options: callOptions)
+                _ = try await client.call(Request(service: target.service, endpoint: target.endpoint, contentType: contentType, body: payload), options: callOptions)
             } catch let error as RPCError {
                 throw CLIError(error, service: target.service, endpoint: target.endpoint)
             }
@@ -111,13 +116,13 @@ struct Bench: AsyncParsableCommand {
         let workers = (0..<concurrency).map { _ in
             Task(executorPreference: executor) { () -> Void in
                 if mode == .unary {
-                    let request = Request(service: target.service, endpoint: target.endpoint, body: payload)
+                    let request = Request(service: target.service, endpoint: target.endpoint, contentType: contentType, body: payload)
                     while true {
                         let t0 = ContinuousClock.now
                         if t0 >= stopAt { break }
                         do {
                             let r = try await client.call(request, options: callOptions)
-                            if r.body.count != payload.count { throw RPCError(.dataLoss, "echo of \(payload.count) B came back as \(r.body.count) B") }
+                            if echoed, r.body.count != payload.count { throw RPCError(.dataLoss, "echo of \(payload.count) B came back as \(r.body.count) B") }
                             if t0 >= measureFrom { stats.record(t0.duration(to: .now)) }
                         } catch {
                             if t0 >= measureFrom { stats.fail(error) }
@@ -130,6 +135,7 @@ struct Bench: AsyncParsableCommand {
         }
         // Progress once a second while the measured part runs.
         try? await Task.sleep(until: measureFrom)
+        let cpuAtStart = (client: await LoopCPU.micros(clientLoops), server: await LoopCPU.micros(serverLoops), steal: LoopCPU.stealTicks())
         var last = stats.snapshot()
         var lastTime = ContinuousClock.now
         while ContinuousClock.now < stopAt {
@@ -143,6 +149,7 @@ struct Bench: AsyncParsableCommand {
             last = snap
             lastTime = now
         }
+        let cpuAtEnd = (client: await LoopCPU.micros(clientLoops), server: await LoopCPU.micros(serverLoops), steal: LoopCPU.stealTicks())
         for w in workers { await w.value }
         let final = stats.snapshot()
         let h = final.histogram
@@ -150,6 +157,16 @@ struct Bench: AsyncParsableCommand {
         say("| calls | errors | calls/s | p50 | p90 | p99 | p99.9 | max |")
         say("|---|---|---|---|---|---|---|---|")
         say("| \(final.calls) | \(final.errors) | \(Int(Double(final.calls) / duration.seconds)) | \(h.percentile(0.5).micros) | \(h.percentile(0.9).micros) | \(h.percentile(0.99).micros) | \(h.percentile(0.999).micros) | \(h.maxMicros.micros) |")
+        if final.calls > 0 {
+            func per(_ a: Double, _ b: Double) -> String { String(format: "%.2f µs", (b - a) / Double(final.calls)) }
+            var cpu = "CPU per call: client \(per(cpuAtStart.client, cpuAtEnd.client)) (its loop threads)"
+            if embedded { cpu += ", server \(per(cpuAtStart.server, cpuAtEnd.server))" }
+            say(cpu)
+        }
+        if let a = cpuAtStart.steal, let b = cpuAtEnd.steal {
+            say(String(format: "steal: %.1f%% of the machine's CPU time (host contention; CPU figures are comparable near 0)",
+                       LoopCPU.stealShare(ticks: b - a, seconds: duration.seconds)))
+        }
         if let first = final.firstError { say("first error: \(first)") }
         return final.errors == 0 && final.calls > 0
     }
@@ -336,5 +353,34 @@ enum BrokerBench {
         await broker.close()
         await group.shutdown()
         if let failure { throw failure as? CLIError ?? CLIError("publish: \(failure)", .failed) }
+    }
+}
+
+/// CPU time of event-loop threads and the host's steal time, for the figures a noisy machine cannot fake.
+enum LoopCPU {
+    /// The summed CPU time of `loops`' threads, in microseconds.
+    static func micros(_ loops: [EventLoop]) async -> Double {
+        var total = 0.0
+        for loop in loops {
+            total += (try? await loop.submit { () -> Double in
+                var ts = timespec()
+                clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+                return Double(ts.tv_sec) * 1e6 + Double(ts.tv_nsec) / 1e3
+            }) ?? 0
+        }
+        return total
+    }
+
+    /// Clock ticks the hypervisor gave other guests so far (/proc/stat), nil where there is none.
+    static func stealTicks() -> UInt64? {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8), let line = text.split(separator: "\n").first else { return nil }
+        let fields = line.split(separator: " ")
+        guard fields.first == "cpu", fields.count > 8 else { return nil }
+        return UInt64(fields[8])
+    }
+
+    /// `ticks` of steal over `seconds` as a share of all CPUs' time, in percent.
+    static func stealShare(ticks: UInt64, seconds: Double) -> Double {
+        Double(ticks) / Double(sysconf(Int32(_SC_CLK_TCK))) / (seconds * Double(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))) * 100
     }
 }

@@ -141,4 +141,46 @@ import Testing
         #expect(try parser.next()?.head.path == "/3")
         #expect(parser.bufferedBytes == 0)
     }
+
+    /// What `bytes` give fed in `slice`-byte pieces: the requests' paths, then the error's status (or 0).
+    func outcome(_ bytes: [UInt8], slice: Int, limits: HTTPRequestLimits) -> ([String], Int) {
+        var parser = HTTPRequestParser(limits: limits)
+        var paths: [String] = []
+        var i = 0
+        do {
+            while i < bytes.count {
+                parser.append(Array(bytes[i..<min(bytes.count, i + slice)]))
+                while let r = try parser.next() { paths.append(r.head.path ?? "") }
+                i += slice
+            }
+        } catch {
+            return (paths, error.status.code)
+        }
+        return (paths, 0)
+    }
+
+    /// Regression (FuzzHTTPRequest, corpus file regression-limit-depends-on-slicing): with small limits, a head over
+    /// them was 400 in one piece and 431 byte by byte. Every limit is now checked at the byte that passes it.
+    @Test func errorsDoNotDependOnSlicing() {
+        var small = HTTPRequestLimits()
+        small.maxRequestLineBytes = 40
+        small.maxHeaderBytes = 64
+        small.maxHeaderCount = 4
+        small.maxBodyBytes = 32
+        let inputs: [String] = [
+            "G 127.0.0.1:8080\r\nContent-Type: application/json\r\nX-Micro-Timeout: 250ms\r\nX-Micro-Meta-Tenant: acme\r\nContent-Length: 15\r\n\r\n{\"nET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /\(String(repeating: "a", count: 45)) HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nX: \(String(repeating: "b", count: 80))\r\n\r\n",
+            String(repeating: "\r\n", count: 30) + "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        ]
+        for input in inputs {
+            let bytes = Array(input.utf8)
+            let whole = outcome(bytes, slice: bytes.count, limits: small)
+            #expect(whole.1 != 0, "\(input.debugDescription) must be refused")
+            for slice in 1...16 {
+                let sliced = outcome(bytes, slice: slice, limits: small)
+                #expect(sliced.0 == whole.0 && sliced.1 == whole.1, "slice \(slice): \(sliced) vs \(whole) for \(input.debugDescription)")
+            }
+        }
+    }
 }
