@@ -220,10 +220,16 @@ public struct HTTPRequestParser: Sendable {
                 if host != nil { throw .badRequest("more than one Host") }
                 host = valueText
             case "content-length":
-                for item in valueText.split(separator: ",") {
-                    let t = item.trimmingCharacters(in: " \t")
-                    guard !t.isEmpty, t.count <= 18, t.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(t) else {
-                        throw .badRequest("bad Content-Length")
+                // Digits, or a list of equal numbers ("3, 3"), read from the bytes.
+                for item in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                    var digits = item[...]
+                    while let f = digits.first, f == 32 || f == 9 { digits = digits.dropFirst() }
+                    while let l = digits.last, l == 32 || l == 9 { digits = digits.dropLast() }
+                    guard !digits.isEmpty, digits.count <= 18 else { throw .badRequest("bad Content-Length") }
+                    var n = 0
+                    for d in digits {
+                        guard d >= 48 && d <= 57 else { throw .badRequest("bad Content-Length") }
+                        n = n * 10 + Int(d - 48)
                     }
                     if let contentLength, contentLength != n { throw .badRequest("conflicting Content-Length") }
                     contentLength = n

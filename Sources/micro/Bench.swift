@@ -112,9 +112,10 @@ struct Bench: AsyncParsableCommand {
         let measureFrom = start + warmup.duration
         let stopAt = measureFrom + duration.duration
         let stats = BenchStats()
-        let executor = target.address.flatMap { client.transport.preferredExecutor(for: $0) }
-        let workers = (0..<concurrency).map { _ in
-            Task(executorPreference: executor) { () -> Void in
+        // Each worker on a client loop (the address's, or in turn through discovery): a call never changes threads.
+        let addressExecutor = target.address.flatMap { client.transport.preferredExecutor(for: $0) }
+        let workers = (0..<concurrency).map { i in
+            Task(executorPreference: addressExecutor ?? clientLoops[i % clientLoops.count]) { () -> Void in
                 if mode == .unary {
                     let request = Request(service: target.service, endpoint: target.endpoint, contentType: contentType, body: payload)
                     while true {

@@ -78,19 +78,31 @@ struct SidecarRouter: Sendable {
     static let metadataPrefix = "x-micro-meta-"
 
     func respond(to request: HTTPServerRequest) async -> HTTPServerResponse {
-        if let response = admin.response(to: request) { return response }
         let rawPath = request.head.path ?? "/"
-        let path = rawPath.split(separator: "?", maxSplits: 1).first.map(String.init) ?? rawPath
+        // The path without its query, split at the first inner slash: /SERVICE/ENDPOINT.
+        var path = Substring(rawPath)
+        if let query = path.utf8.firstIndex(of: UInt8(ascii: "?")) { path = path[..<query] }
+        let utf8 = path.utf8
+        if let slash = utf8.dropFirst().firstIndex(of: UInt8(ascii: "/")), utf8.first == UInt8(ascii: "/") {
+            let service = path[path.index(after: path.startIndex)..<slash]
+            let endpoint = path[path.index(after: slash)...]
+            if !service.isEmpty && !endpoint.isEmpty {
+                guard request.head.method == .post else { return AdminRoutes.methodNotAllowed("POST") }
+                var serviceName = String(service)
+                var endpointName = String(endpoint)
+                if utf8.contains(UInt8(ascii: "%")) {
+                    serviceName = serviceName.removingPercentEncoding ?? serviceName
+                    endpointName = endpointName.removingPercentEncoding ?? endpointName
+                }
+                return await call(serviceName, endpointName, request)
+            }
+        }
+        if let response = admin.response(to: request) { return response }
         if path == "/services" {
             guard request.head.method == .get || request.head.method == .head else { return AdminRoutes.methodNotAllowed("GET") }
             return await services()
         }
-        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
-        guard segments.count >= 2 else { return AdminRoutes.notFound(path) }
-        guard request.head.method == .post else { return AdminRoutes.methodNotAllowed("POST") }
-        let serviceName = String(segments[0]).removingPercentEncoding ?? String(segments[0])
-        let endpoint = segments.dropFirst().joined(separator: "/").removingPercentEncoding ?? segments.dropFirst().joined(separator: "/")
-        return await call(serviceName, endpoint, request)
+        return AdminRoutes.notFound(String(path))
     }
 
     private func services() async -> HTTPServerResponse {
@@ -128,7 +140,9 @@ struct SidecarRouter: Sendable {
         timeout = min(timeout, configuration.maxTimeout)
         // The body.
         let contentType: String
-        switch fields[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() {
+        let rawContentType = fields[.contentType]
+        switch rawContentType == "application/json" ? "application/json"
+            : rawContentType?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() {
         // curl -d sends form-urlencoded: read as JSON, which is what such a body almost always is here.
         case nil, "application/json", "text/json", "application/x-www-form-urlencoded":
             contentType = ContentType.json
