@@ -25,7 +25,6 @@ let package = Package(
         .library(name: "Micro", targets: ["Micro"]),
         .executable(name: "micro", targets: ["micro"]),
         .executable(name: "micro-echo", targets: ["micro-echo"]),
-        .executable(name: "micro-bench", targets: ["micro-bench"]),
         .executable(name: "micro-selector-bench", targets: ["micro-selector-bench"]),
         .executable(name: "micro-chaos", targets: ["micro-chaos"]),
     ],
@@ -138,6 +137,7 @@ let package = Package(
             name: "micro",
             dependencies: [
                 "Micro", "MicroCore", "MicroRPC", "MicroEventLoop", "MicroUVTransport", "MicroTLS", "MicroBroker", "MicroRegistry", "MicroMiddleware",
+                "CLibUV", "MicroInMemory", "MicroSelector", .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -164,14 +164,6 @@ let package = Package(
         .executableTarget(
             name: "micro-echo",
             dependencies: ["MicroCore", "MicroEventLoop", "MicroFraming", "MicroUVTransport", "MicroTLS"],
-            swiftSettings: strict
-        ),
-        .executableTarget(
-            name: "micro-bench",
-            dependencies: [
-                "CLibUV", "MicroCore", "MicroEventLoop", "MicroFraming", "MicroUVTransport", "MicroTLS", "MicroRPC", "MicroMiddleware",
-                "MicroInMemory", "MicroSelector", .product(name: "Prometheus", package: "swift-prometheus"),
-            ],
             swiftSettings: strict
         ),
         // MicroRPC's unit tests: on the in-memory transport, no sockets.

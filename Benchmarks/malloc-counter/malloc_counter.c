@@ -1,6 +1,6 @@
-// A malloc counter to preload (LD_PRELOAD) under micro-bench: counts allocations per thread, so that the
+// A malloc counter to preload (LD_PRELOAD) under `micro bench`: counts allocations per thread, so that the
 // benchmark can report allocations per call on the client's and the server's loop threads separately.
-// micro_malloc_count() returns the calling thread's count; micro-bench calls it on each loop thread.
+// micro_malloc_count() returns the calling thread's count; `micro bench` calls it on each loop thread.
 #define _GNU_SOURCE
 #include <stddef.h>
 #include <stdlib.h>

@@ -15,7 +15,7 @@ enum HandshakeBench {
         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key.pem -out cert.pem -days 1 \
           -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
         """
-        guard system(script) == 0 else { fail("micro-bench: openssl could not make a test certificate") }
+        guard system(script) == 0 else { throw CLIError("openssl could not make a test certificate", .unavailable) }
         defer { _ = system("rm -rf \(dir)") }
 
         let serverContext = try TLSContext(role: .server, configuration: .server(certificateFile: dir + "/cert.pem", keyFile: dir + "/key.pem"))

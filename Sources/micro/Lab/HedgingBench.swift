@@ -62,7 +62,7 @@ enum HedgingBench {
         let selector = RegistrySelector(registry: registry)
         let loop = clientGroup.loops[0]
         let request = Request(service: "hedged", endpoint: "echo", body: [UInt8](repeating: 0x5A, count: 64))
-        say("micro-bench --hedging: 3 nodes, node 0 answers 50 ms late for 10% of its calls (when slow); \(concurrency) calls in flight, \(duration) s per phase")
+        say("micro bench --hedging: 3 nodes, node 0 answers 50 ms late for 10% of its calls (when slow); \(concurrency) calls in flight, \(duration) s per phase")
 
         func phase(_ name: String, hedging: HedgingPolicy?) async throws -> [UInt32] {
             var config = ClientConfiguration()
@@ -70,7 +70,7 @@ enum HedgingBench {
             let client = Client(transport: transport, selector: selector, configuration: config)
             let options = CallOptions(timeout: .seconds(5), idempotent: true)
             let before = nodes.map { $0.calls.load(ordering: .relaxed) }
-            let stealBefore = stealTicks()
+            let stealBefore = LoopCPU.stealTicks()
             let stopAt = Timestamp.now.advanced(by: .milliseconds(Int(duration * 1000)))
             let workers = (0..<concurrency).map { _ in
                 Task(executorPreference: loop) { () -> ([UInt32], Int) in
@@ -97,9 +97,8 @@ enum HedgingBench {
             }
             let sorted = all.sorted()
             var steal = ""
-            if let a = stealBefore, let b = stealTicks() {
-                let share = Double(b - a) / Double(sysconf(Int32(_SC_CLK_TCK))) / (duration * Double(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
-                steal = "; steal \(fixed(share * 100, 1))%"
+            if let a = stealBefore, let b = LoopCPU.stealTicks() {
+                steal = "; steal \(fixed(LoopCPU.stealShare(ticks: b - a, seconds: duration), 1))%"
             }
             let after = nodes.map { $0.calls.load(ordering: .relaxed) }
             let attempts = zip(after, before).map { $0 - $1 }

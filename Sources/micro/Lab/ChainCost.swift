@@ -93,7 +93,7 @@ enum ChainCost {
         let options = CallOptions(address: "127.0.0.1:1")
         var serverBest: [String: Double] = [:]
         var clientBest: [String: Double] = [:]
-        say("micro-bench --chain-cost: CPU per call of each chain without the network, best of \(rounds) alternating rounds of \(calls) calls")
+        say("micro bench --chain-cost: CPU per call of each chain without the network, best of \(rounds) alternating rounds of \(calls) calls")
         for _ in 0..<rounds {
             for chain in chains {
                 let handler = handlers[chain]!

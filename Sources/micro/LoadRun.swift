@@ -1,0 +1,265 @@
+import Foundation
+import Glibc
+import MicroCore
+import MicroEventLoop
+import MicroRPC
+import Synchronization
+
+/// One bounded load run: `concurrency` workers, each on a client loop (so a call never changes threads), call
+/// until the end; latencies after the warm-up go to a buffer per loop (loop-confined: no lock, no atomic per
+/// call), completed calls to one relaxed atomic. A progress line a second reads the atomics and, on each loop,
+/// every 8th latency of that second. The report: calls/s, percentiles, CPU per call of the client's and the
+/// server's loop threads, allocations per call (when the malloc counter is preloaded), the host's steal time.
+
+final class LoadRun: Sendable {
+    let payload: [UInt8]
+    let echoed: Bool
+    let concurrency: Int
+    let warmup: Duration
+    let duration: Duration
+    let progress: Bool
+    let workerLoop: @Sendable (Int) -> EventLoop
+    let clientLoops: [EventLoop]
+    let serverLoops: [EventLoop]
+    /// One buffer per client loop, by loop index.
+    private let samples: [ObjectIdentifier: LoopSamples]
+    private let completed = Atomic<Int>(0)
+    private let failed = Atomic<Int>(0)
+    private let firstError = Mutex<String?>(nil)
+
+    init(payload: [UInt8], echoed: Bool, concurrency: Int, warmup: Duration, duration: Duration, progress: Bool,
+         workerLoop: @escaping @Sendable (Int) -> EventLoop, clientLoops: [EventLoop], serverLoops: [EventLoop]) {
+        self.payload = payload
+        self.echoed = echoed
+        self.concurrency = concurrency
+        self.warmup = warmup
+        self.duration = duration
+        self.progress = progress
+        self.workerLoop = workerLoop
+        self.clientLoops = clientLoops
+        self.serverLoops = serverLoops
+        var samples: [ObjectIdentifier: LoopSamples] = [:]
+        for loop in clientLoops { samples[ObjectIdentifier(loop)] = LoopSamples(loop: loop) }
+        self.samples = samples
+    }
+
+    private func fail(_ error: any Error) {
+        failed.add(1, ordering: .relaxed)
+        firstError.withLock { if $0 == nil { $0 = "\(error)" } }
+    }
+
+    /// Unary calls made by `call`, which returns the answer's byte count.
+    func unary(_ call: @escaping @Sendable () async throws -> Int) async throws -> Bool {
+        let start = Timestamp.now
+        let measureFrom = start.advanced(by: warmup)
+        let stopAt = measureFrom.advanced(by: duration)
+        let expected = echoed ? payload.count : -1
+        let workers = (0..<concurrency).map { i in
+            let loop = workerLoop(i)
+            let buffer = samples[ObjectIdentifier(loop)]!
+            return Task(executorPreference: loop) {
+                while true {
+                    let t0 = Timestamp.now
+                    if t0 >= stopAt { break }
+                    do {
+                        let n = try await call()
+                        if expected >= 0 && n != expected { throw RPCError(.dataLoss, "echo of \(expected) B came back as \(n) B") }
+                        self.completed.add(1, ordering: .relaxed)
+                        if t0 >= measureFrom { buffer.append(UInt32(clamping: t0.nanoseconds(to: .now) / 1000)) }
+                    } catch {
+                        if t0 >= measureFrom { self.fail(error) }
+                    }
+                }
+            }
+        }
+        return await report(workers: workers, measureFrom: measureFrom, stopAt: stopAt)
+    }
+
+    /// One stream per worker: a message out, its echo back, again until the end.
+    func streams(_ client: Client, service: String, endpoint: String, contentType: String, options: CallOptions) async throws -> Bool {
+        let start = Timestamp.now
+        let measureFrom = start.advanced(by: warmup)
+        let stopAt = measureFrom.advanced(by: duration)
+        var longer = options
+        longer.timeout = warmup + duration + .seconds(30)
+        let streamOptions = longer
+        let payload = self.payload
+        let echoed = self.echoed
+        let workers = (0..<concurrency).map { i in
+            let loop = workerLoop(i)
+            let buffer = samples[ObjectIdentifier(loop)]!
+            return Task(executorPreference: loop) {
+                let stream: ClientCallStream
+                do {
+                    stream = try await client.stream(service: service, endpoint: endpoint, contentType: contentType, options: streamOptions)
+                } catch {
+                    self.fail(error)
+                    return
+                }
+                while true {
+                    let t0 = Timestamp.now
+                    if t0 >= stopAt { break }
+                    do {
+                        try await stream.send(payload)
+                        guard let echo = try await stream.receive() else { throw RPCError(.unavailable, "the server ended the stream") }
+                        if echoed && echo.count != payload.count { throw RPCError(.dataLoss, "echo of \(payload.count) B came back as \(echo.count) B") }
+                        self.completed.add(1, ordering: .relaxed)
+                        if t0 >= measureFrom { buffer.append(UInt32(clamping: t0.nanoseconds(to: .now) / 1000)) }
+                    } catch {
+                        self.fail(error)
+                        stream.cancel()
+                        return
+                    }
+                }
+                try? await stream.closeSend()
+                while (try? await stream.receive()) ?? nil != nil {}
+            }
+        }
+        return await report(workers: workers, measureFrom: measureFrom, stopAt: stopAt)
+    }
+
+    private func report(workers: [Task<Void, Never>], measureFrom: Timestamp, stopAt: Timestamp) async -> Bool {
+        try? await Task.sleep(until: measureFrom.instant)
+        let stealAtStart = LoopCPU.stealTicks()
+        let serverCPUAtStart = await LoopCPU.micros(serverLoops)
+        let clientCPUAtStart = await LoopCPU.micros(clientLoops)
+        let serverMallocsAtStart = await LoopCPU.mallocs(serverLoops)
+        let clientMallocsAtStart = await LoopCPU.mallocs(clientLoops)
+        let callsAtStart = completed.load(ordering: .relaxed)
+        let errorsAtStart = failed.load(ordering: .relaxed)
+        if progress {
+            var lastCalls = callsAtStart
+            var lastTime = Timestamp.now
+            var marks = Dictionary(uniqueKeysWithValues: samples.keys.map { ($0, 0) })
+            while lastTime < stopAt {
+                try? await Task.sleep(until: min(stopAt, lastTime.advanced(by: .seconds(1))).instant)
+                let now = Timestamp.now
+                let calls = completed.load(ordering: .relaxed)
+                var recent: [UInt32] = []
+                for (key, buffer) in samples {
+                    let mark = marks[key]!
+                    let (some, end) = (try? await buffer.loop.submit { buffer.every(8, from: mark) }) ?? ([], mark)
+                    recent += some
+                    marks[key] = end
+                }
+                recent.sort()
+                func pct(_ p: Double) -> String { recent.isEmpty ? "-" : "\(recent[min(recent.count - 1, Int(Double(recent.count) * p))]) µs" }
+                let rate = Double(calls - lastCalls) / max(1e-9, Double(lastTime.nanoseconds(to: now)) / 1e9)
+                say(String(format: "  %5.1f s  %9.0f calls/s  %d errors  p50 %@  p99 %@", Double(measureFrom.nanoseconds(to: now)) / 1e9, rate,
+                           failed.load(ordering: .relaxed) - errorsAtStart, pct(0.5), pct(0.99)))
+                lastCalls = calls
+                lastTime = now
+            }
+        } else {
+            try? await Task.sleep(until: stopAt.instant)
+        }
+        let serverCPUAtEnd = await LoopCPU.micros(serverLoops)
+        let stealAtEnd = LoopCPU.stealTicks()
+        let clientCPUAtEnd = await LoopCPU.micros(clientLoops)
+        let serverMallocsAtEnd = await LoopCPU.mallocs(serverLoops)
+        let clientMallocsAtEnd = await LoopCPU.mallocs(clientLoops)
+        let callsAtEnd = completed.load(ordering: .relaxed)
+        for w in workers { await w.value }
+
+        var sorted: [UInt32] = []
+        for buffer in samples.values { sorted += (try? await buffer.loop.submit { buffer.all }) ?? [] }
+        sorted.sort()
+        let calls = sorted.count
+        let errors = failed.load(ordering: .relaxed)
+        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        func pct(_ p: Double) -> String {
+            guard !sorted.isEmpty else { return "-" }
+            return "\(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) µs"
+        }
+        func hundredths(_ x: Double) -> String { String(format: "%.2f", x) }
+        say("calls: \(calls) ok, \(errors) errors in \(seconds) s")
+        say("throughput: \(Int(Double(calls) / seconds)) calls/s")
+        say("latency: p50 \(pct(0.50))  p90 \(pct(0.90))  p99 \(pct(0.99))  p99.9 \(pct(0.999))  max \(sorted.last.map { "\($0) µs" } ?? "-")")
+        if calls > 0 {
+            if !serverLoops.isEmpty { say("server CPU per call: \(hundredths((serverCPUAtEnd - serverCPUAtStart) / Double(calls))) µs (server loop threads)") }
+            say("client CPU per call: \(hundredths((clientCPUAtEnd - clientCPUAtStart) / Double(calls))) µs (client loop threads)")
+        }
+        if let c0 = clientMallocsAtStart, let c1 = clientMallocsAtEnd, callsAtEnd > callsAtStart {
+            let n = Double(callsAtEnd - callsAtStart)
+            var line = "allocations per call:"
+            if let s0 = serverMallocsAtStart, let s1 = serverMallocsAtEnd, !serverLoops.isEmpty { line += " server \(hundredths(Double(s1 - s0) / n))," }
+            say(line + " client \(hundredths(Double(c1 - c0) / n)) (loop threads)")
+        }
+        if let a = stealAtStart, let b = stealAtEnd {
+            say(String(format: "steal: %.1f%% of the machine's CPU time (host contention; figures are trustworthy near 0)",
+                       LoopCPU.stealShare(ticks: b - a, seconds: seconds)))
+        }
+        if let first = firstError.withLock({ $0 }) { say("first error: \(first)") }
+        return errors == 0 && calls > 0
+    }
+}
+
+/// Latencies in microseconds, appended by the workers of one loop in turn. Loop-confined (checked); read on the
+/// loop through `submit`.
+final class LoopSamples: @unchecked Sendable {
+    let loop: EventLoop
+    private var values: [UInt32] = []
+
+    init(loop: EventLoop) {
+        self.loop = loop
+        values.reserveCapacity(1 << 20)
+    }
+
+    func append(_ v: UInt32) {
+        assert(loop.inEventLoop)
+        values.append(v)
+    }
+
+    /// Every `step`-th value from `start`, and where the next call should start.
+    func every(_ step: Int, from start: Int) -> ([UInt32], Int) {
+        precondition(loop.inEventLoop)
+        return (Array(stride(from: start, to: values.count, by: step).map { values[$0] }), values.count)
+    }
+
+    var all: [UInt32] {
+        precondition(loop.inEventLoop)
+        return values
+    }
+}
+
+/// CPU time and allocations of event-loop threads, and the host's steal time: the figures a noisy machine cannot fake.
+enum LoopCPU {
+    /// The summed CPU time of `loops`' threads, in microseconds.
+    static func micros(_ loops: [EventLoop]) async -> Double {
+        var total = 0.0
+        for loop in loops { total += (try? await loop.submit { threadCPUMicros() }) ?? 0 }
+        return total
+    }
+
+    typealias MallocCount = @convention(c) () -> UInt64
+    /// The preloaded malloc counter's per-thread count (Benchmarks/malloc-counter), when it is loaded.
+    static let mallocCount: MallocCount? = dlsym(dlopen(nil, RTLD_NOW), "micro_malloc_count").map { unsafeBitCast($0, to: MallocCount.self) }
+
+    /// Allocations made so far on `loops`' threads; nil without the counter.
+    static func mallocs(_ loops: [EventLoop]) async -> UInt64? {
+        guard let count = mallocCount else { return nil }
+        var total: UInt64 = 0
+        for loop in loops { total += (try? await loop.submit { count() }) ?? 0 }
+        return total
+    }
+
+    /// Clock ticks the hypervisor gave other guests so far (/proc/stat), nil where there is none.
+    static func stealTicks() -> UInt64? {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8), let line = text.split(separator: "\n").first else { return nil }
+        let fields = line.split(separator: " ")
+        guard fields.first == "cpu", fields.count > 8 else { return nil }
+        return UInt64(fields[8])
+    }
+
+    /// `ticks` of steal over `seconds` as a share of all CPUs' time, in percent.
+    static func stealShare(ticks: UInt64, seconds: Double) -> Double {
+        Double(ticks) / Double(sysconf(Int32(_SC_CLK_TCK))) / (seconds * Double(EventLoopGroup.coreCount)) * 100
+    }
+}
+
+/// CPU time of the calling thread, in microseconds.
+func threadCPUMicros() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) * 1e6 + Double(ts.tv_nsec) / 1e3
+}
