@@ -25,8 +25,6 @@ let package = Package(
         .library(name: "Micro", targets: ["Micro"]),
         .executable(name: "micro", targets: ["micro"]),
         .executable(name: "micro-echo", targets: ["micro-echo"]),
-        .executable(name: "micro-selector-bench", targets: ["micro-selector-bench"]),
-        .executable(name: "micro-chaos", targets: ["micro-chaos"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -151,14 +149,6 @@ let package = Package(
                 "Micro", "MicroCore", "MicroRPC", "MicroInMemory", "MicroRegistry", "MicroMiddleware", "MicroTestSupport", "MicroCoreTestSupport",
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            swiftSettings: strict
-        ),
-        // Nodes selected per second from a warm cache, single thread and contended.
-        .executableTarget(name: "micro-selector-bench", dependencies: ["MicroCore", "MicroInMemory", "MicroRegistry", "MicroSelector"], swiftSettings: strict),
-        // The client under registry chaos (all nodes replaced, etcd wiped) with a call ledger; see docs/DISCOVERY.md.
-        .executableTarget(
-            name: "micro-chaos",
-            dependencies: ["MicroCore", "MicroEventLoop", "MicroRegistry", "MicroRPC", "MicroSelector", "MicroUVTransport"],
             swiftSettings: strict
         ),
         .executableTarget(

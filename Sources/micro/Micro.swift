@@ -26,7 +26,7 @@ struct MicroCommand: AsyncParsableCommand {
         \(CLIError.exitCodeHelp)
         """,
         subcommands: [Call.self, StreamCommand.self, Publish.self, Subscribe.self, Services.self, Describe.self, Health.self,
-                      RegistryCommand.self, Bench.self, Serve.self, SidecarCommand.self]
+                      RegistryCommand.self, Bench.self, Serve.self, SidecarCommand.self, SelectorBenchCommand.self, ChaosCommand.self]
     )
 }
 

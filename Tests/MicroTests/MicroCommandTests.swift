@@ -102,6 +102,9 @@ import Testing
             (["call", "greeter"], 64, "endpoint"),
             (["bench", "--connections", "0"], 64, "--connections"),
             (["bench", "--middleware", "bogus"], 64, "bogus"),
+            (["selector-bench", "--calls", "x"], 64, "calls"),
+            (["chaos", "--scenario", "flood"], 64, "flood"),
+            (["chaos", "--callers", "0"], 64, "--callers"),
             (["bench", "--size", "-1"], 64, "size"),
             (["bench", "--layer", "transport", "--service", "greeter"], 64, "--layer"),
             (["sidecar", "--address", "nowhere"], 64, "--address"),
@@ -134,7 +137,7 @@ import Testing
     @Test("--help everywhere, exit 0", arguments: [
         [], ["--help"], ["call", "--help"], ["stream", "--help"], ["publish", "--help"], ["subscribe", "--help"], ["services", "--help"],
         ["describe", "--help"], ["health", "--help"], ["registry", "--help"], ["registry", "watch", "--help"], ["bench", "--help"],
-        ["serve", "example", "--help"], ["sidecar", "--help"],
+        ["serve", "example", "--help"], ["sidecar", "--help"], ["selector-bench", "--help"], ["chaos", "--help"],
     ])
     func help(_ arguments: [String]) async throws {
         let r = try await runAsync(Self.path, arguments)
@@ -154,6 +157,8 @@ import Testing
         #expect(transport.status == 0 && transport.output.contains("server CPU per call"), "\(transport.output)")
         let stock = try await runAsync(Self.path, ["bench", "--middleware", "stock", "--duration", "0.5", "--warmup", "0.1", "--quiet"], seconds: 60)
         #expect(stock.status == 0 && stock.output.contains("middleware: stock"), "\(stock.output)")
+        let picks = try await runAsync(Self.path, ["selector-bench", "--calls", "2000", "--nodes", "3"], seconds: 60)
+        #expect(picks.status == 0 && picks.output.contains("lookups in 10,000 calls: 0"), "\(picks.output)")
         let example = try await Example()
         let remote = try await example.micro(["bench", "--service", "greeter", "--duration", "0.5", "--warmup", "0.1", "--concurrency", "2"])
         #expect(remote.status == 0, "\(remote.output)")
