@@ -62,11 +62,17 @@ import Testing
             let got = Recorder<String>()
             let sub = try await f.brokers[1].subscribe("t") { m in got.append(text(m.body)) }
             #expect(try await f.brokers[0].publish("t", message("1")).delivered == 1)
+            let cached = ContinuousClock.now
             await sub.unsubscribe()
             #expect(f.brokers[1].subscriptionCount == 0)
             // The publisher's cache still holds the subscription: the listener refuses it, the publisher skips it.
+            // (Unless the machine was so busy that the cache's 1 s passed: then it reads the registry and finds none.)
             let r = try await f.brokers[0].publish("t", message("2"))
-            #expect(r == PublishResult(delivered: 0, skipped: 1))
+            if cached.duration(to: .now) < .milliseconds(800) {
+                #expect(r == PublishResult(delivered: 0, skipped: 1))
+            } else {
+                #expect(r.delivered == 0, "\(r)")
+            }
             #expect(try await f.brokers[0].publish("t", message("3")) == PublishResult())
             #expect(got.all == ["1"])
             await #expect(throws: RegistryError.self) { try await f.registry.getService(EmbeddedBroker.serviceName("t")) }

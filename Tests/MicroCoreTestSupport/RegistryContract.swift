@@ -80,9 +80,16 @@ public enum RegistryContract {
     public static func ttlExpires(_ t: RegistryUnderTest) async throws {
         let r = t.registry
         // A TTL long enough to see the node before it expires, also on a busy machine.
+        let registeredAt = ContinuousClock.now
         try await t.registerUnrenewed(greeter("v1", "short"), ttl: .seconds(3))
         try await r.register(greeter("v1", "forever"))
-        #expect(await nodeIDs(r, "greeter") == ["short", "forever"])
+        let seen = await nodeIDs(r, "greeter")
+        // Both, unless the machine was so busy that the TTL passed before the read (then the expiry below is the check).
+        if registeredAt.duration(to: .now) < .milliseconds(2500) {
+            #expect(seen == ["short", "forever"])
+        } else {
+            #expect(seen.contains("forever"), "\(seen)")
+        }
         var gone = false
         let deadline = ContinuousClock.now + .seconds(15)
         while !gone && ContinuousClock.now < deadline {

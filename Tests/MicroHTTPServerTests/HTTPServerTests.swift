@@ -8,12 +8,14 @@ import Testing
 /// The HTTP server on loopback, driven by outside clients: Python's http.client and raw sockets, and curl.
 @Suite struct HTTPServerTests {
     /// A server whose handler echoes method, path and body, and sleeps on /sleep/MS.
-    static func start(_ configure: (inout HTTPServerConfiguration) -> Void = { _ in }) async throws -> (EventLoopGroup, HTTPServer) {
+    static func start(_ configure: (inout HTTPServerConfiguration) -> Void = { _ in },
+                      arrived: AsyncStream<String>.Continuation? = nil) async throws -> (EventLoopGroup, HTTPServer) {
         var configuration = HTTPServerConfiguration()
         configure(&configuration)
         let group = EventLoopGroup(threads: 1)
         let server = try await HTTPServer.start(group: group, address: try SocketAddress("127.0.0.1:0"), configuration: configuration) { request in
             let path = request.head.path ?? ""
+            arrived?.yield(path)
             if path.hasPrefix("/sleep/"), let ms = Int(path.dropFirst(7)) {
                 try? await Task.sleep(for: .milliseconds(ms))
             }
@@ -177,13 +179,16 @@ import Testing
 
     @Test("close lets the response under way finish")
     func gracefulClose() async throws {
-        let (group, server) = try await Self.start()
+        let (arrivals, arrived) = AsyncStream<String>.makeStream()
+        let (group, server) = try await Self.start(arrived: arrived)
         let port = server.localAddress.port
-        async let reply = runAsync("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(port)/sleep/300"])
-        try await eventually(5, "the request arrived") { server.connectionCount == 1 }
-        try await Task.sleep(for: .milliseconds(50))
-        await server.close(gracePeriod: .seconds(5))
+        async let reply = runAsync("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(port)/sleep/300"], seconds: 120)
+        // The handler has the request (an event, not a poll: under parallel tests a poll can miss the 300 ms).
+        var iterator = arrivals.makeAsyncIterator()
+        #expect(await iterator.next() == "/sleep/300")
+        await server.close(gracePeriod: .seconds(30))
         #expect(try await reply.output == "/sleep/300 0 ")
         #expect(await group.shutdown())
     }
+
 }

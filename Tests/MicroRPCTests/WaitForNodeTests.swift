@@ -205,8 +205,9 @@ struct DefaultStrategyTests {
         let counts = hits.withLock { $0 }
         #expect(counts.values.reduce(0, +) == total)
         let slow = counts["node-0", default: 0]
-        // Random choice would give it a third (300); least outstanding keeps its share small.
-        #expect(slow < total / 10, "the slow node got \(slow) of \(total) calls: \(counts)")
+        // Random choice would give it a third (300); least outstanding keeps its share small (about 5% on a quiet
+        // machine; under parallel tests the fast nodes slow down too, so the bound leaves room).
+        #expect(slow < total / 5, "the slow node got \(slow) of \(total) calls: \(counts)")
         print("slow node: \(slow) of \(total) calls (\(counts))")
         for s in servers { await s.stop() }
         await client.stop()
