@@ -190,6 +190,10 @@ final class LoadRun: Sendable {
                        LoopCPU.stealShare(ticks: b - a, seconds: seconds)))
         }
         if let first = firstError.withLock({ $0 }) { say("first error: \(first)") }
+        say("")
+        say("| calls | errors | calls/s | p50 | p90 | p99 | p99.9 | max |")
+        say("|---|---|---|---|---|---|---|---|")
+        say("| \(calls) | \(errors) | \(Int(Double(calls) / seconds)) | \(pct(0.5)) | \(pct(0.9)) | \(pct(0.99)) | \(pct(0.999)) | \(sorted.last.map { "\($0) µs" } ?? "-") |")
         return errors == 0 && calls > 0
     }
 }

@@ -146,7 +146,7 @@ struct SidecarRouter: Sendable {
         // curl -d sends form-urlencoded: read as JSON, which is what such a body almost always is here.
         case nil, "application/json", "text/json", "application/x-www-form-urlencoded":
             contentType = ContentType.json
-            if !request.body.isEmpty, (try? JSONSerialization.jsonObject(with: Data(request.body), options: [.fragmentsAllowed])) == nil {
+            if !request.body.isEmpty, !JSONSyntax.isValid(request.body) {
                 return Self.error(.badRequest, code: .invalidArgument, "the body is not valid JSON")
             }
         case "application/octet-stream":
