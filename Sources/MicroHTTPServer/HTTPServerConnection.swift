@@ -114,7 +114,7 @@ final class HTTPServerConnection: TCPConnectionDelegate, @unchecked Sendable {
 
     /// Answers a request that could not be read, then closes (the stream's framing is lost).
     private func fail(_ status: HTTPResponse.Status, _ why: String) {
-        let body = #"{"error":"\#(Self.jsonEscaped(why))"}"#
+        let body = #"{"error":"\#(HTTPServerResponse.jsonEscaped(why))"}"#
         write(HTTPServerResponse.json(status, body), headOnly: false, keepAlive: false, isHTTP10: false)
         closed = true
         tcp.closeAfterFlush()
@@ -225,26 +225,5 @@ final class HTTPServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         let n = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
         dateCache = (now, String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self))
         return dateCache.text
-    }
-
-    static func jsonEscaped(_ s: String) -> String {
-        var out = ""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out
     }
 }

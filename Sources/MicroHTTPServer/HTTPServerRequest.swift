@@ -31,6 +31,29 @@ public struct HTTPServerResponse: Sendable {
         return HTTPServerResponse(status: status, headerFields: fields, body: Array(json.utf8))
     }
 
+    /// `s` as the inside of a JSON string (quotes, backslashes and control characters escaped).
+    public static func jsonEscaped(_ s: String) -> String {
+        var out = ""
+        out.reserveCapacity(s.utf8.count)
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out
+    }
+
     /// A plain-text body with its content type.
     public static func text(_ status: HTTPResponse.Status, _ text: String, contentType: String = "text/plain; charset=utf-8") -> HTTPServerResponse {
         var fields = HTTPFields()

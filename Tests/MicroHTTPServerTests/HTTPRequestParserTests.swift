@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import MicroHTTPServer
 import Testing
@@ -182,5 +183,12 @@ import Testing
                 #expect(sliced.0 == whole.0 && sliced.1 == whole.1, "slice \(slice): \(sliced) vs \(whole) for \(input.debugDescription)")
             }
         }
+    }
+
+    @Test func jsonEscaping() throws {
+        let escaped = HTTPServerResponse.jsonEscaped("a\"b\\c\nd\u{1}é")
+        #expect(escaped == #"a\"b\\c\nd\u0001é"#)
+        let decoded = try JSONSerialization.jsonObject(with: Data(("\"" + escaped + "\"").utf8), options: [.fragmentsAllowed]) as? String
+        #expect(decoded == "a\"b\\c\nd\u{1}é")
     }
 }
