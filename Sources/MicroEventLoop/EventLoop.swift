@@ -257,6 +257,10 @@ public final class EventLoop: @unchecked Sendable {
     /// Must not be called on the loop's own thread.
     @discardableResult
     public func shutdownGracefully() -> Int32 {
+        // A loop already closed returns its result at once. (Checked before `inEventLoop`: once the loop's thread
+        // has been joined, a new thread may get the same pthread_t, and would look like the loop's own.)
+        let done = closeResult.withLock { $0 }
+        if done != Int32.min { return done }
         precondition(!inEventLoop, "shutdownGracefully() would deadlock on the loop's own thread")
         let first: Bool = inbox.withLock { inbox in
             guard inbox.accepting else { return false }

@@ -188,6 +188,18 @@ struct EventLoopGroupTests {
         shutdownClean(group)
     }
 
+
+    /// Regression: a second shutdown, from a thread made after the loop's thread was joined, returned the result
+    /// instead of failing "would deadlock on the loop's own thread" (glibc hands the new thread the joined one's
+    /// pthread_t, so it looked like the loop's own).
+    @Test func shutdownAgainFromNewThreadsReturnsTheResult() async {
+        for _ in 0..<5 {
+            let group = EventLoopGroup(threads: 1)
+            // Joined here, the loop's thread descriptor is the one glibc hands out next.
+            #expect(group.shutdownGracefully())
+            for _ in 0..<4 { #expect(await group.shutdown()) }
+        }
+    }
 }
 
 extension ChildProcessTests {
