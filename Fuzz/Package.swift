@@ -18,6 +18,10 @@ let package = Package(
             dependencies: [.product(name: "MicroHTTP", package: "swift-micro")]
         ),
         .executableTarget(
+            name: "FuzzHeads",
+            dependencies: [.product(name: "MicroFraming", package: "swift-micro"), .product(name: "MicroCore", package: "swift-micro")]
+        ),
+        .executableTarget(
             name: "FuzzHTTPRequest",
             dependencies: [.product(name: "MicroHTTPServer", package: "swift-micro")]
         ),

@@ -172,6 +172,22 @@ def settings_seeds():
     }
 
 
+def heads_seeds():
+    """FuzzHeads input: one control byte (0 request head, 1 request head through an interner, 2 response head,
+    3 metadata), then the payload (PROTOCOL.md section 6)."""
+    md = [("trace-id", "4bf92f3577b34da6"), ("Authorization", "Bearer x"), ("k", ""), ("caf\u00e9", "\u00fc")]
+    req = request_head("greeter", "Greeter.Hello", "application/json", timeout_us=250000, attempt=2, md=md)
+    return {
+        "request": b"\x00" + req,
+        "request-interned": b"\x01" + req,
+        "request-truncated": b"\x00" + req[:-3],
+        "response-ok": b"\x02" + response_head(0, md=[("server", "a")]),
+        "response-error": b"\x02" + response_head(3, 42, "bad request", md=md),
+        "metadata": b"\x03" + metadata(md),
+        "metadata-empty": b"\x03" + metadata([]),
+    }
+
+
 def http_request_seeds():
     """FuzzHTTPRequest input: one control byte (low 4 bits: slice size - 1; bit 4: small limits), then the bytes
     a client sent to the sidecar."""
@@ -210,6 +226,7 @@ def main():
     write(os.path.join(here, "corpus", "FuzzFraming"), framing_seeds())
     write(os.path.join(here, "corpus", "FuzzSettings"), settings_seeds())
     write(os.path.join(here, "corpus", "FuzzHTTPRequest"), http_request_seeds())
+    write(os.path.join(here, "corpus", "FuzzHeads"), heads_seeds())
 
 
 if __name__ == "__main__":
