@@ -267,7 +267,10 @@ struct Bench: AsyncParsableCommand {
     }
 }
 
-func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+extension Duration {
+    /// The duration in seconds, for rates and reports.
+    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
 
 /// Publishes per second through the embedded broker: to a subscriber of the publishing broker, then to one of a
 /// second broker (its own listener, over loopback TCP).
@@ -300,7 +303,7 @@ enum BrokerBench {
                     }
                     try await g.waitForAll()
                 }
-                let elapsed = seconds(start.duration(to: .now))
+                let elapsed = start.duration(to: .now).inSeconds
                 say("\(name): \(n) publishes from \(min(tasks, n)) task(s) in \(String(format: "%.3f", elapsed)) s: \(Int(Double(n) / elapsed))/s")
                 await subscription.unsubscribe()
             } catch {

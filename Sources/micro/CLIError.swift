@@ -79,6 +79,3 @@ func parseMetadata(_ pairs: [String]) throws -> Metadata {
     }
     return m
 }
-
-/// A duration written as `1.5`, `1.5s`, `300ms` or `2m`.
-func parseDuration(_ text: String) -> Duration? { Duration(text: text) }

@@ -166,7 +166,7 @@ final class LoadRun: Sendable {
         sorted.sort()
         let calls = sorted.count
         let errors = failed.load(ordering: .relaxed)
-        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        let seconds = duration.inSeconds
         func pct(_ p: Double) -> String {
             guard !sorted.isEmpty else { return "-" }
             return "\(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) µs"

@@ -39,12 +39,12 @@ struct DurationArgument: ExpressibleByArgument, Sendable, CustomStringConvertibl
         self.text = text
     }
     init?(argument: String) {
-        guard let d = parseDuration(argument) else { return nil }
+        guard let d = Duration(text: argument) else { return nil }
         self.init(d, text: argument)
     }
     var description: String { text }
     var defaultValueDescription: String { text }
-    var seconds: Double { Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
+    var seconds: Double { duration.inSeconds }
 }
 
 extension ServiceFlags {

@@ -64,7 +64,7 @@ struct Publish: AsyncParsableCommand {
                 throw CLIError("publish to \(topic): \(error)", .unavailable)
             }
         }
-        let elapsed = seconds(start.duration(to: .now))
+        let elapsed = start.duration(to: .now).inSeconds
         say("published \(count) to \(topic): delivered \(totals.delivered), skipped \(totals.skipped) in \(String(format: "%.3f", elapsed)) s (\(Int(Double(count) / max(elapsed, 1e-9)))/s)")
         if requireSubscriber, totals.missed > 0 {
             throw CLIError("\(totals.missed) of \(count) messages reached no subscriber of \(topic)", .unavailable)

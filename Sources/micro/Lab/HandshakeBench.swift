@@ -34,14 +34,14 @@ enum HandshakeBench {
             // Warm up (and, for resumption, get a first ticket).
             _ = try await once(loop, listener.localAddress, shared)
             var resumed = 0
-            let cpu0 = await cpuMicros(serverGroup)
+            let cpu0 = await LoopCPU.micros(serverGroup.loops)
             let start = ContinuousClock.now
             for _ in 0..<count {
                 let context = newContextEachTime ? try TLSContext(role: .client, configuration: clientConfig) : shared
                 if try await once(loop, listener.localAddress, context) { resumed += 1 }
             }
             let elapsed = ContinuousClock.now - start
-            let cpu1 = await cpuMicros(serverGroup)
+            let cpu1 = await LoopCPU.micros(serverGroup.loops)
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             let rate = Double(count) / seconds
             say("\(label): \(Int(rate)) handshakes/s (\(count) sequential, each with one echo), \(resumed) resumed, server CPU \(Int((cpu1 - cpu0) / Double(count))) µs per handshake")
@@ -73,12 +73,6 @@ enum HandshakeBench {
         }
         try await loop.submit { tcp.close() }
         return resumed
-    }
-
-    static func cpuMicros(_ group: EventLoopGroup) async -> Double {
-        var total = 0.0
-        for loop in group.loops { total += (try? await loop.submit { threadCPUMicros() }) ?? 0 }
-        return total
     }
 }
 

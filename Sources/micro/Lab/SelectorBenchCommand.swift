@@ -94,7 +94,7 @@ enum SelectorBench {
         }
         selector.close()
         func rate(_ n: Int, _ d: Duration) -> String {
-            let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+            let seconds = d.inSeconds
             let perSecond = Double(n) / seconds
             return "\(Int(perSecond / 1000)) k/s (\(Int((seconds / Double(n)) * 1e9)) ns)"
         }
