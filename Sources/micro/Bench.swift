@@ -23,7 +23,8 @@ struct Bench: AsyncParsableCommand {
         Without --address or --service, starts an echo server in this process (its own event loops; TLS with \
         --tls_cert/--tls_key, which the client then trusts through --tls_ca or --tls_insecure) and calls it \
         through the RPC layer (--layer transport: the bare transport). With --address host:port or --service NAME \
-        (through discovery), calls --endpoint of that service (the example's Echo.Call by default). Prints a \
+        (through discovery), calls --endpoint of that service (the example's Echo.Call by default; --address with \
+        --service names the service at that address, greeter by default). Prints a \
         progress line every second (rate, errors, p50/p99 of that second), then calls/s, latency percentiles, CPU \
         per call on the client's (and the embedded server's) loop threads, allocations per call when the malloc \
         counter is preloaded (./scripts/bench does), and the host's steal time. Exits 1 when a call failed.
@@ -46,12 +47,14 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "rpc: through Client and Server; transport: the bare multiplexed transport (embedded server only).") var layer: Layer = .rpc
     @Option(help: "The chain on both sides of the embedded run: none, empty, stock (server rate limit + metrics; client breaker + rate limit + metrics), limit, metrics.") var middleware: MiddlewareChoice = .none
     @Option(help: "Call a running server at host:port.") var address: String?
-    @Option(help: "Call a running service found through the registry.") var service: String?
+    @Option(help: "Call a running service found through the registry; with --address, the service's name at that address (default: the example's, greeter).") var service: String?
     @Option(help: "The endpoint of --address/--service.") var endpoint: String?
     @Option(help: "Event loops of the embedded server.") var serverThreads = 1
     @Option(help: "Event loops of the client.") var clientThreads = 1
     @Flag(help: "Client loops on CPU 0, server loops on CPU 1 (steadier figures on a 2-core machine).") var pin = false
     @Flag(help: "No progress lines.") var quiet = false
+    @Option(help: "The process id of the server behind --address/--service: its CPU time per call is reported too (from /proc).") var serverPid: Int32?
+    @Flag(help: "End with one JSON line of the figures (calls, calls_per_s, p50_us, p99_us, p999_us, errors, server and client CPU per call, steal), for scripts such as Benchmarks/compare.") var json = false
     @Flag(help: "Lab: CPU per call of middleware chains, server and client paths without the network.") var chainCost = false
     @Flag(help: "Lab: p99 with one of three nodes 50 ms late for 10% of calls, with and without hedging.") var hedging = false
     @Option(help: "Lab: this many full and resumed TLS handshakes, per second.") var tlsHandshakes: Int?
@@ -69,10 +72,13 @@ struct Bench: AsyncParsableCommand {
         if size < 0 || size > 16 << 20 { throw ValidationError("--size needs 0 to 16 MiB, not \(size)") }
         if let publishes, publishes <= 0 { throw ValidationError("--publishes needs a positive integer, not \(publishes)") }
         if let tlsHandshakes, tlsHandshakes <= 0 { throw ValidationError("--tls-handshakes needs a positive integer, not \(tlsHandshakes)") }
-        if address != nil && service != nil { throw ValidationError("--address and --service exclude each other") }
         if duration.seconds > 3600 || warmup.seconds > 600 { throw ValidationError("--duration at most 1 h, --warmup at most 10 min") }
         let remote = address != nil || service != nil
         if remote && (layer == .transport || middleware != .none) { throw ValidationError("--layer and --middleware are for the embedded server") }
+        if let serverPid {
+            if !remote { throw ValidationError("--server-pid is for a server behind --address or --service") }
+            if serverPid <= 0 || access("/proc/\(serverPid)/stat", R_OK) != 0 { throw ValidationError("--server-pid: no process \(serverPid)") }
+        }
         if layer == .transport && (mode == .stream || body != nil) { throw ValidationError("--layer transport measures unary raw calls") }
     }
 
@@ -185,7 +191,8 @@ struct Bench: AsyncParsableCommand {
         let chain = middleware == .none ? "" : " (middleware: \(middleware.rawValue))"
         say("micro bench: \(what)\(chain) \(mode.rawValue) echo, \(payload.count) B, \(connections) connection(s) x \(concurrency) in flight, \(duration) (+\(warmup) warm-up), server \(serverThreads) loop(s), client \(clientThreads) loop(s), \(bound)\(serverTransportConfiguration.tls != nil ? ", TLS" : "")")
         let run = LoadRun(payload: payload, echoed: true, concurrency: concurrency, warmup: warmup.duration, duration: duration.duration,
-                          progress: !quiet, workerLoop: { _ in clientLoop }, clientLoops: clientGroup.loops, serverLoops: serverGroup.loops)
+                          progress: !quiet, json: json, workerLoop: { _ in clientLoop }, clientLoops: clientGroup.loops,
+                          serverLoops: serverGroup.loops, serverProcess: nil)
         let ok: Bool
         do {
             switch (layer, mode) {
@@ -233,13 +240,13 @@ struct Bench: AsyncParsableCommand {
         do { micro = try MicroService(name: "micro-bench", options: options, client: clientConfiguration) } catch {
             throw CLIError(error.description, .usage)
         }
-        let serviceName = service ?? ""
+        let serviceName = service ?? "greeter"
         let endpointName = endpoint ?? (mode == .unary ? "Echo.Call" : "Greeter.Stream")
         let contentType = body == nil ? ContentType.raw : ContentType.json
         let callOptions = CallOptions(timeout: .seconds(30), address: address, waitForNode: false)
         let outcome: Result<Bool, any Error>
         do {
-            if let service { try await requireService(service, in: micro) }
+            if let service, address == nil { try await requireService(service, in: micro) }
             say("micro bench: \(mode.rawValue) \(endpointName), \(body.map { "\($0.utf8.count) B of JSON" } ?? "\(payload.count) B"), \(connections) connection(s) x \(concurrency) in flight, \(duration) (+\(warmup) warm-up), \(address ?? "service \(serviceName) (discovery)")\(options.tls != nil ? ", TLS" : "")")
             let request = Request(service: serviceName, endpoint: endpointName, contentType: contentType, body: payload)
             if mode == .unary {
@@ -252,7 +259,8 @@ struct Bench: AsyncParsableCommand {
             let loops = micro.group.loops
             let addressLoop = address.flatMap { try? (micro.client.transport as? UVClientTransport)?.loop(for: $0) }
             let run = LoadRun(payload: payload, echoed: body == nil, concurrency: concurrency, warmup: warmup.duration, duration: duration.duration,
-                              progress: !quiet, workerLoop: { addressLoop ?? loops[$0 % loops.count] }, clientLoops: loops, serverLoops: [])
+                              progress: !quiet, json: json, workerLoop: { addressLoop ?? loops[$0 % loops.count] }, clientLoops: loops,
+                              serverLoops: [], serverProcess: serverPid)
             let client = micro.client
             if mode == .unary {
                 outcome = .success(try await run.unary { try await client.call(request, options: callOptions).body.count })

@@ -18,26 +18,31 @@ final class LoadRun: Sendable {
     let warmup: Duration
     let duration: Duration
     let progress: Bool
+    let json: Bool
     let workerLoop: @Sendable (Int) -> EventLoop
     let clientLoops: [EventLoop]
     let serverLoops: [EventLoop]
+    /// A server in another process whose CPU time (all its threads, from /proc) is reported per call.
+    let serverProcess: Int32?
     /// One buffer per client loop, by loop index.
     private let samples: [ObjectIdentifier: LoopSamples]
     private let completed = Atomic<Int>(0)
     private let failed = Atomic<Int>(0)
     private let firstError = Mutex<String?>(nil)
 
-    init(payload: [UInt8], echoed: Bool, concurrency: Int, warmup: Duration, duration: Duration, progress: Bool,
-         workerLoop: @escaping @Sendable (Int) -> EventLoop, clientLoops: [EventLoop], serverLoops: [EventLoop]) {
+    init(payload: [UInt8], echoed: Bool, concurrency: Int, warmup: Duration, duration: Duration, progress: Bool, json: Bool,
+         workerLoop: @escaping @Sendable (Int) -> EventLoop, clientLoops: [EventLoop], serverLoops: [EventLoop], serverProcess: Int32?) {
         self.payload = payload
         self.echoed = echoed
         self.concurrency = concurrency
         self.warmup = warmup
         self.duration = duration
         self.progress = progress
+        self.json = json
         self.workerLoop = workerLoop
         self.clientLoops = clientLoops
         self.serverLoops = serverLoops
+        self.serverProcess = serverProcess
         var samples: [ObjectIdentifier: LoopSamples] = [:]
         for loop in clientLoops { samples[ObjectIdentifier(loop)] = LoopSamples(loop: loop) }
         self.samples = samples
@@ -122,6 +127,7 @@ final class LoadRun: Sendable {
         try? await Task.sleep(until: measureFrom.instant)
         let stealAtStart = LoopCPU.stealTicks()
         let serverCPUAtStart = await LoopCPU.micros(serverLoops)
+        let processCPUAtStart = serverProcess.flatMap(LoopCPU.processMicros)
         let clientCPUAtStart = await LoopCPU.micros(clientLoops)
         let serverMallocsAtStart = await LoopCPU.mallocs(serverLoops)
         let clientMallocsAtStart = await LoopCPU.mallocs(clientLoops)
@@ -154,6 +160,7 @@ final class LoadRun: Sendable {
             try? await Task.sleep(until: stopAt.instant)
         }
         let serverCPUAtEnd = await LoopCPU.micros(serverLoops)
+        let processCPUAtEnd = serverProcess.flatMap(LoopCPU.processMicros)
         let stealAtEnd = LoopCPU.stealTicks()
         let clientCPUAtEnd = await LoopCPU.micros(clientLoops)
         let serverMallocsAtEnd = await LoopCPU.mallocs(serverLoops)
@@ -175,9 +182,18 @@ final class LoadRun: Sendable {
         say("calls: \(calls) ok, \(errors) errors in \(seconds) s")
         say("throughput: \(Int(Double(calls) / seconds)) calls/s")
         say("latency: p50 \(pct(0.50))  p90 \(pct(0.90))  p99 \(pct(0.99))  p99.9 \(pct(0.999))  max \(sorted.last.map { "\($0) µs" } ?? "-")")
+        var serverCPUPerCall: Double?
+        var clientCPUPerCall: Double?
         if calls > 0 {
-            if !serverLoops.isEmpty { say("server CPU per call: \(hundredths((serverCPUAtEnd - serverCPUAtStart) / Double(calls))) µs (server loop threads)") }
-            say("client CPU per call: \(hundredths((clientCPUAtEnd - clientCPUAtStart) / Double(calls))) µs (client loop threads)")
+            if !serverLoops.isEmpty {
+                serverCPUPerCall = (serverCPUAtEnd - serverCPUAtStart) / Double(calls)
+                say("server CPU per call: \(hundredths(serverCPUPerCall!)) µs (server loop threads)")
+            } else if let a = processCPUAtStart, let b = processCPUAtEnd, let pid = serverProcess {
+                serverCPUPerCall = (b - a) / Double(calls)
+                say("server CPU per call: \(hundredths(serverCPUPerCall!)) µs (process \(pid), all threads)")
+            }
+            clientCPUPerCall = (clientCPUAtEnd - clientCPUAtStart) / Double(calls)
+            say("client CPU per call: \(hundredths(clientCPUPerCall!)) µs (client loop threads)")
         }
         if let c0 = clientMallocsAtStart, let c1 = clientMallocsAtEnd, callsAtEnd > callsAtStart {
             let n = Double(callsAtEnd - callsAtStart)
@@ -185,15 +201,23 @@ final class LoadRun: Sendable {
             if let s0 = serverMallocsAtStart, let s1 = serverMallocsAtEnd, !serverLoops.isEmpty { line += " server \(hundredths(Double(s1 - s0) / n))," }
             say(line + " client \(hundredths(Double(c1 - c0) / n)) (loop threads)")
         }
+        var steal: Double?
         if let a = stealAtStart, let b = stealAtEnd {
-            say(String(format: "steal: %.1f%% of the machine's CPU time (host contention; figures are trustworthy near 0)",
-                       LoopCPU.stealShare(ticks: b - a, seconds: seconds)))
+            steal = LoopCPU.stealShare(ticks: b - a, seconds: seconds)
+            say(String(format: "steal: %.1f%% of the machine's CPU time (host contention; figures are trustworthy near 0)", steal!))
         }
         if let first = firstError.withLock({ $0 }) { say("first error: \(first)") }
         say("")
         say("| calls | errors | calls/s | p50 | p90 | p99 | p99.9 | max |")
         say("|---|---|---|---|---|---|---|---|")
         say("| \(calls) | \(errors) | \(Int(Double(calls) / seconds)) | \(pct(0.5)) | \(pct(0.9)) | \(pct(0.99)) | \(pct(0.999)) | \(sorted.last.map { "\($0) µs" } ?? "-") |")
+        if json {
+            func number(_ x: Double?) -> String { x.map { String(format: "%.3f", $0) } ?? "null" }
+            func percentile(_ p: Double) -> String { sorted.isEmpty ? "null" : "\(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))])" }
+            say("{\"calls\":\(calls),\"seconds\":\(number(seconds)),\"calls_per_s\":\(number(Double(calls) / seconds)),\"p50_us\":\(percentile(0.5)),"
+                + "\"p99_us\":\(percentile(0.99)),\"p999_us\":\(percentile(0.999)),\"errors\":\(errors),"
+                + "\"server_cpu_us_per_call\":\(number(serverCPUPerCall)),\"client_cpu_us_per_call\":\(number(clientCPUPerCall)),\"steal_pct\":\(number(steal))}")
+        }
         return errors == 0 && calls > 0
     }
 }
@@ -245,6 +269,16 @@ enum LoopCPU {
         var total: UInt64 = 0
         for loop in loops { total += (try? await loop.submit { count() }) ?? 0 }
         return total
+    }
+
+    /// The CPU time (user + system, all threads) of process `pid` so far, in microseconds, from /proc; nil when it is gone.
+    static func processMicros(_ pid: Int32) -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return nil }
+        // After the command name: state is field 3, utime 14 and stime 15.
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK))) * 1e6
     }
 
     /// Clock ticks the hypervisor gave other guests so far (/proc/stat), nil where there is none.

@@ -164,6 +164,17 @@ import Testing
         #expect(remote.status == 0, "\(remote.output)")
         #expect(remote.output.contains("service greeter (discovery)"), "\(remote.output)")
         #expect(remote.output.contains(" ok, 0 errors in "), "\(remote.output)")
+        // By address (the example's service name by default), with the server's CPU read from /proc and a JSON line.
+        let direct = try await runAsync(Self.path, ["bench", "--address", example.address, "--server-pid", "\(example.child.pid)", "--json",
+                                                    "--quiet", "--duration", "0.5", "--warmup", "0.1", "--concurrency", "2", "--size", "16"], seconds: 60)
+        #expect(direct.status == 0, "\(direct.output)")
+        #expect(direct.output.contains("(process \(example.child.pid), all threads)"), "\(direct.output)")
+        let line = try #require(direct.output.split(separator: "\n").last { $0.hasPrefix("{") }, "\(direct.output)")
+        let figures = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect((figures["calls"] as? Int ?? 0) > 0 && figures["errors"] as? Int == 0, "\(line)")
+        #expect(figures["server_cpu_us_per_call"] as? Double != nil && figures["p99_us"] as? Int != nil, "\(line)")
+        let notRemote = try await runAsync(Self.path, ["bench", "--server-pid", "1"], seconds: 30)
+        #expect(notRemote.status == 64 && notRemote.output.contains("--server-pid"), "\(notRemote.output)")
         await example.stop()
     }
 
