@@ -1,5 +1,6 @@
 // swift-tools-version:6.0
-// libFuzzer targets for the parsers of MicroFraming, MicroHTTP and MicroHTTPServer. Build and run them with `Fuzz/run TARGET|all SECONDS`
+// libFuzzer targets for the parsers of MicroFraming, MicroHTTP, MicroHTTPServer, MicroCore's and MicroRegistry's service
+// records, the etcd registry's gateway answers and MicroTLS's server sessions. Build and run them with `Fuzz/run TARGET|all SECONDS`
 // (see Fuzz/README.md): without --sanitize=fuzzer the binaries link but do nothing.
 import PackageDescription
 
@@ -28,6 +29,22 @@ let package = Package(
         .executableTarget(
             name: "FuzzSettings",
             dependencies: [.product(name: "MicroFraming", package: "swift-micro"), .product(name: "MicroCore", package: "swift-micro")]
+        ),
+        .executableTarget(
+            name: "FuzzEtcdJSON",
+            dependencies: [.product(name: "MicroRegistry", package: "swift-micro"), .product(name: "MicroCore", package: "swift-micro")]
+        ),
+        .executableTarget(
+            name: "FuzzRegistryNode",
+            dependencies: [.product(name: "MicroCore", package: "swift-micro")]
+        ),
+        .executableTarget(
+            name: "FuzzLocalRegistryFile",
+            dependencies: [.product(name: "MicroRegistry", package: "swift-micro"), .product(name: "MicroCore", package: "swift-micro")]
+        ),
+        .executableTarget(
+            name: "FuzzTLSRecords",
+            dependencies: [.product(name: "MicroTLS", package: "swift-micro")]
         ),
     ],
     swiftLanguageModes: [.v6]

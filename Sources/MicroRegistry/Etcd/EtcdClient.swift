@@ -30,9 +30,11 @@ final class EtcdClient: Sendable {
         }
     }
 
-    /// POSTs `body` to `path` and decodes the answer. Moves to the next endpoint on connection failures,
-    /// timeouts and 5xx answers; throws ``RegistryError/unavailable(_:)`` when every endpoint failed.
-    func call<Request: Encodable, Response: Decodable>(_ path: String, _ body: Request, as: Response.Type) async throws -> Response {
+    /// POSTs `body` to `path` and reads the answer's body with `decode` (one of ``EtcdAnswer``'s functions; a
+    /// ``RegistryError`` it throws passes unchanged, any other error becomes ``RegistryError/badResponse(_:)``).
+    /// Moves to the next endpoint on connection failures, timeouts and 5xx answers; throws
+    /// ``RegistryError/unavailable(_:)`` when every endpoint failed.
+    func call<Request: Encodable, Response>(_ path: String, _ body: Request, decode: ([UInt8]) throws -> Response) async throws -> Response {
         let payload = Array(try JSONEncoder().encode(body))
         let request = HTTPRequest(method: "POST", path: path, headers: ["Content-Type": "application/json"], body: payload)
         let start = preferred.withLock { $0 }
@@ -43,15 +45,17 @@ final class EtcdClient: Sendable {
             do {
                 let response = try await http.execute(request, to: address, timeout: requestTimeout)
                 if response.status >= 500 {
-                    failures.append("\(address): HTTP \(response.status) \(Self.errorText(response.body))")
+                    failures.append("\(address): HTTP \(response.status) \(EtcdAnswer.errorText(response.body))")
                     continue
                 }
                 preferred.withLock { $0 = index }
                 guard response.status == 200 else {
-                    throw RegistryError.badResponse("\(path): HTTP \(response.status) \(Self.errorText(response.body))")
+                    throw RegistryError.badResponse("\(path): HTTP \(response.status) \(EtcdAnswer.errorText(response.body))")
                 }
                 do {
-                    return try JSONDecoder().decode(Response.self, from: Data(response.body))
+                    return try decode(response.body)
+                } catch let error as RegistryError {
+                    throw error
                 } catch {
                     throw RegistryError.badResponse("\(path): \(error)")
                 }
@@ -92,12 +96,5 @@ final class EtcdClient: Sendable {
     /// Makes the next request start at another endpoint (after a stream from the current one broke).
     func avoidCurrentEndpoint() {
         preferred.withLock { $0 = ($0 + 1) % endpoints.count }
-    }
-
-    static func errorText(_ body: [UInt8]) -> String {
-        if let e = try? JSONDecoder().decode(EtcdErrorBody.self, from: Data(body)) {
-            return e.message ?? e.error ?? ""
-        }
-        return String(decoding: body.prefix(200), as: UTF8.self)
     }
 }

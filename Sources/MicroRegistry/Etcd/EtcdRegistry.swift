@@ -88,12 +88,12 @@ public final class EtcdRegistry: Registry {
     private func put(_ key: String, _ registration: Registration) async throws -> Int64? {
         let value = String(decoding: try JSONEncoder().encode(registration.service), as: UTF8.self)
         guard let ttl = registration.ttl else {
-            _ = try await client.call("/v3/kv/put", EtcdPutRequest(key: key.base64, value: value.base64, lease: nil), as: EtcdHeaderOnly.self)
+            _ = try await client.call("/v3/kv/put", EtcdPutRequest(key: key.base64, value: value.base64, lease: nil), decode: EtcdAnswer.headerOnly)
             return nil
         }
         if let lease = registration.lease {
             do {
-                _ = try await client.call("/v3/kv/put", EtcdPutRequest(key: key.base64, value: value.base64, lease: EtcdInt(lease)), as: EtcdHeaderOnly.self)
+                _ = try await client.call("/v3/kv/put", EtcdPutRequest(key: key.base64, value: value.base64, lease: EtcdInt(lease)), decode: EtcdAnswer.headerOnly)
                 return lease
             } catch RegistryError.badResponse(let why) where why.contains("lease not found") {
                 // Expired while we were away: fall through to a new lease.
@@ -102,12 +102,9 @@ public final class EtcdRegistry: Registry {
         let seconds = max(1, Int64((Double(ttl.components.seconds) + Double(ttl.components.attoseconds) / 1e18).rounded(.up)))
         var attempt = 1
         while true {
-            let grant = try await client.call("/v3/lease/grant", EtcdLeaseGrantRequest(TTL: EtcdInt(seconds)), as: EtcdLeaseGrantResponse.self)
-            guard let lease = grant.ID?.value, grant.error == nil || grant.error!.isEmpty else {
-                throw RegistryError.badResponse("lease grant: \(grant.error ?? "no ID")")
-            }
+            let lease = try await client.call("/v3/lease/grant", EtcdLeaseGrantRequest(TTL: EtcdInt(seconds)), decode: EtcdAnswer.leaseGrant)
             do {
-                _ = try await client.call("/v3/kv/put", EtcdPutRequest(key: key.base64, value: value.base64, lease: EtcdInt(lease)), as: EtcdHeaderOnly.self)
+                _ = try await client.call("/v3/kv/put", EtcdPutRequest(key: key.base64, value: value.base64, lease: EtcdInt(lease)), decode: EtcdAnswer.headerOnly)
                 return lease
             } catch RegistryError.badResponse(let why) where why.contains("lease not found") && attempt < 3 {
                 // The new lease is gone already: a member that restarted in between, or a short TTL that ran out
@@ -121,9 +118,9 @@ public final class EtcdRegistry: Registry {
         for node in service.nodes {
             let key = key(service.name, node.id)
             let registration = state.withLock { $0.registrations.removeValue(forKey: key) }
-            _ = try await client.call("/v3/kv/deleterange", EtcdDeleteRequest(key: key.base64, range_end: nil), as: EtcdHeaderOnly.self)
+            _ = try await client.call("/v3/kv/deleterange", EtcdDeleteRequest(key: key.base64, range_end: nil), decode: EtcdAnswer.headerOnly)
             if let lease = registration?.lease {
-                _ = try? await client.call("/v3/lease/revoke", EtcdLeaseIDRequest(ID: EtcdInt(lease)), as: EtcdHeaderOnly.self)
+                _ = try? await client.call("/v3/lease/revoke", EtcdLeaseIDRequest(ID: EtcdInt(lease)), decode: EtcdAnswer.headerOnly)
             }
         }
     }
@@ -143,10 +140,7 @@ public final class EtcdRegistry: Registry {
     /// The single-node records under `prefix`, in key order. Serializable: any member answers.
     private func range(_ prefix: String) async throws -> [Service] {
         let request = EtcdRangeRequest(key: prefix.base64, range_end: prefixRangeEnd(prefix), serializable: true)
-        let response = try await client.call("/v3/kv/range", request, as: EtcdRangeResponse.self)
-        return (response.kvs ?? []).compactMap { kv in
-            kv.valueData.flatMap { try? JSONDecoder().decode(Service.self, from: $0) }
-        }
+        return try await client.call("/v3/kv/range", request, decode: EtcdAnswer.range).records.map(\.service)
     }
 
     public func watch(_ options: WatchOptions) async throws -> RegistryWatcher {
@@ -208,8 +202,7 @@ public final class EtcdRegistry: Registry {
         guard let registration = state.withLock({ $0.registrations[key] }) else { return }
         var alive = false
         if let lease = registration.lease {
-            let answer = try await client.call("/v3/lease/keepalive", EtcdLeaseIDRequest(ID: EtcdInt(lease)), as: EtcdKeepAliveResponse.self)
-            alive = (answer.result?.TTL?.value ?? 0) > 0
+            alive = try await client.call("/v3/lease/keepalive", EtcdLeaseIDRequest(ID: EtcdInt(lease)), decode: EtcdAnswer.keepAlive)
         }
         if alive { return }
         var fresh = registration
@@ -222,9 +215,9 @@ public final class EtcdRegistry: Registry {
         }
         if deregistered {
             // Deregistered while we were putting it back: take it out again.
-            _ = try? await client.call("/v3/kv/deleterange", EtcdDeleteRequest(key: key.base64, range_end: nil), as: EtcdHeaderOnly.self)
+            _ = try? await client.call("/v3/kv/deleterange", EtcdDeleteRequest(key: key.base64, range_end: nil), decode: EtcdAnswer.headerOnly)
             if let lease = fresh.lease {
-                _ = try? await client.call("/v3/lease/revoke", EtcdLeaseIDRequest(ID: EtcdInt(lease)), as: EtcdHeaderOnly.self)
+                _ = try? await client.call("/v3/lease/revoke", EtcdLeaseIDRequest(ID: EtcdInt(lease)), decode: EtcdAnswer.headerOnly)
             }
         }
     }

@@ -154,7 +154,7 @@ public final class LocalRegistry: Registry {
                 if let c = cache[path], c.modified.tv_sec == st.st_mtim.tv_sec, c.modified.tv_nsec == st.st_mtim.tv_nsec, c.size == Int(st.st_size) {
                     record = c.record
                 } else {
-                    record = FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(Record.self, from: $0) }
+                    record = Self.readFile(path).flatMap { try? JSONDecoder().decode(Record.self, from: $0) }
                     cache[path] = CachedFile(modified: st.st_mtim, size: Int(st.st_size), record: record)
                 }
                 guard let record, record.service.nodes.count == 1 else { continue }
@@ -167,5 +167,26 @@ public final class LocalRegistry: Registry {
         }
         for key in cache.keys where !seen.contains(key) { cache[key] = nil }
         return result
+    }
+
+    /// The bytes of a file, nil when it cannot be read. Not `FileManager.contents(atPath:)`: on Linux it leaks 4 KB
+    /// for each empty file it reads (swift-foundation 6.x), and an empty node file (a full disk, a stray file)
+    /// would leak on every read of the registry.
+    static func readFile(_ path: String) -> Data? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16 << 10)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                bytes += chunk[..<n]
+            } else if n == 0 {
+                return Data(bytes)
+            } else if errno != EINTR {
+                return nil
+            }
+        }
     }
 }
