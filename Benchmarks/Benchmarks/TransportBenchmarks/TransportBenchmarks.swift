@@ -7,7 +7,11 @@ import MicroUVTransport
 /// Allocations and time per operation on the hot paths: decoding frames, and a unary call over loopback
 /// (client and server in one process, so the malloc count is both sides together).
 let benchmarks: @Sendable () -> Void = {
-    Benchmark.defaultConfiguration = .init(metrics: [.mallocCountTotal, .wallClock, .cpuTotal], maxDuration: .seconds(3))
+    // Thresholds as in RPCBenchmarks: +0.1 allocation per operation, +60% wall time at p90 (CPU time has 10 ms
+    // resolution in package-benchmark: not a metric here).
+    Benchmark.defaultConfiguration = .init(metrics: [.mallocCountTotal, .wallClock], maxDuration: .seconds(3),
+                                           thresholds: [.mallocCountTotal: .init(absolute: [.p90: 100]),
+                                                        .wallClock: .init(relative: [.p90: 60.0])])
 
     // 64 frames of 64 B in one read, decoded in place: no allocation per frame.
     let frames: [UInt8] = {
