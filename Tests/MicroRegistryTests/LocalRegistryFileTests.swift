@@ -13,8 +13,9 @@ import Testing
     }
 
     /// An empty node file (a full disk, a stray file) is skipped, and reading it costs no memory: the registry read
-    /// files with `FileManager.contents(atPath:)`, which on Linux leaks 4 KB for each empty file it reads (80 MB
-    /// over the 20,000 reads below).
+    /// files with `FileManager.contents(atPath:)`, which on Linux leaks 4 KB for each empty file it reads (40 MB
+    /// in each round of 10,000 reads below). Resident memory is the whole process's, and parallel tests make it
+    /// grow too: a leak grows it in every round, so the quietest round is the one judged.
     @Test func emptyNodeFileIsSkippedWithoutLeaking() async throws {
         let dir = try makeTemporaryDirectory("micro-local-empty")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -23,10 +24,13 @@ import Testing
         try await registry.register(service)
         #expect(FileManager.default.createFile(atPath: dir + "/greeter/empty.json", contents: Data()))
         for _ in 0..<1000 { #expect(try await registry.listServices() == [service]) }
-        let before = try residentBytes()
-        for _ in 0..<20_000 { _ = try await registry.listServices() }
-        let grown = try residentBytes() - before
-        #expect(grown < 16 << 20, "resident memory grew by \(grown >> 20) MB over 20,000 reads")
+        var growths: [Int] = []
+        for _ in 0..<3 {
+            let before = try residentBytes()
+            for _ in 0..<10_000 { _ = try await registry.listServices() }
+            growths.append(try residentBytes() - before)
+        }
+        #expect(growths.min()! < 16 << 20, "resident memory grew by \(growths.map { $0 >> 20 }) MB in rounds of 10,000 reads")
         #expect(try await registry.getService("greeter") == [service])
     }
 }
