@@ -24,8 +24,10 @@ let benchmarks: @Sendable () -> Void = {
     let payload = [UInt8](repeating: 0x5A, count: 64)
     let head = RequestHead(service: "bench", endpoint: "echo", timeoutMicroseconds: 30_000_000)
 
-    for (name, chain) in [("no middleware", MiddlewareChoice.none), ("one pass-through middleware", .pass), ("stock chain (rate limit + metrics, no-op backend)", .stock)] {
-        Benchmark("server unary path, \(name), 64 B") { benchmark in
+    // Names without spaces or punctuation: package-benchmark writes threshold files under a cleaned-up name but
+    // reads them under the name itself.
+    for (name, chain) in [("no_middleware", MiddlewareChoice.none), ("one_passthrough_middleware", .pass), ("stock_chain", .stock)] {
+        Benchmark("server_unary_path_\(name)_64B") { benchmark in
             let group = EventLoopGroup(threads: 1)
             let server = Server(configuration: chain.server,
                                 transport: UVServerTransport(group: group, address: try SocketAddress(host: "127.0.0.1", port: 0)))
@@ -42,7 +44,7 @@ let benchmarks: @Sendable () -> Void = {
             _ = group.shutdownGracefully()
         }
 
-        Benchmark("client call path, \(name), 64 B") { benchmark in
+        Benchmark("client_call_path_\(name)_64B") { benchmark in
             let client = Client(transport: InstantTransport(), configuration: chain.client)
             let request = Request(service: "bench", endpoint: "echo", body: payload)
             let options = CallOptions(address: "127.0.0.1:1")
@@ -54,7 +56,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("selector pick (select + next + mark), warm cache, 10 nodes") { benchmark in
+    Benchmark("selector_pick_select_next_mark_warm_10_nodes") { benchmark in
         let registry = MemoryRegistry()
         let nodes = (0..<10).map { Node(id: "node-\($0)", address: "127.0.0.1:\(20_000 + $0)") }
         try await registry.register(Service(name: "bench", version: "v1", nodes: nodes))

@@ -24,7 +24,7 @@ let benchmarks: @Sendable () -> Void = {
         }
         return out
     }()
-    Benchmark("decode 64 frames of 64 B (per read)", configuration: .init(scalingFactor: .kilo)) { benchmark in
+    Benchmark("decode_64_frames_of_64B_per_read", configuration: .init(scalingFactor: .kilo)) { benchmark in
         var acc = FrameAccumulator(maxPayload: 1 << 20)
         var count = 0
         for _ in benchmark.scaledIterations {
@@ -38,7 +38,7 @@ let benchmarks: @Sendable () -> Void = {
         blackHole(count)
     }
 
-    Benchmark("unary echo call over loopback, 16 B (both sides)", configuration: .init(scalingFactor: .kilo)) { benchmark in
+    Benchmark("unary_echo_over_loopback_16B_both_sides", configuration: .init(scalingFactor: .kilo)) { benchmark in
         let serverGroup = EventLoopGroup(threads: 1)
         let clientGroup = EventLoopGroup(threads: 1)
         let server = UVServerTransport(group: serverGroup, address: try SocketAddress(host: "127.0.0.1", port: 0))
