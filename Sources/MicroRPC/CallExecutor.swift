@@ -21,7 +21,7 @@ extension Client {
     nonisolated(nonsending) func execute<Context, Output: ClientOutputConvertible>(
         service: String, endpoint: String, contentType: String, metadata: Metadata, options: CallOptions, kind: ClientCall.Kind,
         context: borrowing Context,
-        _ attempt: (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
+        _ attempt: nonisolated(nonsending) (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
     ) async throws -> Output {
         var now = Timestamp.now
         let deadline = deadline(timeout: options.timeout, now: now)
@@ -86,7 +86,7 @@ extension Client {
     @inline(never)
     nonisolated(nonsending) private func intercept<Context, Output: ClientOutputConvertible>(
         _ call: ClientCall, _ middleware: any ClientMiddleware, context: Context,
-        _ attempt: (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
+        _ attempt: nonisolated(nonsending) (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
     ) async throws -> ClientOutput {
         try await middleware.intercept(call) { call in
             try await attemptsThroughMiddleware(service: call.service, endpoint: call.endpoint, contentType: call.contentType, metadata: call.metadata,
@@ -100,7 +100,7 @@ extension Client {
     nonisolated(nonsending) private func attemptsThroughMiddleware<Context, Output: ClientOutputConvertible>(
         service: String, endpoint: String, contentType: String, metadata: Metadata, options: CallOptions,
         now start: Timestamp, deadline: Timestamp, middleware: any ClientMiddleware, summary: CallSummary?, context: borrowing Context,
-        _ attempt: (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
+        _ attempt: nonisolated(nonsending) (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
     ) async throws -> Output {
         var now = start
         let maxRetries = min(1000, max(0, options.retries ?? configuration.retries))
@@ -212,7 +212,7 @@ extension Client {
     nonisolated(nonsending) static func attempt<Context, Output: ClientOutputConvertible>(
         through middleware: any ClientMiddleware, service: String, endpoint: String, address: String, node: Node?, number: UInt16,
         metadata: Metadata, deadline: Timestamp, summary: CallSummary?, contentType: String, context: Context,
-        _ attempt: (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
+        _ attempt: nonisolated(nonsending) (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
     ) async -> AttemptResult<Output> {
         summary?.attempted(node?.id ?? address, hedge: false)
         let info = ClientAttempt(service: service, endpoint: endpoint, address: address, node: node, number: number, isHedge: false,
@@ -224,7 +224,7 @@ extension Client {
     /// keeps its kind, an open breaker is `notSent`).
     nonisolated(nonsending) static func attempt<Context, Output: ClientOutputConvertible>(
         through middleware: any ClientMiddleware, _ info: ClientAttempt, contentType: String, context: Context,
-        _ attempt: (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
+        _ attempt: nonisolated(nonsending) (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
     ) async -> AttemptResult<Output> {
         do {
             return .success(Output.unwrap(try await middleware.interceptAttempt(info) { info in

@@ -85,7 +85,21 @@ final class Route: UnaryHandler, @unchecked Sendable {
     /// the path without middleware stays as small as it was.
     @inline(__always)
     nonisolated(nonsending) private func invoke(_ body: UnaryRequestHandler, _ call: Request, _ context: RPCContext) async throws -> Response {
-        if server.hasMiddleware { return try await throughMiddleware(body, call, context) }
+        if server.hasMiddleware {
+            guard server.synchronousMiddleware else { return try await throughMiddleware(body, call, context) }
+            // Synchronous middleware: its hooks around the handler, in this function (no async level of its own).
+            let middleware = server.middleware!
+            try middleware.willHandle(call, context: context)
+            let response: Response
+            do {
+                response = try await body(call, context)
+            } catch {
+                middleware.didHandle(call, context: context, outcome: .failure(error))
+                throw error
+            }
+            middleware.didHandle(call, context: context, outcome: .success(response))
+            return response
+        }
         return try await body(call, context)
     }
 

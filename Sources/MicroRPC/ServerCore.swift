@@ -11,6 +11,8 @@ final class ServerCore: Sendable {
     let middleware: (any ServerMiddleware)?
     /// Whether there is middleware: tested per call instead of copying the optional existential out.
     let hasMiddleware: Bool
+    /// Whether all of it is synchronous: its hooks then run around unary handlers, with no `async` level.
+    let synchronousMiddleware: Bool
     /// Set when a graceful stop began: health reports NOT_SERVING.
     let draining = Atomic<Bool>(false)
 
@@ -19,6 +21,7 @@ final class ServerCore: Sendable {
         admission = Admission(limit: configuration.maxConcurrentCalls)
         middleware = configuration.middleware
         hasMiddleware = configuration.middleware != nil
+        synchronousMiddleware = configuration.middleware?.handlesSynchronously ?? false
     }
 
     /// The answer to a call refused at the concurrency limit.

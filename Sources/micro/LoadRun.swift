@@ -54,7 +54,7 @@ final class LoadRun: Sendable {
     }
 
     /// Unary calls made by `call`, which returns the answer's byte count.
-    func unary(_ call: @escaping @Sendable () async throws -> Int) async throws -> Bool {
+    func unary(_ call: nonisolated(nonsending) @escaping @Sendable () async throws -> Int) async throws -> Bool {
         let start = Timestamp.now
         let measureFrom = start.advanced(by: warmup)
         let stopAt = measureFrom.advanced(by: duration)

@@ -40,6 +40,28 @@ struct RecordingServerMiddleware: ServerMiddleware {
     }
 }
 
+/// Records its hooks around a unary handler, synchronously (no async level); refuses when `refuse` is set.
+struct SynchronousRecordingServerMiddleware: ServerMiddleware {
+    let name: String
+    let log: Recorder<String>
+    var refuse = false
+
+    var handlesSynchronously: Bool { true }
+
+    func willHandle(_ request: Request, context: RPCContext) throws {
+        log.append("\(name)>")
+        if refuse { throw ServerRefusal(.resourceExhausted, "\(name) is full") }
+    }
+
+    func didHandle(_ request: Request, context: RPCContext, outcome: Result<Response, any Error>) {
+        switch outcome {
+        case .success: log.append("\(name)<")
+        case .failure(let e as ServerRefusal): log.append("\(name)<refused:\(e.code)")
+        case .failure: log.append("\(name)<error")
+        }
+    }
+}
+
 /// Refuses every call before its handler: a restartable NACK.
 struct RefusingServerMiddleware: ServerMiddleware {
     nonisolated(nonsending) func intercept(
@@ -134,6 +156,86 @@ struct ChainOrderTests {
         let r = try await c.client.call(Request(service: "svc", endpoint: "Echo.Call", body: [1, 2]), options: CallOptions(address: s.address))
         #expect(r.body == [1, 2])
         #expect(log.all == ["A>", "B>", "C>", "handler", "C<", "B<", "A<"])
+        await c.stop()
+        await s.stop()
+    }
+
+    @Test("synchronous server middlewares run their hooks in chain order, alone (hooks around the handler) or mixed with async ones")
+    func synchronousServerOrder() async throws {
+        // All synchronous: the server calls the chain's hooks around the handler.
+        let log = Recorder<String>()
+        let s = try await Self.echoServer(configure: { config in
+            config.use {
+                SynchronousRecordingServerMiddleware(name: "A", log: log)
+                SynchronousRecordingServerMiddleware(name: "B", log: log)
+            }
+            config.use { SynchronousRecordingServerMiddleware(name: "C", log: log) }
+            #expect(config.middleware?.handlesSynchronously == true)
+        }, log: log)
+        // Mixed: the chain runs a synchronous member's hooks where its intercept would run.
+        let mixedLog = Recorder<String>()
+        let mixed = try await Self.echoServer(configure: { config in
+            config.use {
+                SynchronousRecordingServerMiddleware(name: "A", log: mixedLog)
+                RecordingServerMiddleware(name: "B", log: mixedLog)
+                SynchronousRecordingServerMiddleware(name: "C", log: mixedLog)
+            }
+            #expect(config.middleware?.handlesSynchronously == false)
+        }, log: mixedLog)
+        let c = RunningClient.start()
+        for server in [s, mixed] {
+            let r = try await c.client.call(Request(service: "svc", endpoint: "Echo.Call", body: [4]), options: CallOptions(address: server.address))
+            #expect(r.body == [4])
+        }
+        #expect(log.all == ["A>", "B>", "C>", "handler", "C<", "B<", "A<"])
+        #expect(mixedLog.all == ["A>", "B>", "C>", "handler", "C<", "B<", "A<"])
+        await c.stop()
+        await s.stop()
+        await mixed.stop()
+    }
+
+    @Test("a synchronous middleware's refusal: a restartable NACK, the handler and inner hooks skipped, outer ones see it")
+    func synchronousRefusal() async throws {
+        let log = Recorder<String>()
+        let s = try await Self.echoServer(configure: { config in
+            config.use {
+                SynchronousRecordingServerMiddleware(name: "A", log: log)
+                SynchronousRecordingServerMiddleware(name: "B", log: log, refuse: true)
+                SynchronousRecordingServerMiddleware(name: "C", log: log)
+            }
+        }, log: log)
+        let c = RunningClient.start()
+        let result = await outcome(c.client, Request(service: "svc", endpoint: "Echo.Call", body: [1]),
+                                   CallOptions(retries: 0, address: s.address))
+        let e = try #require(result.rpcError)
+        #expect(e.code == .resourceExhausted, "\(e)")
+        #expect(e.workNotStarted, "a restartable NACK")
+        #expect(e.message.contains("B is full"), "\(e.message)")
+        #expect(log.all == ["A>", "B>", "A<refused:resourceExhausted"],
+                "the refusing middleware's own didHandle, the inner one and the handler did not run")
+        await c.stop()
+        await s.stop()
+    }
+
+    @Test("a handler's error reaches every synchronous middleware's didHandle as the outcome")
+    func synchronousSeesHandlerError() async throws {
+        let log = Recorder<String>()
+        let s = try await RunningServer.start(configure: { config in
+            config.use {
+                SynchronousRecordingServerMiddleware(name: "A", log: log)
+                SynchronousRecordingServerMiddleware(name: "B", log: log)
+            }
+        }) { server in
+            server.handle("Echo.Fail") { _, _ in
+                log.append("handler")
+                throw RPCError(.notFound, "nothing here")
+            }
+        }
+        let c = RunningClient.start()
+        let result = await outcome(c.client, Request(service: "svc", endpoint: "Echo.Fail", body: []),
+                                   CallOptions(retries: 0, address: s.address))
+        #expect(result.rpcError?.code == .notFound)
+        #expect(log.all == ["A>", "B>", "handler", "B<error", "A<error"])
         await c.stop()
         await s.stop()
     }

@@ -72,22 +72,22 @@ public struct MetricsMiddleware: ClientMiddleware, ServerMiddleware {
 
     // MARK: server
 
-    public nonisolated(nonsending) func intercept(
-        _ request: Request, context: RPCContext,
-        next: nonisolated(nonsending) (Request, RPCContext) async throws -> Response
-    ) async throws -> Response {
+    /// Synchronous on the server: unary calls are counted before and after their handler, with no async level.
+    public var handlesSynchronously: Bool { true }
+
+    public func willHandle(_ request: Request, context: RPCContext) throws {
+        server.handles(context.service, context.endpoint).inFlight.increment(by: 1)
+    }
+
+    public func didHandle(_ request: Request, context: RPCContext, outcome: Result<Response, any Error>) {
         let h = server.handles(context.service, context.endpoint)
-        let start = context.receivedAt
-        h.inFlight.increment(by: 1)
-        defer { h.inFlight.decrement(by: 1) }
-        do {
-            let response = try await next(request, context)
+        h.inFlight.decrement(by: 1)
+        switch outcome {
+        case .success:
             h.calls.increment(by: 1)
-            h.duration.recordNanoseconds(start.nanoseconds(to: .now))
-            return response
-        } catch {
-            served(h, start: start, error: error)
-            throw error
+            h.duration.recordNanoseconds(context.receivedAt.nanoseconds(to: .now))
+        case .failure(let error):
+            served(h, start: context.receivedAt, error: error)
         }
     }
 

@@ -40,12 +40,11 @@ public struct ServerRateLimitMiddleware: ServerMiddleware {
         }
     }
 
-    public nonisolated(nonsending) func intercept(
-        _ request: Request, context: RPCContext,
-        next: nonisolated(nonsending) (Request, RPCContext) async throws -> Response
-    ) async throws -> Response {
+    /// Synchronous: unary calls are admitted or refused before their handler, with no async level.
+    public var handlesSynchronously: Bool { true }
+
+    public func willHandle(_ request: Request, context: RPCContext) throws {
         try admit(context)
-        return try await next(request, context)
     }
 
     public nonisolated(nonsending) func interceptStream(

@@ -12,6 +12,14 @@ public import MicroCore
 /// A chain (``ServerMiddlewareChain``, built with ``ServerConfiguration/use(_:)``) runs the first middleware
 /// outermost. It runs inside the server's own checks (concurrency limit, expired deadline, unknown content type),
 /// on the connection's event loop (`nonisolated(nonsending)`): do not block.
+///
+/// **Synchronous middleware.** A middleware that only acts before a unary handler (check, count, refuse) and after
+/// it (record the outcome) can say so with ``handlesSynchronously`` and implement ``willHandle(_:context:)`` and
+/// ``didHandle(_:context:outcome:)`` instead of ``intercept(_:context:next:)``. When every middleware of the chain
+/// is synchronous, the server calls the hooks around the handler and no middleware adds an `async` level to the
+/// call: each level costs a task frame and an executor check on return, and on a loop that a task prefers as its
+/// executor that check takes the Swift runtime's status-record lock, which every loop shares. The stock rate
+/// limiter and metrics are synchronous. Stream handlers and subscribers always go through the `async` methods.
 public protocol ServerMiddleware: Sendable {
     nonisolated(nonsending) func intercept(
         _ request: Request, context: RPCContext,
@@ -26,16 +34,50 @@ public protocol ServerMiddleware: Sendable {
     nonisolated(nonsending) func interceptMessage(
         _ message: BrokerMessage, topic: String, next: nonisolated(nonsending) (BrokerMessage) async throws -> Void
     ) async throws
+
+    /// Whether the middleware does all its unary work in ``willHandle(_:context:)`` and
+    /// ``didHandle(_:context:outcome:)`` (its ``intercept(_:context:next:)`` must then be the two around `next`,
+    /// which is what the default does for a synchronous middleware). False by default.
+    var handlesSynchronously: Bool { get }
+
+    /// Before a unary handler: throw to refuse the call (``ServerRefusal``, ``RPCError``); the handler does not
+    /// run, and ``didHandle(_:context:outcome:)`` is not called for this middleware. Only used when
+    /// ``handlesSynchronously``.
+    func willHandle(_ request: Request, context: RPCContext) throws
+
+    /// After a unary handler (or an inner middleware's refusal) with its outcome, once for each call whose
+    /// ``willHandle(_:context:)`` returned. Only used when ``handlesSynchronously``.
+    func didHandle(_ request: Request, context: RPCContext, outcome: Result<Response, any Error>)
 }
 
 extension ServerMiddleware {
+    /// Passes the call on; a synchronous middleware's hooks around it.
     @inlinable
     public nonisolated(nonsending) func intercept(
         _ request: Request, context: RPCContext,
         next: nonisolated(nonsending) (Request, RPCContext) async throws -> Response
     ) async throws -> Response {
-        try await next(request, context)
+        guard handlesSynchronously else { return try await next(request, context) }
+        try willHandle(request, context: context)
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            didHandle(request, context: context, outcome: .failure(error))
+            throw error
+        }
+        didHandle(request, context: context, outcome: .success(response))
+        return response
     }
+
+    @inlinable
+    public var handlesSynchronously: Bool { false }
+
+    @inlinable
+    public func willHandle(_ request: Request, context: RPCContext) throws {}
+
+    @inlinable
+    public func didHandle(_ request: Request, context: RPCContext, outcome: Result<Response, any Error>) {}
 
     @inlinable
     public nonisolated(nonsending) func interceptStream(

@@ -18,9 +18,44 @@ public struct ServerMiddlewareChain<First: ServerMiddleware, Second: ServerMiddl
         _ request: Request, context: RPCContext,
         next: nonisolated(nonsending) (Request, RPCContext) async throws -> Response
     ) async throws -> Response {
-        try await first.intercept(request, context: context) { request, context in
+        if first.handlesSynchronously {
+            // No closure level for a synchronous first: its hooks around the second.
+            try first.willHandle(request, context: context)
+            let response: Response
+            do {
+                response = try await second.intercept(request, context: context, next: next)
+            } catch {
+                first.didHandle(request, context: context, outcome: .failure(error))
+                throw error
+            }
+            first.didHandle(request, context: context, outcome: .success(response))
+            return response
+        }
+        return try await first.intercept(request, context: context) { request, context in
             try await second.intercept(request, context: context, next: next)
         }
+    }
+
+    @inlinable
+    public var handlesSynchronously: Bool { first.handlesSynchronously && second.handlesSynchronously }
+
+    /// The first's, then the second's; when the second refuses, the first sees the refusal as the outcome.
+    @inlinable
+    public func willHandle(_ request: Request, context: RPCContext) throws {
+        try first.willHandle(request, context: context)
+        do {
+            try second.willHandle(request, context: context)
+        } catch {
+            first.didHandle(request, context: context, outcome: .failure(error))
+            throw error
+        }
+    }
+
+    /// The second's, then the first's (the reverse order: the first is outermost).
+    @inlinable
+    public func didHandle(_ request: Request, context: RPCContext, outcome: Result<Response, any Error>) {
+        second.didHandle(request, context: context, outcome: outcome)
+        first.didHandle(request, context: context, outcome: outcome)
     }
 
     @inlinable
@@ -83,5 +118,15 @@ public struct AnyServerMiddleware: ServerMiddleware {
         _ message: BrokerMessage, topic: String, next: nonisolated(nonsending) (BrokerMessage) async throws -> Void
     ) async throws {
         try await base.interceptMessage(message, topic: topic, next: next)
+    }
+
+    public var handlesSynchronously: Bool { base.handlesSynchronously }
+
+    public func willHandle(_ request: Request, context: RPCContext) throws {
+        try base.willHandle(request, context: context)
+    }
+
+    public func didHandle(_ request: Request, context: RPCContext, outcome: Result<Response, any Error>) {
+        base.didHandle(request, context: context, outcome: outcome)
     }
 }
