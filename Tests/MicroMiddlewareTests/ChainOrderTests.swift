@@ -25,6 +25,40 @@ struct RecordingClientMiddleware: ClientMiddleware {
     }
 }
 
+/// Like ``RecordingClientMiddleware`` (async), but marks exits by error as the synchronous one does.
+struct ErrorMarkingClientMiddleware: ClientMiddleware {
+    let name: String
+    let log: Recorder<String>
+
+    nonisolated(nonsending) func intercept(
+        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
+        log.append("\(name)>call")
+        do {
+            let output = try await next(call)
+            log.append("\(name)<call")
+            return output
+        } catch {
+            log.append("\(name)<call:error")
+            throw error
+        }
+    }
+
+    nonisolated(nonsending) func interceptAttempt(
+        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
+        log.append("\(name)>attempt\(attempt.number)")
+        do {
+            let output = try await next(attempt)
+            log.append("\(name)<attempt\(attempt.number)")
+            return output
+        } catch {
+            log.append("\(name)<attempt\(attempt.number):error")
+            throw error
+        }
+    }
+}
+
 /// Records entry and exit around a unary handler.
 struct RecordingServerMiddleware: ServerMiddleware {
     let name: String
@@ -38,6 +72,34 @@ struct RecordingServerMiddleware: ServerMiddleware {
         defer { log.append("\(name)<") }
         return try await next(request, context)
     }
+}
+
+/// Records its hooks at both client levels, synchronously; fails every call in `willCall` when `refuse` is set.
+struct SynchronousRecordingClientMiddleware: ClientMiddleware {
+    let name: String
+    let log: Recorder<String>
+    var refuse = false
+
+    var callsSynchronously: Bool { true }
+
+    func willCall(_ call: ClientCall) throws {
+        log.append("\(name)>call")
+        if refuse { throw RPCError(.resourceExhausted, "\(name) refuses") }
+    }
+
+    func didCall(_ call: ClientCall, outcome: Result<ClientOutput, any Error>) {
+        log.append(outcome.isSuccess ? "\(name)<call" : "\(name)<call:error")
+    }
+
+    func willAttempt(_ attempt: ClientAttempt) throws { log.append("\(name)>attempt\(attempt.number)") }
+
+    func didAttempt(_ attempt: ClientAttempt, outcome: Result<ClientOutput, any Error>) {
+        log.append(outcome.isSuccess ? "\(name)<attempt\(attempt.number)" : "\(name)<attempt\(attempt.number):error")
+    }
+}
+
+extension Result {
+    var isSuccess: Bool { if case .success = self { true } else { false } }
 }
 
 /// Records its hooks around a unary handler, synchronously (no async level); refuses when `refuse` is set.
@@ -140,6 +202,60 @@ struct ChainOrderTests {
         ])
         await c.stop()
         await good.stop()
+    }
+
+    @Test("synchronous client middlewares (first, last, or all) keep the order of the async ones, retries included")
+    func synchronousClientOrder() async throws {
+        let good = try await Self.echoServer()
+        let expected = [
+            "A>call", "B>call", "C>call",
+            "A>attempt1", "B>attempt1", "C>attempt1", "C<attempt1:error", "B<attempt1:error", "A<attempt1:error",
+            "A>attempt2", "B>attempt2", "C>attempt2", "C<attempt2", "B<attempt2", "A<attempt2",
+            "C<call", "B<call", "A<call",
+        ]
+        for layout in ["sync-async-sync", "async-sync-async", "sync-sync-sync"] {
+            let log = Recorder<String>()
+            let kinds = layout.split(separator: "-")
+            func member(_ i: Int, _ name: String) -> AnyClientMiddleware {
+                kinds[i] == "sync" ? AnyClientMiddleware(SynchronousRecordingClientMiddleware(name: name, log: log))
+                    : AnyClientMiddleware(ErrorMarkingClientMiddleware(name: name, log: log))
+            }
+            let selector = OrderedSelector([deadAddress(), good.address])
+            let c = RunningClient.start(selector: selector) { config in
+                config.backoff = Backoff(base: .microseconds(100), maximum: .milliseconds(1))
+                config.use {
+                    member(0, "A")
+                    member(1, "B")
+                    member(2, "C")
+                }
+            }
+            let r = try await c.client.call(Request(service: "svc", endpoint: "Echo.Call", body: [7]), options: CallOptions(retries: 2))
+            #expect(r.body == [7])
+            #expect(log.all == expected, "\(layout)")
+            await c.stop()
+        }
+        await good.stop()
+    }
+
+    @Test("a synchronous client middleware that throws in willCall fails the call before anything is sent")
+    func synchronousClientRefusal() async throws {
+        let handlerLog = Recorder<String>()
+        let s = try await Self.echoServer(log: handlerLog)
+        let log = Recorder<String>()
+        let c = RunningClient.start { config in
+            config.use {
+                SynchronousRecordingClientMiddleware(name: "A", log: log)
+                SynchronousRecordingClientMiddleware(name: "B", log: log, refuse: true)
+                SynchronousRecordingClientMiddleware(name: "C", log: log)
+            }
+        }
+        let result = await outcome(c.client, Request(service: "svc", endpoint: "Echo.Call", body: [1]),
+                                   CallOptions(retries: 2, address: s.address))
+        #expect(result.rpcError?.code == .resourceExhausted)
+        #expect(log.all == ["A>call", "B>call", "A<call:error"])
+        #expect(handlerLog.all.isEmpty, "nothing was sent")
+        await c.stop()
+        await s.stop()
     }
 
     @Test("server middlewares run first-listed outermost around the handler, exits reversed")

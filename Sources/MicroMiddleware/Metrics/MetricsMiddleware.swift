@@ -34,40 +34,31 @@ public struct MetricsMiddleware: ClientMiddleware, ServerMiddleware {
 
     // MARK: client
 
-    public nonisolated(nonsending) func intercept(
-        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
-    ) async throws -> ClientOutput {
-        let h = client.handles(call.service, call.endpoint)
-        h.inFlight.increment(by: 1)
-        defer { h.inFlight.decrement(by: 1) }
-        do {
-            let output = try await next(call)
-            h.calls.increment(by: 1)
-            h.duration.recordNanoseconds(call.startedAt.nanoseconds(to: .now))
-            return output
-        } catch {
-            h.calls.increment(by: 1)
-            h.duration.recordNanoseconds(call.startedAt.nanoseconds(to: .now))
-            h.error(Self.code(error)).increment(by: 1)
-            throw error
-        }
+    /// Synchronous on the client: calls and attempts are counted before and after, with no async level.
+    public var callsSynchronously: Bool { true }
+
+    public func willCall(_ call: ClientCall) throws {
+        client.handles(call.service, call.endpoint).inFlight.increment(by: 1)
     }
 
-    public nonisolated(nonsending) func interceptAttempt(
-        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
-    ) async throws -> ClientOutput {
+    public func didCall(_ call: ClientCall, outcome: Result<ClientOutput, any Error>) {
+        let h = client.handles(call.service, call.endpoint)
+        h.inFlight.decrement(by: 1)
+        h.calls.increment(by: 1)
+        h.duration.recordNanoseconds(call.startedAt.nanoseconds(to: .now))
+        if case .failure(let error) = outcome { h.error(Self.code(error)).increment(by: 1) }
+    }
+
+    public func willAttempt(_ attempt: ClientAttempt) throws {
         let h = client.handles(attempt.service, attempt.endpoint)
         if attempt.isHedge { h.hedges.increment(by: 1) } else if attempt.number > 1 { h.retries.increment(by: 1) }
-        let start = Timestamp.now
-        do {
-            let output = try await next(attempt)
-            h.attemptDuration!.recordNanoseconds(start.nanoseconds(to: .now))
-            return output
-        } catch let e as RPCError {
-            h.attemptDuration!.recordNanoseconds(start.nanoseconds(to: .now))
-            if e.workNotStarted && e.cause == nil { h.nacks.increment(by: 1) }  // a NACK the server sent
-            throw e
-        }
+    }
+
+    public func didAttempt(_ attempt: ClientAttempt, outcome: Result<ClientOutput, any Error>) {
+        let h = client.handles(attempt.service, attempt.endpoint)
+        h.attemptDuration!.recordNanoseconds(attempt.startedAt.nanoseconds(to: .now))
+        // A NACK the server sent (not one made here, which has a cause).
+        if case .failure(let e as RPCError) = outcome, e.workNotStarted && e.cause == nil { h.nacks.increment(by: 1) }
     }
 
     // MARK: server

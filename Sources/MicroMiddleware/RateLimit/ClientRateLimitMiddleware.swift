@@ -30,14 +30,14 @@ public struct ClientRateLimitMiddleware: ClientMiddleware {
 
     public init(rate: Rate) { self.init(Configuration(rate: rate)) }
 
-    public nonisolated(nonsending) func intercept(
-        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
-    ) async throws -> ClientOutput {
+    /// Synchronous: a call is admitted or failed before anything is sent, with no async level.
+    public var callsSynchronously: Bool { true }
+
+    public func willCall(_ call: ClientCall) throws {
         guard admit(call.service, now: call.startedAt.nanoseconds) || admit(call.service, now: Timestamp.now.nanoseconds) else {
             let rate = configuration.services[call.service] ?? configuration.rate
             throw RPCError(.resourceExhausted, "client rate limit of \(rate) for service \(call.service) exceeded; not sent")
         }
-        return try await next(call)
     }
 
     /// Takes a token of `service`'s bucket. (A refusal is checked again with a fresh clock reading by the caller.)

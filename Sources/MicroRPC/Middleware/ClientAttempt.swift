@@ -18,9 +18,11 @@ public struct ClientAttempt: Sendable {
     public var metadata: Metadata
     /// The call's deadline (the attempt's too).
     public let deadline: Timestamp
+    /// When the attempt began (for its duration).
+    public let startedAt: Timestamp
 
     public init(service: String, endpoint: String, address: String, node: Node?, number: UInt16, isHedge: Bool,
-                metadata: Metadata, deadline: Timestamp) {
+                metadata: Metadata, deadline: Timestamp, startedAt: Timestamp = .now) {
         self.service = service
         self.endpoint = endpoint
         self.address = address
@@ -29,6 +31,7 @@ public struct ClientAttempt: Sendable {
         self.isHedge = isHedge
         self.metadata = metadata
         self.deadline = deadline
+        self.startedAt = startedAt
     }
 
     /// The selector's name for the node: its id, else the address.

@@ -13,6 +13,13 @@
 /// Both run on the caller's executor (`nonisolated(nonsending)`), so a middleware that does not suspend costs no
 /// thread hop. Not promised: that an attempt middleware runs on the task of the logical call (a hedge runs in a
 /// child task).
+///
+/// **Synchronous middleware.** A middleware that only acts before and after (check, count, refuse) can say so
+/// with ``callsSynchronously`` and implement the hooks ``willCall(_:)``, ``didCall(_:outcome:)``,
+/// ``willAttempt(_:)`` and ``didAttempt(_:outcome:)`` (each a no-op by default) instead of the two `intercept`
+/// methods. A chain then runs its hooks in place, with no `async` level of its own: each level costs a task frame
+/// and an executor check on return, which on a task that prefers an event loop as its executor takes the Swift
+/// runtime's status-record lock. The stock rate limiter and metrics are synchronous.
 public protocol ClientMiddleware: Sendable {
     nonisolated(nonsending) func intercept(
         _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
@@ -21,20 +28,75 @@ public protocol ClientMiddleware: Sendable {
     nonisolated(nonsending) func interceptAttempt(
         _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
     ) async throws -> ClientOutput
+
+    /// Whether the middleware does all its work in the hooks (its `intercept` methods must then be the hooks
+    /// around `next`, which is what the defaults do for a synchronous middleware). False by default.
+    var callsSynchronously: Bool { get }
+
+    /// Before a logical call: throw (an ``RPCError``) to fail it; nothing is sent and ``didCall(_:outcome:)`` is
+    /// not called for this middleware. Only used when ``callsSynchronously``.
+    func willCall(_ call: ClientCall) throws
+
+    /// After a logical call with its outcome, once for each call whose ``willCall(_:)`` returned.
+    func didCall(_ call: ClientCall, outcome: Result<ClientOutput, any Error>)
+
+    /// Before an attempt: throw to fail it (an ``RPCError`` with a ``CircuitOpenError`` cause: not sent, another
+    /// node is tried). Only used when ``callsSynchronously``.
+    func willAttempt(_ attempt: ClientAttempt) throws
+
+    /// After an attempt with its outcome, once for each attempt whose ``willAttempt(_:)`` returned.
+    func didAttempt(_ attempt: ClientAttempt, outcome: Result<ClientOutput, any Error>)
 }
 
 extension ClientMiddleware {
+    /// Passes the call on; a synchronous middleware's hooks around it.
     @inlinable
     public nonisolated(nonsending) func intercept(
         _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
     ) async throws -> ClientOutput {
-        try await next(call)
+        guard callsSynchronously else { return try await next(call) }
+        try willCall(call)
+        let output: ClientOutput
+        do {
+            output = try await next(call)
+        } catch {
+            didCall(call, outcome: .failure(error))
+            throw error
+        }
+        didCall(call, outcome: .success(output))
+        return output
     }
 
+    /// Passes the attempt on; a synchronous middleware's hooks around it.
     @inlinable
     public nonisolated(nonsending) func interceptAttempt(
         _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
     ) async throws -> ClientOutput {
-        try await next(attempt)
+        guard callsSynchronously else { return try await next(attempt) }
+        try willAttempt(attempt)
+        let output: ClientOutput
+        do {
+            output = try await next(attempt)
+        } catch {
+            didAttempt(attempt, outcome: .failure(error))
+            throw error
+        }
+        didAttempt(attempt, outcome: .success(output))
+        return output
     }
+
+    @inlinable
+    public var callsSynchronously: Bool { false }
+
+    @inlinable
+    public func willCall(_ call: ClientCall) throws {}
+
+    @inlinable
+    public func didCall(_ call: ClientCall, outcome: Result<ClientOutput, any Error>) {}
+
+    @inlinable
+    public func willAttempt(_ attempt: ClientAttempt) throws {}
+
+    @inlinable
+    public func didAttempt(_ attempt: ClientAttempt, outcome: Result<ClientOutput, any Error>) {}
 }

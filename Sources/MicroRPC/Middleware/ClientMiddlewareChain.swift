@@ -15,14 +15,107 @@ public struct ClientMiddlewareChain<First: ClientMiddleware, Second: ClientMiddl
     public nonisolated(nonsending) func intercept(
         _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
     ) async throws -> ClientOutput {
-        try await first.intercept(call) { call in try await second.intercept(call, next: next) }
+        if first.callsSynchronously {
+            // No closure level for a synchronous first: its hooks around the second.
+            try first.willCall(call)
+            let output: ClientOutput
+            do {
+                output = try await second.intercept(call, next: next)
+            } catch {
+                first.didCall(call, outcome: .failure(error))
+                throw error
+            }
+            first.didCall(call, outcome: .success(output))
+            return output
+        }
+        if second.callsSynchronously {
+            // Nor a level for a synchronous second: its hooks inside the first's closure.
+            return try await first.intercept(call) { call in
+                try second.willCall(call)
+                let output: ClientOutput
+                do {
+                    output = try await next(call)
+                } catch {
+                    second.didCall(call, outcome: .failure(error))
+                    throw error
+                }
+                second.didCall(call, outcome: .success(output))
+                return output
+            }
+        }
+        return try await first.intercept(call) { call in try await second.intercept(call, next: next) }
     }
 
     @inlinable
     public nonisolated(nonsending) func interceptAttempt(
         _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
     ) async throws -> ClientOutput {
-        try await first.interceptAttempt(attempt) { attempt in try await second.interceptAttempt(attempt, next: next) }
+        if first.callsSynchronously {
+            try first.willAttempt(attempt)
+            let output: ClientOutput
+            do {
+                output = try await second.interceptAttempt(attempt, next: next)
+            } catch {
+                first.didAttempt(attempt, outcome: .failure(error))
+                throw error
+            }
+            first.didAttempt(attempt, outcome: .success(output))
+            return output
+        }
+        if second.callsSynchronously {
+            return try await first.interceptAttempt(attempt) { attempt in
+                try second.willAttempt(attempt)
+                let output: ClientOutput
+                do {
+                    output = try await next(attempt)
+                } catch {
+                    second.didAttempt(attempt, outcome: .failure(error))
+                    throw error
+                }
+                second.didAttempt(attempt, outcome: .success(output))
+                return output
+            }
+        }
+        return try await first.interceptAttempt(attempt) { attempt in try await second.interceptAttempt(attempt, next: next) }
+    }
+
+    @inlinable
+    public var callsSynchronously: Bool { first.callsSynchronously && second.callsSynchronously }
+
+    /// The first's, then the second's; when the second fails the call, the first sees that as the outcome.
+    @inlinable
+    public func willCall(_ call: ClientCall) throws {
+        try first.willCall(call)
+        do {
+            try second.willCall(call)
+        } catch {
+            first.didCall(call, outcome: .failure(error))
+            throw error
+        }
+    }
+
+    /// The second's, then the first's.
+    @inlinable
+    public func didCall(_ call: ClientCall, outcome: Result<ClientOutput, any Error>) {
+        second.didCall(call, outcome: outcome)
+        first.didCall(call, outcome: outcome)
+    }
+
+    @inlinable
+    public func willAttempt(_ attempt: ClientAttempt) throws {
+        try first.willAttempt(attempt)
+        do {
+            try second.willAttempt(attempt)
+        } catch {
+            first.didAttempt(attempt, outcome: .failure(error))
+            throw error
+        }
+    }
+
+    @inlinable
+    public func didAttempt(_ attempt: ClientAttempt, outcome: Result<ClientOutput, any Error>) {
+        second.didAttempt(attempt, outcome: outcome)
+        first.didAttempt(attempt, outcome: outcome)
     }
 }
 
@@ -69,6 +162,18 @@ public struct OptionalClientMiddleware<Wrapped: ClientMiddleware>: ClientMiddlew
         guard let wrapped else { return try await next(attempt) }
         return try await wrapped.interceptAttempt(attempt, next: next)
     }
+    /// An absent middleware does nothing, synchronously.
+    public var callsSynchronously: Bool { wrapped?.callsSynchronously ?? true }
+
+    public func willCall(_ call: ClientCall) throws { try wrapped?.willCall(call) }
+
+    public func didCall(_ call: ClientCall, outcome: Result<ClientOutput, any Error>) { wrapped?.didCall(call, outcome: outcome) }
+
+    public func willAttempt(_ attempt: ClientAttempt) throws { try wrapped?.willAttempt(attempt) }
+
+    public func didAttempt(_ attempt: ClientAttempt, outcome: Result<ClientOutput, any Error>) {
+        wrapped?.didAttempt(attempt, outcome: outcome)
+    }
 }
 
 /// A middleware of a type known only at run time (what ``ClientConfiguration/use(_:)`` chains onto).
@@ -87,5 +192,16 @@ public struct AnyClientMiddleware: ClientMiddleware {
         _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
     ) async throws -> ClientOutput {
         try await base.interceptAttempt(attempt, next: next)
+    }
+    public var callsSynchronously: Bool { base.callsSynchronously }
+
+    public func willCall(_ call: ClientCall) throws { try base.willCall(call) }
+
+    public func didCall(_ call: ClientCall, outcome: Result<ClientOutput, any Error>) { base.didCall(call, outcome: outcome) }
+
+    public func willAttempt(_ attempt: ClientAttempt) throws { try base.willAttempt(attempt) }
+
+    public func didAttempt(_ attempt: ClientAttempt, outcome: Result<ClientOutput, any Error>) {
+        base.didAttempt(attempt, outcome: outcome)
     }
 }

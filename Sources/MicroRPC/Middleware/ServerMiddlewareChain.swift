@@ -31,6 +31,21 @@ public struct ServerMiddlewareChain<First: ServerMiddleware, Second: ServerMiddl
             first.didHandle(request, context: context, outcome: .success(response))
             return response
         }
+        if second.handlesSynchronously {
+            // Nor a level for a synchronous second: its hooks inside the first's closure.
+            return try await first.intercept(request, context: context) { request, context in
+                try second.willHandle(request, context: context)
+                let response: Response
+                do {
+                    response = try await next(request, context)
+                } catch {
+                    second.didHandle(request, context: context, outcome: .failure(error))
+                    throw error
+                }
+                second.didHandle(request, context: context, outcome: .success(response))
+                return response
+            }
+        }
         return try await first.intercept(request, context: context) { request, context in
             try await second.intercept(request, context: context, next: next)
         }
