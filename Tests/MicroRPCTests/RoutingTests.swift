@@ -90,7 +90,7 @@ struct RoutingTests {
             #expect(e.code == .deadlineExceeded)
         }
         try await eventually(5, "second handler cancelled") { cancelled.count == started.count }
-        try await eventually(5, "counted out") { s.server.inFlightCalls == 0 }
+        try await eventually(20, "counted out") { s.server.inFlightCalls == 0 }
         await c.stop()
         await s.stop()
     }
@@ -109,7 +109,7 @@ struct RoutingTests {
         let o = CallOptions(retries: 0, address: s.address)
         let client = c.client
         let first = Task { try await client.call(Request(service: "svc", endpoint: "Wait.Call", body: []), options: o) }
-        try await eventually(5, "first call running") { s.server.inFlightCalls == 1 }
+        try await eventually(20, "first call running") { s.server.inFlightCalls == 1 }
         await expectError(c.client, o, Request(service: "svc", endpoint: "Echo.Call", body: [2]), .resourceExhausted, "limit of 1")
         #expect(s.server.refusedCalls == 1)
         // Health checks and refusals are not counted.
@@ -117,7 +117,7 @@ struct RoutingTests {
         #expect(s.server.inFlightCalls == 1)
         gate.open()
         #expect(try await first.value.body == [1])
-        try await eventually(5, "counted out") { s.server.inFlightCalls == 0 }
+        try await eventually(20, "counted out") { s.server.inFlightCalls == 0 }
         #expect(try await c.client.call(Request(service: "svc", endpoint: "Echo.Call", body: [3]), options: o).body == [3])
         await c.stop()
         await s.stop()
