@@ -130,7 +130,7 @@ extension Client {
             }
             let result: AttemptResult<Output> = await Self.attempt(
                 through: middleware, service: service, endpoint: endpoint, address: address, node: node, number: number,
-                metadata: metadata, deadline: deadline, summary: summary, contentType: contentType, context: context, attempt)
+                metadata: metadata, deadline: deadline, startedAt: now, summary: summary, contentType: contentType, context: context, attempt)
             let error: RPCError
             switch result {
             case .success(let output):
@@ -211,12 +211,12 @@ extension Client {
     @inline(never)
     nonisolated(nonsending) static func attempt<Context, Output: ClientOutputConvertible>(
         through middleware: any ClientMiddleware, service: String, endpoint: String, address: String, node: Node?, number: UInt16,
-        metadata: Metadata, deadline: Timestamp, summary: CallSummary?, contentType: String, context: Context,
+        metadata: Metadata, deadline: Timestamp, startedAt: Timestamp, summary: CallSummary?, contentType: String, context: Context,
         _ attempt: nonisolated(nonsending) (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
     ) async -> AttemptResult<Output> {
         summary?.attempted(node?.id ?? address, hedge: false)
         let info = ClientAttempt(service: service, endpoint: endpoint, address: address, node: node, number: number, isHedge: false,
-                                 metadata: metadata, deadline: deadline)
+                                 metadata: metadata, deadline: deadline, startedAt: startedAt)
         return await Self.attempt(through: middleware, info, contentType: contentType, context: context, attempt)
     }
 

@@ -88,17 +88,7 @@ final class Route: UnaryHandler, @unchecked Sendable {
         if server.hasMiddleware {
             guard server.synchronousMiddleware else { return try await throughMiddleware(body, call, context) }
             // Synchronous middleware: its hooks around the handler, in this function (no async level of its own).
-            let middleware = server.middleware!
-            try middleware.willHandle(call, context: context)
-            let response: Response
-            do {
-                response = try await body(call, context)
-            } catch {
-                middleware.didHandle(call, context: context, outcome: .failure(error))
-                throw error
-            }
-            middleware.didHandle(call, context: context, outcome: .success(response))
-            return response
+            return try await server.middleware!.withHooks(call, context: context, around: body)
         }
         return try await body(call, context)
     }

@@ -55,16 +55,7 @@ extension ClientMiddleware {
         _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
     ) async throws -> ClientOutput {
         guard callsSynchronously else { return try await next(call) }
-        try willCall(call)
-        let output: ClientOutput
-        do {
-            output = try await next(call)
-        } catch {
-            didCall(call, outcome: .failure(error))
-            throw error
-        }
-        didCall(call, outcome: .success(output))
-        return output
+        return try await withCallHooks(call, around: next)
     }
 
     /// Passes the attempt on; a synchronous middleware's hooks around it.
@@ -73,10 +64,36 @@ extension ClientMiddleware {
         _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
     ) async throws -> ClientOutput {
         guard callsSynchronously else { return try await next(attempt) }
+        return try await withAttemptHooks(attempt, around: next)
+    }
+
+    /// ``willCall(_:)``, `body`, ``didCall(_:outcome:)`` with its outcome. Inlined into its caller, so that the
+    /// hooks add no async level (the chains use it).
+    @inlinable @inline(__always)
+    nonisolated(nonsending) func withCallHooks(
+        _ call: ClientCall, around body: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
+        try willCall(call)
+        let output: ClientOutput
+        do {
+            output = try await body(call)
+        } catch {
+            didCall(call, outcome: .failure(error))
+            throw error
+        }
+        didCall(call, outcome: .success(output))
+        return output
+    }
+
+    /// ``willAttempt(_:)``, `body`, ``didAttempt(_:outcome:)`` with its outcome, inlined like ``withCallHooks``.
+    @inlinable @inline(__always)
+    nonisolated(nonsending) func withAttemptHooks(
+        _ attempt: ClientAttempt, around body: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
+    ) async throws -> ClientOutput {
         try willAttempt(attempt)
         let output: ClientOutput
         do {
-            output = try await next(attempt)
+            output = try await body(attempt)
         } catch {
             didAttempt(attempt, outcome: .failure(error))
             throw error

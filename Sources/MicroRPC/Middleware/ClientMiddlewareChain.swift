@@ -17,31 +17,11 @@ public struct ClientMiddlewareChain<First: ClientMiddleware, Second: ClientMiddl
     ) async throws -> ClientOutput {
         if first.callsSynchronously {
             // No closure level for a synchronous first: its hooks around the second.
-            try first.willCall(call)
-            let output: ClientOutput
-            do {
-                output = try await second.intercept(call, next: next)
-            } catch {
-                first.didCall(call, outcome: .failure(error))
-                throw error
-            }
-            first.didCall(call, outcome: .success(output))
-            return output
+            return try await first.withCallHooks(call) { call in try await second.intercept(call, next: next) }
         }
         if second.callsSynchronously {
             // Nor a level for a synchronous second: its hooks inside the first's closure.
-            return try await first.intercept(call) { call in
-                try second.willCall(call)
-                let output: ClientOutput
-                do {
-                    output = try await next(call)
-                } catch {
-                    second.didCall(call, outcome: .failure(error))
-                    throw error
-                }
-                second.didCall(call, outcome: .success(output))
-                return output
-            }
+            return try await first.intercept(call) { call in try await second.withCallHooks(call, around: next) }
         }
         return try await first.intercept(call) { call in try await second.intercept(call, next: next) }
     }
@@ -51,30 +31,10 @@ public struct ClientMiddlewareChain<First: ClientMiddleware, Second: ClientMiddl
         _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
     ) async throws -> ClientOutput {
         if first.callsSynchronously {
-            try first.willAttempt(attempt)
-            let output: ClientOutput
-            do {
-                output = try await second.interceptAttempt(attempt, next: next)
-            } catch {
-                first.didAttempt(attempt, outcome: .failure(error))
-                throw error
-            }
-            first.didAttempt(attempt, outcome: .success(output))
-            return output
+            return try await first.withAttemptHooks(attempt) { attempt in try await second.interceptAttempt(attempt, next: next) }
         }
         if second.callsSynchronously {
-            return try await first.interceptAttempt(attempt) { attempt in
-                try second.willAttempt(attempt)
-                let output: ClientOutput
-                do {
-                    output = try await next(attempt)
-                } catch {
-                    second.didAttempt(attempt, outcome: .failure(error))
-                    throw error
-                }
-                second.didAttempt(attempt, outcome: .success(output))
-                return output
-            }
+            return try await first.interceptAttempt(attempt) { attempt in try await second.withAttemptHooks(attempt, around: next) }
         }
         return try await first.interceptAttempt(attempt) { attempt in try await second.interceptAttempt(attempt, next: next) }
     }
@@ -162,6 +122,7 @@ public struct OptionalClientMiddleware<Wrapped: ClientMiddleware>: ClientMiddlew
         guard let wrapped else { return try await next(attempt) }
         return try await wrapped.interceptAttempt(attempt, next: next)
     }
+
     /// An absent middleware does nothing, synchronously.
     public var callsSynchronously: Bool { wrapped?.callsSynchronously ?? true }
 
@@ -193,6 +154,7 @@ public struct AnyClientMiddleware: ClientMiddleware {
     ) async throws -> ClientOutput {
         try await base.interceptAttempt(attempt, next: next)
     }
+
     public var callsSynchronously: Bool { base.callsSynchronously }
 
     public func willCall(_ call: ClientCall) throws { try base.willCall(call) }

@@ -58,10 +58,19 @@ extension ServerMiddleware {
         next: nonisolated(nonsending) (Request, RPCContext) async throws -> Response
     ) async throws -> Response {
         guard handlesSynchronously else { return try await next(request, context) }
+        return try await withHooks(request, context: context, around: next)
+    }
+
+    /// ``willHandle(_:context:)``, `body`, ``didHandle(_:context:outcome:)`` with its outcome. Inlined into its
+    /// caller, so that the hooks add no async level (the chains and the server's route use it).
+    @inlinable @inline(__always)
+    nonisolated(nonsending) func withHooks(
+        _ request: Request, context: RPCContext, around body: nonisolated(nonsending) (Request, RPCContext) async throws -> Response
+    ) async throws -> Response {
         try willHandle(request, context: context)
         let response: Response
         do {
-            response = try await next(request, context)
+            response = try await body(request, context)
         } catch {
             didHandle(request, context: context, outcome: .failure(error))
             throw error

@@ -20,30 +20,14 @@ public struct ServerMiddlewareChain<First: ServerMiddleware, Second: ServerMiddl
     ) async throws -> Response {
         if first.handlesSynchronously {
             // No closure level for a synchronous first: its hooks around the second.
-            try first.willHandle(request, context: context)
-            let response: Response
-            do {
-                response = try await second.intercept(request, context: context, next: next)
-            } catch {
-                first.didHandle(request, context: context, outcome: .failure(error))
-                throw error
+            return try await first.withHooks(request, context: context) { request, context in
+                try await second.intercept(request, context: context, next: next)
             }
-            first.didHandle(request, context: context, outcome: .success(response))
-            return response
         }
         if second.handlesSynchronously {
             // Nor a level for a synchronous second: its hooks inside the first's closure.
             return try await first.intercept(request, context: context) { request, context in
-                try second.willHandle(request, context: context)
-                let response: Response
-                do {
-                    response = try await next(request, context)
-                } catch {
-                    second.didHandle(request, context: context, outcome: .failure(error))
-                    throw error
-                }
-                second.didHandle(request, context: context, outcome: .success(response))
-                return response
+                try await second.withHooks(request, context: context, around: next)
             }
         }
         return try await first.intercept(request, context: context) { request, context in
