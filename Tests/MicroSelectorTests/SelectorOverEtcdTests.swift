@@ -15,7 +15,7 @@ import Testing
         c.prefix = "/micro-selector-test-\(UUID().uuidString.prefix(8))/"
         c.reconnectBackoffMax = .milliseconds(300)
         let registry = try EtcdRegistry(configuration: c)
-        try await registry.register(Service(name: "s", nodes: nodes(2)), options: RegisterOptions(ttl: .seconds(2)))
+        try await registry.register(Service(name: "s", nodes: nodes(2)), options: RegisterOptions(ttl: .seconds(10)))
         var config = SelectorConfiguration()
         config.strategy = .roundRobin
         let selector = RegistrySelector(registry: registry, configuration: config)
@@ -30,7 +30,7 @@ import Testing
         // a lookup per call.
         try etcd.start(0)
         try await etcd.waitHealthy(0)
-        try await registry.register(Service(name: "s", nodes: [Node(id: "late", address: "127.0.0.1:3")]), options: RegisterOptions(ttl: .seconds(2)))
+        try await registry.register(Service(name: "s", nodes: [Node(id: "late", address: "127.0.0.1:3")]), options: RegisterOptions(ttl: .seconds(10)))
         try await registry.deregister(Service(name: "s", nodes: [nodes(2)[0]]))
         #expect(await eventually(8) { (try? await distribution(selector, "s", count: 10))?.keys.sorted() == ["late", "n1"] })
         // One read when cold, one when the watch was live again after the break: none per call.
