@@ -24,7 +24,7 @@ extension Client {
     /// once; while none has answered, a hedge to another node after the policy's delay (if the retry budget
     /// allows); a failed attempt is retried by the usual rule once no other attempt is under way. The first
     /// success wins and the others are cancelled (the transport sends CANCEL). Every child marks its own node, so a
-    /// cancelled loser is marked too (ignored). The delay is a timer action (``HedgeWake``), not a task.
+    /// cancelled loser is marked too (superseded: it stays counted against its node for a while). The delay is a timer action (``HedgeWake``), not a task.
     nonisolated(nonsending) private func hedgedAttempts(_ request: Request, options: CallOptions, policy: HedgingPolicy, deadline: Timestamp,
                                                         middleware: (any ClientMiddleware)?, summary: CallSummary?) async throws -> Response {
         guard let selector else { throw RPCUsageError("hedging needs a selector") }
@@ -71,8 +71,10 @@ extension Client {
                     let latency = start.duration(to: .now)
                     let lost: Bool = if case .success = result { false } else { Task.isCancelled }
                     if lost {
-                        // Cancelled (another attempt won, or the caller gave up): its end says nothing about its node.
-                        selector.mark(service, node: node, outcome: .ignored)
+                        // Another attempt answered first: this node was slower, by at least `latency`; it stays
+                        // counted against the node (see Outcome.superseded). The caller giving up says nothing.
+                        let superseded = wakeUp.answered.load(ordering: .acquiring)
+                        selector.mark(service, node: node, outcome: superseded ? .superseded(after: latency) : .ignored)
                         return .failure(RPCError(.cancelled, "another attempt answered first"))
                     }
                     switch result {
@@ -126,6 +128,7 @@ extension Client {
                 running -= 1
                 switch result {
                 case .success(let response):
+                    wakeUp.answered.store(true, ordering: .releasing)
                     group.cancelAll()
                     return response
                 case .failure(let error):
@@ -171,7 +174,7 @@ extension Client {
         case .fixed(let d):
             return d
         case .percentile(let q):
-            guard let ns = window.quantile(q, now: Timestamp.now.nanoseconds) else { return policy.initialDelay }
+            guard let ns = window.cachedQuantile(q, now: Timestamp.now.nanoseconds) else { return policy.initialDelay }
             return max(.nanoseconds(ns), policy.minimumDelay)
         }
     }

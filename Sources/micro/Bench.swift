@@ -86,7 +86,12 @@ struct Bench: AsyncParsableCommand {
         if let tlsHandshakes { return try await HandshakeBench.run(count: tlsHandshakes) }
         if chainCost { return try await ChainCost.run() }
         if hedging {
-            guard try await HedgingBench.run(duration: duration.seconds, concurrency: concurrency == 64 ? 16 : concurrency) else {
+            let strategy: Strategy
+            do { strategy = try flags.resolve(environment: ProcessInfo.processInfo.environment).selector.strategy } catch {
+                throw CLIError("\(error)", .usage)
+            }
+            guard try await HedgingBench.run(duration: duration.seconds, concurrency: concurrency == 64 ? 16 : concurrency,
+                                             strategy: strategy) else {
                 throw CLIError("the hedging run failed (see above)", .failed)
             }
             return

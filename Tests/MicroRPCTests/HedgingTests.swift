@@ -47,10 +47,16 @@ struct HedgingTests {
         #expect(silentCalls.count == 1)
         // The loser's cancellation reaches its handler (waiting for the event, bounded generously).
         try await eventually(30, "the silent node's handler was cancelled") { silentCancelled.count == 1 }
-        // Both nodes were marked: the winner a success, the cancelled loser neither (ignored).
+        // Both nodes were marked: the winner a success, the cancelled loser superseded.
         try await eventually(30, "both attempts marked") { selector.marks.withLock { $0.count } == 2 }
         #expect(selector.successes == ["n1"])
         #expect(selector.failures.isEmpty)
+        let lost = selector.marks.withLock { marks in marks.compactMap { m -> Duration? in
+            if case .superseded(let after) = m.1, m.0 == "n0" { after } else { nil }
+        } }
+        #expect(lost.count == 1)
+        // The time it ran (from when its task started, so it may be a little under the 5 ms delay).
+        #expect(lost.allSatisfy { $0 > .zero }, "\(lost)")
         await c.stop()
         await silent.stop()
         await echo.stop()
@@ -92,7 +98,8 @@ struct HedgingTests {
         let nodes = try await [Self.silentServer(calls: silentCalls, cancelled: silentCancelled),
                                Self.silentServer(calls: silentCalls, cancelled: silentCancelled),
                                Self.silentServer(calls: silentCalls, cancelled: silentCancelled)]
-        let c = RunningClient.start(selector: OrderedSelector(nodes.map(\.address)))
+        let selector = OrderedSelector(nodes.map(\.address))
+        let c = RunningClient.start(selector: selector)
         var policy = HedgingPolicy(delay: .fixed(.milliseconds(1)))
         policy.maxHedges = 3
         let options = CallOptions(timeout: .seconds(30), retries: 1, idempotent: true, hedging: policy)
@@ -105,6 +112,9 @@ struct HedgingTests {
         await #expect(throws: RPCError.self) { _ = try await call.value }
         try await eventually(30, "both attempts were cancelled at their nodes") { silentCancelled.count == 2 }
         #expect(silentCalls.count == 2)
+        // The caller gave up: no attempt lost to another, so both are ignored, not superseded.
+        try await eventually(30, "both attempts marked") { selector.marks.withLock { $0.count } == 2 }
+        #expect(selector.marks.withLock { $0.allSatisfy { $0.1 == .ignored } })
         await c.stop()
         for n in nodes { await n.stop() }
     }

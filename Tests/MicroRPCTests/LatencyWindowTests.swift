@@ -34,6 +34,22 @@ struct LatencyWindowTests {
         #expect(Self.inBucket(w.quantile(0, now: 0), of: Self.millisecond))
     }
 
+    @Test("the cached quantile is reused for maxAge and per q, then recomputed; too few samples is not cached")
+    func cachedQuantile() {
+        let w = LatencyWindow(minimumSamples: 10)
+        #expect(w.cachedQuantile(0.95, now: 0, maxAge: Self.millisecond) == nil)
+        for _ in 0..<10 { w.record(nanoseconds: Self.millisecond, now: 0) }
+        // Not cached while empty: the samples count at once.
+        #expect(Self.inBucket(w.cachedQuantile(0.95, now: 0, maxAge: Self.millisecond), of: Self.millisecond))
+        for _ in 0..<90 { w.record(nanoseconds: 50 * Self.millisecond, now: 0) }
+        // Within maxAge the cached answer stands; another q is computed afresh; after maxAge it is recomputed.
+        #expect(Self.inBucket(w.cachedQuantile(0.95, now: Self.millisecond - 1, maxAge: Self.millisecond), of: Self.millisecond))
+        #expect(Self.inBucket(w.cachedQuantile(0.5, now: Self.millisecond - 1, maxAge: Self.millisecond), of: 50 * Self.millisecond))
+        #expect(Self.inBucket(w.cachedQuantile(0.95, now: Self.millisecond, maxAge: Self.millisecond), of: 50 * Self.millisecond))
+        // A clock reading behind the cache's is not trusted.
+        #expect(Self.inBucket(w.cachedQuantile(0.95, now: 0, maxAge: Self.millisecond), of: 50 * Self.millisecond))
+    }
+
     @Test("p95 of 90 samples at 1 ms and 10 at 50 ms is in the 50 ms bucket")
     func p95High() {
         let w = LatencyWindow()

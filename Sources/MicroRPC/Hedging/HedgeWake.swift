@@ -21,6 +21,9 @@ final class HedgeWake: Sendable {
 
     /// Guarded by its mutex.
     private let state = Mutex(State())
+    /// Set by the call's task before it cancels the other attempts because one answered: a loser that sees it was
+    /// superseded, one that does not was cancelled by the caller.
+    let answered = Atomic<Bool>(false)
 
     /// Suspends until an attempt ended or the timer fired (at once if either happened since the last wait).
     func wait() async -> Reason {

@@ -43,6 +43,11 @@ public final class LatencyWindow: Sendable {
     /// The half-window epoch (`now / halfNanos`, floored) whose samples the current half holds; the other half holds
     /// `epoch - 1`'s. Only the thread whose compare-exchange moves it clears halves.
     private let epoch = Atomic<Int64>(.min)
+    /// ``cachedQuantile(_:now:maxAge:)``'s cache: odd while a writer fills it, 0 while empty.
+    private let cacheSequence = Atomic<UInt64>(0)
+    private let cacheAt = Atomic<Int64>(0)
+    private let cacheQ = Atomic<UInt64>(0)
+    private let cacheValue = Atomic<Int64>(0)
 
     public init(window: Duration = .seconds(10), minimumSamples: Int = 50) {
         precondition(Self.halfCount * Self.bucketCount == 768, "the counters' inline size")
@@ -88,6 +93,32 @@ public final class LatencyWindow: Sendable {
         }
         // Records cleared by a rotation between the two scans: the highest bucket seen is the best answer.
         return Self.upperEdge(of: last)
+    }
+
+    /// ``quantile(_:now:)``, computed at most once per `maxAge` (per `q`): a hedged call reads its delay here, so that
+    /// the buckets are scanned about once a millisecond, not once per call. A result may be up to `maxAge` old; nil
+    /// (too few samples) is never cached.
+    /// Lock-free: the cache is a sequence lock (a writer that finds another one writing computes without caching).
+    public func cachedQuantile(_ q: Double, now: Int64, maxAge: Int64 = 1_000_000) -> Int64? {
+        let s1 = cacheSequence.load(ordering: .acquiring)
+        if s1 & 1 == 0 && s1 != 0 {
+            let at = cacheAt.load(ordering: .acquiring)
+            let qBits = cacheQ.load(ordering: .acquiring)
+            let value = cacheValue.load(ordering: .acquiring)
+            if cacheSequence.load(ordering: .acquiring) == s1, qBits == q.bitPattern, now &- at >= 0, now &- at < maxAge {
+                return value
+            }
+        }
+        // Too few samples is not cached: the window is warming up, and the first answer should come at once.
+        guard let value = quantile(q, now: now) else { return nil }
+        let s = cacheSequence.load(ordering: .relaxed)
+        if s & 1 == 0, cacheSequence.compareExchange(expected: s, desired: s &+ 1, ordering: .acquiring).exchanged {
+            cacheAt.store(now, ordering: .relaxed)
+            cacheQ.store(q.bitPattern, ordering: .relaxed)
+            cacheValue.store(value, ordering: .relaxed)
+            cacheSequence.store(s &+ 2, ordering: .releasing)
+        }
+        return value
     }
 
     /// The number of recent calls counted.

@@ -5,8 +5,11 @@ struct NodeSlot {
     var node: Node
     var version: Int
     var weight: Int
-    /// Calls handed out and not yet marked.
+    /// Calls handed out and not yet marked, plus the `lingering` ones.
     var outstanding = 0
+    /// Superseded calls still counted in `outstanding`, until `lingerUntil` (monotonic nanoseconds).
+    var lingering = 0
+    var lingerUntil: UInt64 = 0
     /// Peak EWMA latency in nanoseconds (0: none observed yet) and when it was last updated.
     var ewma: Double = 0
     var ewmaUpdated: UInt64 = 0

@@ -15,6 +15,8 @@ struct PoolState {
     var ejected = 0
     /// Nodes currently stale (kept after a re-read no longer listed them).
     var stale = 0
+    /// Superseded calls still counted outstanding, over all nodes (see ``Outcome/superseded(after:)``).
+    var lingering = 0
     /// Reused list of candidate indexes for one pick.
     var candidates: [Int] = []
 
@@ -42,6 +44,8 @@ struct PoolState {
                 if let i = oldIndex[node.id] {
                     let kept = old[i]
                     slot.outstanding = kept.outstanding
+                    slot.lingering = kept.lingering
+                    slot.lingerUntil = kept.lingerUntil
                     slot.ewma = kept.ewma
                     slot.ewmaUpdated = kept.ewmaUpdated
                     slot.health = kept.health
@@ -144,6 +148,20 @@ struct PoolState {
         indexByID = [:]
         for (i, slot) in nodes.enumerated() { indexByID[slot.node.id] = i }
         countNodesPerVersion()
+        recountLingering()
+    }
+
+    private mutating func recountLingering() {
+        lingering = nodes.reduce(0) { $0 + $1.lingering }
+    }
+
+    /// Ends the superseded calls whose time is up. Call only while `lingering > 0`.
+    mutating func endExpiredLingering(now: UInt64) {
+        for i in nodes.indices where nodes[i].lingering > 0 && now >= nodes[i].lingerUntil {
+            nodes[i].outstanding = max(0, nodes[i].outstanding - nodes[i].lingering)
+            lingering -= nodes[i].lingering
+            nodes[i].lingering = 0
+        }
     }
 
     /// Applies a watch event: `.create`/`.update` add or refresh the nodes given, `.delete` removes them.

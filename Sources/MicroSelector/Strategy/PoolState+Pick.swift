@@ -11,8 +11,9 @@ extension PoolState {
             }
         }
         var now: UInt64 = 0
-        if ejected > 0 || stale > 0 { now = monotonicNanoseconds() }
+        if ejected > 0 || stale > 0 || lingering > 0 { now = monotonicNanoseconds() }
         if stale > 0 { dropExpiredStale(now: now) }
+        if lingering > 0 { endExpiredLingering(now: now) }
         // Relax the rules one by one until some node qualifies: the canary's version, then "not tried yet", then
         // ejection. (A loop over a counter, not an array of rule sets: no allocation per pick.)
         for step in 0..<4 {
@@ -137,6 +138,17 @@ extension PoolState {
 
     /// ``mark(_:outcome:)`` for the node at index `i`.
     mutating func mark(at i: Int, outcome: Outcome) {
+        if case .superseded(let after) = outcome {
+            // Still counted outstanding, for as long again as it ran; the slot ends with the node's other lingering ones.
+            let now = monotonicNanoseconds()
+            observe(i, latency: after, now: now)
+            nodes[i].health.probing = false
+            if nodes[i].outstanding == 0 { return }
+            nodes[i].lingering += 1
+            lingering += 1
+            nodes[i].lingerUntil = max(nodes[i].lingerUntil, now &+ after.nanoseconds)
+            return
+        }
         if nodes[i].outstanding > 0 { nodes[i].outstanding -= 1 }
         switch outcome {
         case .success(let latency):
@@ -157,6 +169,8 @@ extension PoolState {
             nodes[i].health.probing = false
         case .held(let duration):
             hold(i, now: monotonicNanoseconds(), for: duration)
+        case .superseded:
+            break  // handled above
         }
     }
 

@@ -32,7 +32,7 @@ enum HedgingBench {
         }
     }
 
-    static func run(duration: Double, concurrency: Int) async throws -> Bool {
+    static func run(duration: Double, concurrency: Int, strategy: Strategy) async throws -> Bool {
         let registry = MemoryRegistry()
         let serverGroup = EventLoopGroup(threads: 1)
         let clientGroup = EventLoopGroup(threads: 1)
@@ -59,10 +59,12 @@ enum HedgingBench {
             servers.append(server)
         }
         let transport = UVClientTransport(group: clientGroup)
-        let selector = RegistrySelector(registry: registry)
+        var selection = SelectorConfiguration()
+        selection.strategy = strategy
+        let selector = RegistrySelector(registry: registry, configuration: selection)
         let loop = clientGroup.loops[0]
         let request = Request(service: "hedged", endpoint: "echo", body: [UInt8](repeating: 0x5A, count: 64))
-        say("micro bench --hedging: 3 nodes, node 0 answers 50 ms late for 10% of its calls (when slow); \(concurrency) calls in flight, \(duration) s per phase")
+        say("micro bench --hedging: 3 nodes, node 0 answers 50 ms late for 10% of its calls (when slow); \(concurrency) calls in flight, \(duration) s per phase, selector \(strategy.rawValue)")
 
         func phase(_ name: String, hedging: HedgingPolicy?) async throws -> [UInt32] {
             var config = ClientConfiguration()
