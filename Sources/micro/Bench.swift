@@ -45,7 +45,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Warm-up before measuring.") var warmup = DurationArgument(.seconds(1), text: "1s")
     @Option(help: "unary: one call per request; stream: requests as messages on long-lived streams.") var mode: Mode = .unary
     @Option(help: "rpc: through Client and Server; transport: the bare multiplexed transport (embedded server only).") var layer: Layer = .rpc
-    @Option(help: "The chain on both sides of the embedded run: none, empty, stock (server rate limit + metrics; client breaker + rate limit + metrics), limit, metrics.") var middleware: MiddlewareChoice = .none
+    @Option(help: "The chain on both sides of the embedded run: none, empty, stock (server rate limit + metrics; client breaker + rate limit + metrics), stock-server (the server's part alone), limit, metrics.") var middleware: MiddlewareChoice = .none
     @Option(help: "Call a running server at host:port.") var address: String?
     @Option(help: "Call a running service found through the registry; with --address, the service's name at that address (default: the example's, greeter).") var service: String?
     @Option(help: "The endpoint of --address/--service.") var endpoint: String?
@@ -62,7 +62,11 @@ struct Bench: AsyncParsableCommand {
 
     enum Mode: String, ExpressibleByArgument, CaseIterable { case unary, stream }
     enum Layer: String, ExpressibleByArgument, CaseIterable { case rpc, transport }
-    enum MiddlewareChoice: String, ExpressibleByArgument, CaseIterable { case none, empty, stock, limit, metrics }
+    enum MiddlewareChoice: String, ExpressibleByArgument, CaseIterable {
+        case none, empty, stock, limit, metrics
+        /// The stock server chain with no client middleware: the server's own cost, apart from the client's speed.
+        case stockServer = "stock-server"
+    }
 
     func validate() throws {
         for (name, value, limit) in [("--connections", connections, 100_000), ("--concurrency", concurrency, 1_000_000),
@@ -169,6 +173,11 @@ struct Bench: AsyncParsableCommand {
             clientConfiguration.use {
                 CircuitBreakerMiddleware()
                 ClientRateLimitMiddleware(rate: unlimited)
+                MetricsMiddleware(factory: metricsFactory)
+            }
+        case .stockServer:
+            serverConfiguration.use {
+                ServerRateLimitMiddleware(ServerRateLimitMiddleware.Configuration(endpoint: unlimited))
                 MetricsMiddleware(factory: metricsFactory)
             }
         case .limit:
