@@ -30,6 +30,12 @@ do {
         print(MicroCommand.fullMessage(for: error))
         exit(0)
     }
-    let message = MicroCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+    // One line: the first; a list it announces ("one of the following:") joins it, comma-separated.
+    let lines = MicroCommand.message(for: error).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+    var message = lines.first ?? "\(error)"
+    if message.hasSuffix(":") {
+        let items = lines.dropFirst().prefix { $0.hasPrefix("- ") }.map { String($0.dropFirst(2)) }
+        if !items.isEmpty { message += " " + items.joined(separator: ", ") }
+    }
     fail(message, code == .validationFailure ? CLIError.ExitStatus.usage.rawValue : code.rawValue)
 }

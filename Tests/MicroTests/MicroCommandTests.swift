@@ -102,6 +102,8 @@ import Testing
             (["call", "greeter"], 64, "endpoint"),
             (["bench", "--connections", "0"], 64, "--connections"),
             (["bench", "--middleware", "bogus"], 64, "bogus"),
+            // A list of choices is joined into the line, not cut off.
+            (["bench", "--middleware", "bogus"], 64, "none, empty, stock"),
             (["selector-bench", "--calls", "x"], 64, "calls"),
             (["chaos", "--scenario", "flood"], 64, "flood"),
             (["chaos", "--callers", "0"], 64, "--callers"),
