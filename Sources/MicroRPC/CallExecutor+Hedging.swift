@@ -32,7 +32,9 @@ extension Client {
         let window = latencyWindow(service, request.endpoint)
         let maxAttempts = 1 + min(1000, max(0, options.retries ?? configuration.retries))
         retryBudget.recordCall()
-        return try await withThrowingTaskGroup(of: Result<Response, RPCError>.self) { group in
+        // A discarding group: the attempts hand their results to `wakeUp`, and the group only bounds their lives
+        // (it waits for the cancelled losers before the call returns).
+        return try await withThrowingDiscardingTaskGroup { group in
             var next: Next?
             var sent = 0
             var hedges = 0
@@ -54,46 +56,8 @@ extension Client {
                 running += 1
                 // On the loop of the node's connections: the attempt and its answer cost no thread hop.
                 group.addTask(executorPreference: transport.preferredExecutor(for: node.address)) { [self] in
-                    defer { wakeUp.fire(.attemptEnded) }
-                    let start = Timestamp.now
-                    let result: AttemptResult<Response>
-                    if let middleware {
-                        result = await Self.attempt(through: middleware, info, contentType: request.contentType, context: request) {
-                            request, address, head, deadline in
-                            await UnaryAttempt.run(self.transport, request.body, to: address, head: head, deadline: deadline)
-                        }
-                    } else {
-                        let head = RequestHead(service: service, endpoint: request.endpoint, contentType: request.contentType,
-                                               timeoutMicroseconds: Self.microseconds(nanoseconds: start.nanoseconds(to: deadline)),
-                                               attempt: number, metadata: request.metadata)
-                        result = await UnaryAttempt.run(self.transport, request.body, to: node.address, head: head, deadline: deadline)
-                    }
-                    let latency = start.duration(to: .now)
-                    let lost: Bool = if case .success = result { false } else { Task.isCancelled }
-                    if lost {
-                        // Another attempt answered first: this node was slower, by at least `latency`; it stays
-                        // counted against the node (see Outcome.superseded). The caller giving up says nothing.
-                        let superseded = wakeUp.answered.load(ordering: .acquiring)
-                        selector.mark(service, node: node, outcome: superseded ? .superseded(after: latency) : .ignored)
-                        return .failure(RPCError(.cancelled, "another attempt answered first"))
-                    }
-                    switch result {
-                    case .success(let response):
-                        selector.mark(service, node: node, outcome: .success(latency: latency))
-                        window.record(nanoseconds: Timestamp.nanoseconds(latency), now: Timestamp.now.nanoseconds)
-                        return .success(response)
-                    case .status(let e):
-                        markFailure(e, service: service, node: node, since: start)
-                        return .failure(e)
-                    case .transport(let t):
-                        let e = RPCError(t)
-                        markFailure(e, service: service, node: node, since: start)
-                        return .failure(e)
-                    case .notSent(let e):
-                        let open = e.cause as! CircuitOpenError
-                        selector.mark(service, node: node, outcome: .held(for: open.retryAfter))
-                        return .failure(e)
-                    }
+                    wakeUp.ended(await hedgeAttempt(node, info, request, middleware: middleware, deadline: deadline, selector: selector,
+                                                    window: window, wakeUp: wakeUp))
                 }
                 return node.address
             }
@@ -102,29 +66,27 @@ extension Client {
             func armTimer() {
                 guard hedges < policy.maxHedges else { return }
                 let at = Timestamp.now.advanced(by: hedgeDelay(policy, window))
-                timer = BackgroundExecutor.shared.schedule(at: at) { wakeUp.fire(.timer) }
+                timer = BackgroundExecutor.shared.schedule(at: at) { wakeUp.timerFired() }
             }
             defer { if let timer { BackgroundExecutor.shared.cancel(timer) } }
 
             try await launch(hedge: false)
             armTimer()
             while running > 0 {
-                var waited = false
-                if timer != nil {
-                    if await wakeUp.wait() == .timer {
-                        timer = nil
-                        guard hedges < policy.maxHedges, sent < maxAttempts, !Task.isCancelled, Timestamp.now < deadline,
-                              retryBudget.tryRetry() else { continue }
-                        hedges += 1
-                        logger.debug("hedging", metadata: ["service": "\(service)", "endpoint": "\(request.endpoint)", "attempt": "\(sent + 1)"])
-                        try await launch(hedge: true)
-                        armTimer()
-                        continue
-                    }
-                    waited = true
+                let result: Result<Response, RPCError>
+                switch await wakeUp.wait() {
+                case .timer:
+                    timer = nil
+                    guard hedges < policy.maxHedges, sent < maxAttempts, !Task.isCancelled, Timestamp.now < deadline,
+                          retryBudget.tryRetry() else { continue }
+                    hedges += 1
+                    logger.debug("hedging", metadata: ["service": "\(service)", "endpoint": "\(request.endpoint)", "attempt": "\(sent + 1)"])
+                    try await launch(hedge: true)
+                    armTimer()
+                    continue
+                case .ended(let ended):
+                    result = ended
                 }
-                guard let result = try await group.next() else { break }
-                if !waited { wakeUp.tookAttempt() }
                 running -= 1
                 switch result {
                 case .success(let response):
@@ -154,6 +116,54 @@ extension Client {
                 }
             }
             throw lastError ?? RPCError(.internalError, "hedged call ended without an outcome")
+        }
+    }
+
+    /// One attempt of a hedged call to `node`, marked on the selector (a loser as superseded); its result for the
+    /// call's task.
+    nonisolated(nonsending) private func hedgeAttempt(_ node: Node, _ info: ClientAttempt, _ request: Request, middleware: (any ClientMiddleware)?,
+                                                      deadline: Timestamp, selector: any Selector, window: LatencyWindow,
+                                                      wakeUp: HedgeWake) async -> Result<Response, RPCError> {
+        let start = Timestamp.now
+        let service = request.service
+        let number = info.number
+        let result: AttemptResult<Response>
+        if let middleware {
+            result = await Self.attempt(through: middleware, info, contentType: request.contentType, context: request) {
+                request, address, head, deadline in
+                await UnaryAttempt.run(self.transport, request.body, to: address, head: head, deadline: deadline)
+            }
+        } else {
+            let head = RequestHead(service: service, endpoint: request.endpoint, contentType: request.contentType,
+                                   timeoutMicroseconds: Self.microseconds(nanoseconds: start.nanoseconds(to: deadline)),
+                                   attempt: number, metadata: request.metadata)
+            result = await UnaryAttempt.run(self.transport, request.body, to: node.address, head: head, deadline: deadline)
+        }
+        let latency = start.duration(to: .now)
+        let lost: Bool = if case .success = result { false } else { Task.isCancelled }
+        if lost {
+            // Another attempt answered first: this node was slower, by at least `latency`; it stays
+            // counted against the node (see Outcome.superseded). The caller giving up says nothing.
+            let superseded = wakeUp.answered.load(ordering: .acquiring)
+            selector.mark(service, node: node, outcome: superseded ? .superseded(after: latency) : .ignored)
+            return .failure(RPCError(.cancelled, "another attempt answered first"))
+        }
+        switch result {
+        case .success(let response):
+            selector.mark(service, node: node, outcome: .success(latency: latency))
+            window.record(nanoseconds: Timestamp.nanoseconds(latency), now: Timestamp.now.nanoseconds)
+            return .success(response)
+        case .status(let e):
+            markFailure(e, service: service, node: node, since: start)
+            return .failure(e)
+        case .transport(let t):
+            let e = RPCError(t)
+            markFailure(e, service: service, node: node, since: start)
+            return .failure(e)
+        case .notSent(let e):
+            let open = e.cause as! CircuitOpenError
+            selector.mark(service, node: node, outcome: .held(for: open.retryAfter))
+            return .failure(e)
         }
     }
 

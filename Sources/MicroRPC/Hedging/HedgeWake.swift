@@ -1,22 +1,31 @@
 import MicroCore
 import Synchronization
 
-/// Wakes a hedged call's task when one of its attempts ended or its hedge delay passed, whichever comes first: the
-/// delay is a timer on ``BackgroundExecutor`` (an action, not a task), so a call answered before its delay costs
-/// no task for the timer and no thread hop.
+/// Wakes a hedged call's task when one of its attempts ended (with the attempt's result) or its hedge delay
+/// passed. The attempts hand their results here rather than to their task group, so that the call's task waits
+/// in one place and is resumed once per event: waiting on this and then on the group cost a second suspension
+/// for most calls. The delay is a timer action on ``BackgroundExecutor``, not a task.
 ///
 /// One waiter at a time (the call's task). Thread-safe.
 final class HedgeWake: Sendable {
-    enum Reason: Sendable {
+    enum Event: Sendable {
         case timer
-        case attemptEnded
+        case ended(Result<Response, RPCError>)
     }
 
-    private struct State {
-        var waiter: UnsafeContinuation<Reason, Never>?
+    private struct State: ~Copyable {
+        var waiter: UnsafeContinuation<Event, Never>?
         var timerFired = false
-        /// Attempts that ended while nobody waited, not yet taken by ``wait()`` or ``tookAttempt()``.
-        var endedAttempts = 0
+        /// Results that arrived while nobody waited, oldest first: the first inline (no allocation for the usual
+        /// case), more in `later`.
+        var first: Result<Response, RPCError>?
+        var later: [Result<Response, RPCError>] = []
+
+        mutating func takeEnded() -> Result<Response, RPCError>? {
+            guard let result = first else { return nil }
+            first = later.isEmpty ? nil : later.removeFirst()
+            return result
+        }
     }
 
     /// Guarded by its mutex.
@@ -26,13 +35,11 @@ final class HedgeWake: Sendable {
     let answered = Atomic<Bool>(false)
 
     /// Suspends until an attempt ended or the timer fired (at once if either happened since the last wait).
-    func wait() async -> Reason {
-        await withUnsafeContinuation { (c: UnsafeContinuation<Reason, Never>) in
-            let now: Reason? = state.withLock { s in
-                if s.endedAttempts > 0 {
-                    s.endedAttempts -= 1
-                    return .attemptEnded
-                }
+    /// Ended attempts come first, in the order they ended.
+    func wait() async -> Event {
+        await withUnsafeContinuation { (c: UnsafeContinuation<Event, Never>) in
+            let now: Event? = state.withLock { s in
+                if let result = s.takeEnded() { return .ended(result) }
                 if s.timerFired {
                     s.timerFired = false
                     return .timer
@@ -44,23 +51,29 @@ final class HedgeWake: Sendable {
         }
     }
 
-    /// An ended attempt's result was taken without waiting here.
-    func tookAttempt() {
-        state.withLock { s in if s.endedAttempts > 0 { s.endedAttempts -= 1 } }
-    }
-
-    func fire(_ reason: Reason) {
-        let waiter = state.withLock { s -> UnsafeContinuation<Reason, Never>? in
+    /// The hedge delay passed.
+    func timerFired() {
+        let waiter = state.withLock { s -> UnsafeContinuation<Event, Never>? in
             if let w = s.waiter {
                 s.waiter = nil
                 return w
             }
-            switch reason {
-            case .timer: s.timerFired = true
-            case .attemptEnded: s.endedAttempts += 1
-            }
+            s.timerFired = true
             return nil
         }
-        waiter?.resume(returning: reason)
+        waiter?.resume(returning: .timer)
+    }
+
+    /// An attempt ended with `result`.
+    func ended(_ result: Result<Response, RPCError>) {
+        let waiter = state.withLock { s -> UnsafeContinuation<Event, Never>? in
+            if let w = s.waiter {
+                s.waiter = nil
+                return w
+            }
+            if s.first == nil { s.first = result } else { s.later.append(result) }
+            return nil
+        }
+        waiter?.resume(returning: .ended(result))
     }
 }
