@@ -325,6 +325,22 @@ enum UnaryAttempt {
         return .status(RPCError(status: status, metadata: response.trailers?.metadata ?? response.head.metadata)
                        ?? RPCError(.unknown, "unexpected status \(status)"))
     }
+
+    /// ``run(_:_:to:head:deadline:)`` that `cancellation` can cancel from outside the task too (nil: as `run`).
+    nonisolated(nonsending) static func run(_ transport: any ClientTransport, _ body: [UInt8], to address: String, head: RequestHead,
+                                            deadline: Timestamp, cancellation: CallCancellation?) async -> AttemptResult<Response> {
+        guard let cancellation else { return await run(transport, body, to: address, head: head, deadline: deadline) }
+        let response: UnaryResponse
+        do {
+            response = try await transport.unary(to: address, head: head, message: body, deadline: deadline, cancellation: cancellation)
+        } catch {
+            return .transport(error)
+        }
+        let status = response.status
+        if case .ok = status { return .success(Response(body: response.message ?? [], metadata: response.head.metadata)) }
+        return .status(RPCError(status: status, metadata: response.trailers?.metadata ?? response.head.metadata)
+                       ?? RPCError(.unknown, "unexpected status \(status)"))
+    }
 }
 
 /// A stream's attempt: opening it. Once open, a stream is never retried.

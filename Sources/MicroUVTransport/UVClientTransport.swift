@@ -141,14 +141,63 @@ public final class UVClientTransport: ClientTransport {
         return try await unaryAcquiring(pool: pool, head: head, message: message, deadline: deadline)
     }
 
+    /// ``unary(to:head:message:deadline:)`` that `cancellation` can cancel too (a hedged call's first attempt, run
+    /// on the caller's task). The same two ways as the plain call; the fast one is a copy of it, so that the plain
+    /// call keeps its single async level.
+    public nonisolated(nonsending) func unary(
+        to address: String,
+        head: RequestHead,
+        message: [UInt8],
+        deadline: Timestamp?,
+        cancellation: CallCancellation
+    ) async throws(TransportError) -> UnaryResponse {
+        if isShutdown.load(ordering: .relaxed) { throw TransportError(.shutdown, "the client transport is shut down") }
+        let pool = try pool(for: address)
+        let loop = pool.loop
+        if loop.inEventLoop, let connection = pool.readyConnection() {
+            var deadlineAt: UInt64?
+            if let deadline { deadlineAt = Self.loopTime(loop, plus: Self.milliseconds(until: deadline)) }
+            let id = try connection.reserveUnaryStream(head: head, messageCount: message.count)
+            let cancel: @Sendable () -> Void = {
+                loop.execute { connection.cancelUnary(id, error: TransportError(.cancelled, "the call was cancelled")) }
+            }
+            let result = await withTaskCancellationHandler {
+                await withUnsafeContinuation { (c: UnsafeContinuation<Result<UnaryResponse, TransportError>, Never>) in
+                    if Task.isCancelled || !cancellation.arm(cancel) {
+                        connection.abandonUnary(id)
+                        c.resume(returning: .failure(TransportError(.cancelled, "the call was cancelled")))
+                    } else {
+                        connection.sendUnary(id, head: head, message: message, deadlineAt: deadlineAt, continuation: c)
+                    }
+                }
+            } onCancel: {
+                cancel()
+            }
+            cancellation.disarm()
+            return try result.get()
+        }
+        defer { cancellation.disarm() }
+        return try await unaryAcquiring(pool: pool, head: head, message: message, deadline: deadline, cancellation: cancellation)
+    }
+
     /// The unary call's way through the pool's queue: from another thread, or when no connection has room yet.
     private nonisolated(nonsending) func unaryAcquiring(
-        pool: ConnectionPool, head: RequestHead, message: [UInt8], deadline: Timestamp?
+        pool: ConnectionPool, head: RequestHead, message: [UInt8], deadline: Timestamp?, cancellation: CallCancellation? = nil
     ) async throws(TransportError) -> UnaryResponse {
         let loop = pool.loop
         let handle = PendingUnaryHandle()
+        let cancel: @Sendable () -> Void = {
+            loop.execute {
+                handle.cancelled = true
+                let error = TransportError(.cancelled, "the call was cancelled")
+                if let w = handle.waiter { pool.cancel(w, error: error) }
+                if let (connection, id) = handle.call { connection.cancelUnary(id, error: error) }
+            }
+        }
         let result = await withTaskCancellationHandler {
             await withUnsafeContinuation { (c: UnsafeContinuation<Result<UnaryResponse, TransportError>, Never>) in
+                // Cancelled already: the cancel runs on the loop before the work below, which then ends at once.
+                if let cancellation, !cancellation.arm(cancel) { cancel() }
                 let work: @Sendable () -> Void = {
                     if handle.cancelled {
                         c.resume(returning: .failure(TransportError(.cancelled, "the caller's task was cancelled")))
@@ -178,12 +227,7 @@ public final class UVClientTransport: ClientTransport {
                 if !loop.execute(work) { c.resume(returning: .failure(TransportError(.shutdown, "the event loop is shut down"))) }
             }
         } onCancel: {
-            loop.execute {
-                handle.cancelled = true
-                let error = TransportError(.cancelled, "the caller's task was cancelled")
-                if let w = handle.waiter { pool.cancel(w, error: error) }
-                if let (connection, id) = handle.call { connection.cancelUnary(id, error: error) }
-            }
+            cancel()
         }
         return try result.get()
     }

@@ -26,7 +26,8 @@ public typealias TransportFactory = @Sendable (any ServerHandler) async throws -
 /// and TLS) run them all.
 public enum TransportContract {
     /// The names of the checks, for `@Test(arguments:)`.
-    public static let checks = ["unary", "stream", "unaryDeadline", "streamDeadline", "cancel", "drain", "unfinishedStream"]
+    public static let checks = ["unary", "stream", "unaryDeadline", "streamDeadline", "cancel", "unaryCancellation", "drain",
+                                "unfinishedStream"]
 
     /// Runs the check called `name` against a transport made by `make`.
     public static func run(_ name: String, _ make: TransportFactory) async throws {
@@ -36,6 +37,7 @@ public enum TransportContract {
         case "unaryDeadline": try await unaryDeadline(make)
         case "streamDeadline": try await streamDeadline(make)
         case "cancel": try await cancel(make)
+        case "unaryCancellation": try await unaryCancellation(make)
         case "drain": try await drain(make)
         case "unfinishedStream": try await unfinishedStream(make)
         default: Issue.record("no transport check called \(name)")
@@ -204,6 +206,55 @@ public enum TransportContract {
         } catch {
             #expect(transportCode(error) == .cancelled)
         }
+        await t.stop()
+    }
+
+    /// A unary call cancelled through a `CallCancellation` (not its task) ends with `cancelled` and its handler is
+    /// cancelled; one cancelled before it starts ends at once, without reaching the handler; an answered one is
+    /// not disturbed by a late cancel. The calls run on the transport's preferred executor (the libuv transport's
+    /// loop: its path without a hop) and once from a plain task.
+    public static func unaryCancellation(_ make: TransportFactory) async throws {
+        let probe = Probe()
+        let t = try await make(probe)
+        let client = t.client
+        let address = t.address
+        let executor = client.preferredExecutor(for: address)
+
+        let late = CallCancellation()
+        let r = try await Task(executorPreference: executor) {
+            try await client.unary(to: address, head: head("echo"), message: [3], deadline: nil, cancellation: late)
+        }.value
+        late.cancel()
+        #expect(r.message == [3])
+
+        for (round, preference) in [executor, nil].enumerated() {
+            let cancellation = CallCancellation()
+            let call = Task(executorPreference: preference) {
+                try await client.unary(to: address, head: head("slow"), message: [1], deadline: nil, cancellation: cancellation)
+            }
+            #expect(await eventually(seconds: 10) { probe.started.load(ordering: .relaxed) == 2 + round })
+            cancellation.cancel()
+            let ended = try await withTimeout(seconds: 10) { await call.result }
+            if case .failure(let error) = ended {
+                #expect(transportCode(error) == .cancelled, "\(error)")
+            } else {
+                Issue.record("a cancelled call must not answer")
+            }
+            #expect(!call.isCancelled, "the task itself was not cancelled")
+            #expect(await eventually(seconds: 10) { probe.cancelled.load(ordering: .relaxed) == 1 + round }, "the handler saw the cancel")
+        }
+
+        let early = CallCancellation()
+        early.cancel()
+        let refused = await Task(executorPreference: executor) {
+            try await client.unary(to: address, head: head("echo"), message: [2], deadline: nil, cancellation: early)
+        }.result
+        if case .failure(let error) = refused {
+            #expect(transportCode(error) == .cancelled, "\(error)")
+        } else {
+            Issue.record("a call cancelled before it started must not run")
+        }
+        #expect(probe.started.load(ordering: .relaxed) == 3, "the call cancelled early never reached the server")
         await t.stop()
     }
 

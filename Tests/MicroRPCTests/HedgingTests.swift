@@ -62,6 +62,68 @@ struct HedgingTests {
         await echo.stop()
     }
 
+    /// A server that answers once `gate` opens: the request back, or `error` when given.
+    static func gatedServer(calls: Counter, gate: Gate, error: RPCError? = nil) async throws -> RunningServer {
+        try await RunningServer.start { server in
+            server.handle("Echo.Call") { r, _ in
+                calls.add()
+                await gate.wait()
+                if let error { throw error }
+                return Response(body: r.body)
+            }
+        }
+    }
+
+    @Test("the first attempt's answer, after a hedge went, wins: the hedge is cancelled at its server and marked superseded")
+    func firstAnswerCancelsHedge() async throws {
+        let (firstCalls, silentCalls, silentCancelled) = (Counter(), Counter(), Counter())
+        let gate = Gate()
+        let first = try await Self.gatedServer(calls: firstCalls, gate: gate)
+        let silent = try await Self.silentServer(calls: silentCalls, cancelled: silentCancelled)
+        let selector = OrderedSelector([first.address, silent.address])
+        let c = RunningClient.start(selector: selector)
+        let options = CallOptions(timeout: .seconds(30), idempotent: true, hedging: HedgingPolicy(delay: .fixed(.milliseconds(1))))
+        let client = c.client
+        let call = Task { try await client.call(Request(service: "svc", endpoint: "Echo.Call", body: [5]), options: options) }
+        // The hedge reached the second node; then the first node answers.
+        try await eventually(30, "the hedge arrived") { silentCalls.count == 1 }
+        gate.open()
+        let response = try await call.value
+        #expect(response.body == [5])
+        #expect(firstCalls.count == 1)
+        try await eventually(30, "the hedge's handler was cancelled") { silentCancelled.count == 1 }
+        try await eventually(30, "both attempts marked") { selector.marks.withLock { $0.count } == 2 }
+        #expect(selector.successes == ["n0"])
+        #expect(selector.marks.withLock { $0.contains { if case .superseded = $0.1, $0.0 == "n1" { true } else { false } } })
+        await c.stop()
+        await first.stop()
+        await silent.stop()
+    }
+
+    @Test("when the first attempt fails while a hedge runs, the call waits for the hedge and takes its answer")
+    func hedgeAnswersAfterFirstFailed() async throws {
+        let (firstCalls, secondCalls) = (Counter(), Counter())
+        let (firstGate, secondGate) = (Gate(), Gate())
+        let first = try await Self.gatedServer(calls: firstCalls, gate: firstGate, error: RPCError(.invalidArgument, "no"))
+        let second = try await Self.gatedServer(calls: secondCalls, gate: secondGate)
+        let selector = OrderedSelector([first.address, second.address])
+        let c = RunningClient.start(selector: selector)
+        let options = CallOptions(timeout: .seconds(30), idempotent: true, hedging: HedgingPolicy(delay: .fixed(.milliseconds(1))))
+        let client = c.client
+        let call = Task { try await client.call(Request(service: "svc", endpoint: "Echo.Call", body: [6]), options: options) }
+        try await eventually(30, "the hedge arrived") { secondCalls.count == 1 }
+        // The first attempt fails (not retryable); the call must not end with its error while the hedge runs.
+        firstGate.open()
+        try await eventually(30, "the first attempt's failure was marked") { selector.marks.withLock { $0.count } == 1 }
+        secondGate.open()
+        let response = try await call.value
+        #expect(response.body == [6])
+        #expect(firstCalls.count == 1 && secondCalls.count == 1)
+        await c.stop()
+        await first.stop()
+        await second.stop()
+    }
+
     @Test("without budget no hedge goes: the call waits for its only attempt, which answers in the end")
     func budgetCapsHedges() async throws {
         let (slowCalls, echoCalls) = (Counter(), Counter())

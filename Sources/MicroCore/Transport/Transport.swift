@@ -25,6 +25,17 @@ public protocol ClientTransport: Sendable {
         deadline: Timestamp?
     ) async throws(TransportError) -> UnaryResponse
 
+    /// ``unary(to:head:message:deadline:)`` that `cancellation` can also cancel, from any thread, without
+    /// cancelling the calling task; the call then ends with `cancelled`. The default runs the call in a task of its
+    /// own that `cancellation` cancels; a transport with a cancellable call path does it without that task.
+    nonisolated(nonsending) func unary(
+        to address: String,
+        head: RequestHead,
+        message: [UInt8],
+        deadline: Timestamp?,
+        cancellation: CallCancellation
+    ) async throws(TransportError) -> UnaryResponse
+
     /// Closes every connection; open streams end with `shutdown`.
     func shutdown() async
 
@@ -45,6 +56,32 @@ extension ClientTransport {
         deadline: Timestamp?
     ) async throws(TransportError) -> UnaryResponse {
         try await unaryOverStream(to: address, head: head, message: message, deadline: deadline)
+    }
+
+    public nonisolated(nonsending) func unary(
+        to address: String,
+        head: RequestHead,
+        message: [UInt8],
+        deadline: Timestamp?,
+        cancellation: CallCancellation
+    ) async throws(TransportError) -> UnaryResponse {
+        if cancellation.isCancelled { throw TransportError(.cancelled, "the call was cancelled") }
+        let call = Task { () async throws -> UnaryResponse in
+            try await unary(to: address, head: head, message: message, deadline: deadline)
+        }
+        if !cancellation.arm({ call.cancel() }) { call.cancel() }
+        defer { cancellation.disarm() }
+        let result = await withTaskCancellationHandler {
+            await call.result
+        } onCancel: {
+            call.cancel()
+        }
+        switch result {
+        case .success(let response): return response
+        case .failure where cancellation.isCancelled: throw TransportError(.cancelled, "the call was cancelled")
+        case .failure(let e as TransportError): throw e
+        case .failure(let e): throw TransportError(.invalidState, "\(e)")
+        }
     }
 
     /// A unary exchange without a deadline.

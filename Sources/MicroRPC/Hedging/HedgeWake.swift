@@ -1,7 +1,7 @@
 import MicroCore
 import Synchronization
 
-/// Wakes a hedged call's task when one of its attempts ended (with the attempt's result) or its hedge delay
+/// Wakes a hedged call's task in its retry path (`Client.hedgedRetries`) when one of its attempts ended (with the attempt's result) or its hedge delay
 /// passed. The attempts hand their results here rather than to their task group, so that the call's task waits
 /// in one place and is resumed once per event: waiting on this and then on the group cost a second suspension
 /// for most calls. The delay is a timer action on ``BackgroundExecutor``, not a task.
@@ -30,9 +30,6 @@ final class HedgeWake: Sendable {
 
     /// Guarded by its mutex.
     private let state = Mutex(State())
-    /// Set by the call's task before it cancels the other attempts because one answered: a loser that sees it was
-    /// superseded, one that does not was cancelled by the caller.
-    let answered = Atomic<Bool>(false)
 
     /// Suspends until an attempt ended or the timer fired (at once if either happened since the last wait).
     /// Ended attempts come first, in the order they ended.
