@@ -27,6 +27,31 @@ static inline int micro_set_fd_soft_limit(long n) {
     return setrlimit(RLIMIT_NOFILE, &r);
 }
 
+/// A non-blocking timerfd on CLOCK_BOOTTIME (the clock of MicroCore's Timestamp), armed with absolute times.
+#include <sys/timerfd.h>
+#include <time.h>
+static inline int micro_alarm_fd_create(void) {
+    return timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+}
+/// Arms `fd` for the absolute CLOCK_BOOTTIME time `ns` (0 disarms).
+static inline int micro_alarm_fd_arm(int fd, long long ns) {
+    struct itimerspec it = {0};
+    it.it_value.tv_sec = ns / 1000000000LL;
+    it.it_value.tv_nsec = ns % 1000000000LL;
+    return timerfd_settime(fd, TFD_TIMER_ABSTIME, &it, 0);
+}
+/// Empties `fd`'s expiration count (it is level-triggered until read).
+static inline void micro_alarm_fd_clear(int fd) {
+    unsigned long long n;
+    ssize_t r = read(fd, &n, sizeof n);
+    (void)r;
+}
+static inline long long micro_boottime_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 /// Gives the heap's free pages back to the system (glibc; elsewhere a no-op).
 #if defined(__GLIBC__)
 #include <malloc.h>

@@ -57,16 +57,16 @@ extension Client {
         }
     }
 
-    /// Arms the hedge delay's timer of `race`.
+    /// Arms the hedge delay's timer of `race` (on the caller's loop when it runs on one, see ``HedgeTimer``).
     private func armHedgeTimer(_ race: HedgeRace, _ call: HedgedCall) {
         let at = Timestamp.now.advanced(by: hedgeDelay(call.policy, call.window))
-        let timer = BackgroundExecutor.shared.schedule(at: at) { [self] in hedgeTimerFired(race, call) }
+        let timer = HedgeTimer.start(transport, at: at) { [self] in hedgeTimerFired(race, call) }
         let stale = race.state.withLock { s -> Bool in
             if s.finished { return true }
             s.timer = timer
             return false
         }
-        if stale { BackgroundExecutor.shared.cancel(timer) }
+        if stale { timer.cancel() }
     }
 
     /// The delay passed (on the timer's thread): while no attempt answered and the first still runs, a hedge to
@@ -140,13 +140,13 @@ extension Client {
                 }
             }
 
-            var timer: BackgroundExecutor.Timer?
+            var timer: HedgeTimer?
             func armTimer() {
                 guard hedges < policy.maxHedges else { return }
                 let at = Timestamp.now.advanced(by: hedgeDelay(policy, call.window))
-                timer = BackgroundExecutor.shared.schedule(at: at) { wakeUp.timerFired() }
+                timer = HedgeTimer.start(transport, at: at) { wakeUp.timerFired() }
             }
-            defer { if let timer { BackgroundExecutor.shared.cancel(timer) } }
+            defer { timer?.cancel() }
 
             /// After `error` ended the last attempt under way: another node at once when nothing was sent (an open
             /// breaker), else a retry when the rule and the budget allow, after the backoff.

@@ -61,6 +61,12 @@ public final class UVClientTransport: ClientTransport {
 
     public func preferredExecutor(for address: String) -> (any TaskExecutor)? { try? loop(for: address) }
 
+    /// On one of the group's loops: an alarm of that loop (`EventLoop.scheduleAlarm`); elsewhere nil.
+    public func scheduleAlarm(at deadline: Timestamp, _ action: @escaping @Sendable () -> Void) -> (any TransportAlarm)? {
+        guard let loop = group.currentLoop else { return nil }
+        return UVAlarm(alarm: loop.scheduleAlarm(atBoottimeNanoseconds: deadline.nanoseconds, action))
+    }
+
     public func openStream(
         to address: String,
         head: RequestHead,
@@ -269,4 +275,10 @@ private final class PendingUnaryHandle: @unchecked Sendable {
 private final class PendingAcquire: @unchecked Sendable {
     var waiter: ConnectionPool.Waiter?
     var cancelled = false
+}
+
+/// A loop alarm as a ``TransportAlarm`` (one reference: fits an existential's inline buffer).
+struct UVAlarm: TransportAlarm {
+    let alarm: LoopAlarm
+    func cancel() { alarm.cancel() }
 }

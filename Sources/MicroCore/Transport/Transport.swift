@@ -42,10 +42,23 @@ public protocol ClientTransport: Sendable {
     /// The executor on which calls to `address` cost no thread hop (the event loop of its connections), or nil.
     /// The client runs work it starts for a call in new tasks (hedged attempts) there.
     func preferredExecutor(for address: String) -> (any TaskExecutor)?
+
+    /// Runs `action` at `deadline` on the calling thread when that thread is one of this transport's event loops
+    /// (no thread hop, microsecond precision): a hedged call's delay. Nil when the caller is not on such a loop
+    /// (the caller then uses another timer). The default is nil.
+    func scheduleAlarm(at deadline: Timestamp, _ action: @escaping @Sendable () -> Void) -> (any TransportAlarm)?
+}
+
+/// An alarm from ``ClientTransport/scheduleAlarm(at:_:)``. ``cancel()`` from any thread: the action does not
+/// run unless it was already firing.
+public protocol TransportAlarm: Sendable {
+    func cancel()
 }
 
 extension ClientTransport {
     public func preferredExecutor(for address: String) -> (any TaskExecutor)? { nil }
+
+    public func scheduleAlarm(at deadline: Timestamp, _ action: @escaping @Sendable () -> Void) -> (any TransportAlarm)? { nil }
 
     /// A unary exchange over ``openStream(to:head:firstMessage:endOfInput:deadline:)``: what a transport
     /// without a faster path uses.

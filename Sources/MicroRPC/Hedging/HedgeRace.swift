@@ -31,7 +31,7 @@ final class HedgeRace: @unchecked Sendable {
         var winner: Response?
         var lastError: RPCError?
         var hedgeTasks: [Task<Void, Never>] = []
-        var timer: BackgroundExecutor.Timer?
+        var timer: HedgeTimer?
         /// The caller's task, waiting for hedges after its own attempt failed.
         var waiter: UnsafeContinuation<Void, Never>?
     }
@@ -150,6 +150,25 @@ final class HedgeRace: @unchecked Sendable {
             defer { s.timer = nil }
             return s.timer
         }
-        if let timer { BackgroundExecutor.shared.cancel(timer) }
+        timer?.cancel()
+    }
+}
+
+/// A hedge delay's timer: an alarm on the caller's event loop when it runs on one of the transport's (no thread
+/// hop; the action runs on that loop), else a timer action on ``BackgroundExecutor``.
+enum HedgeTimer: Sendable {
+    case alarm(any TransportAlarm)
+    case background(BackgroundExecutor.Timer)
+
+    static func start(_ transport: any ClientTransport, at deadline: Timestamp, _ action: @escaping @Sendable () -> Void) -> HedgeTimer {
+        if let alarm = transport.scheduleAlarm(at: deadline, action) { return .alarm(alarm) }
+        return .background(BackgroundExecutor.shared.schedule(at: deadline, action))
+    }
+
+    func cancel() {
+        switch self {
+        case .alarm(let alarm): alarm.cancel()
+        case .background(let timer): BackgroundExecutor.shared.cancel(timer)
+        }
     }
 }
