@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import MicroEventLoop
 import Synchronization
@@ -29,16 +30,24 @@ struct LoopAlarmTests {
         let group = EventLoopGroup(threads: 1)
         let loop = group.loops[0]
         let log = Log()
-        let base = Self.now() + 20_000_000
-        // Scheduled out of order, 0.5 ms apart; the alarm for 3 is cancelled from another thread.
+        let scheduled = Mutex<[(Int, Int64, LoopAlarm)]>([])
+        let cancelledElsewhere = DispatchSemaphore(value: 0)
+        // Scheduled out of order, 0.5 ms apart. The loop then waits (its own thread, not the test's) until the test
+        // has cancelled alarm 3 from another thread, so the cancel surely comes before any alarm can fire.
         let order = [4, 1, 3, 0, 2]
-        let alarms = try await loop.submit {
-            order.map { id in
+        loop.execute {
+            let base = Self.now() + 2_000_000
+            let made = order.map { id in
                 let at = base + Int64(id) * 500_000
                 return (id, at, loop.scheduleAlarm(atBoottimeNanoseconds: at) { log.record(id, on: loop) })
             }
+            scheduled.withLock { $0 = made }
+            cancelledElsewhere.wait()
         }
+        #expect(await eventually(timeout: .seconds(30)) { scheduled.withLock { $0.count } == 5 })
+        let alarms = scheduled.withLock { $0 }
         alarms.first { $0.0 == 3 }!.2.cancel()
+        cancelledElsewhere.signal()
         #expect(await eventually(timeout: .seconds(30)) { log.ids.count == 4 })
         #expect(log.ids == [0, 1, 2, 4])
         for (id, t) in log.fired.withLock({ $0 }) {
@@ -46,8 +55,7 @@ struct LoopAlarmTests {
             #expect(t >= at, "alarm \(id) fired \(at - t) ns early")
         }
         #expect(log.offLoop.load(ordering: .relaxed) == 0)
-        // Nothing more fires (the cancelled one included), waiting past its deadline.
-        try await Task.sleep(for: .milliseconds(50))
+        // The cancelled alarm's deadline is before alarm 4's, which fired: it had its chance and did not run.
         #expect(log.ids == [0, 1, 2, 4])
         shutdownClean(group)
     }
