@@ -1,4 +1,5 @@
 import MicroCore
+import MicroCoreTestSupport
 import MicroRPC
 import MicroTestSupport
 import Synchronization
@@ -8,6 +9,7 @@ import Testing
 /// task and is cancelled through the transport's `CallCancellation` path, and the delay is an alarm on that loop.
 @Suite("Hedging over loopback")
 struct LoopbackHedgingTests {
+    /// Answers the request back, or never (`silent`) until cancelled.
     static func server(calls: Counter, cancelled: Counter, silent: Bool) async throws -> RunningServer {
         try await RunningServer.start { server in
             server.handle("Echo.Call") { r, _ in
@@ -27,18 +29,32 @@ struct LoopbackHedgingTests {
     @Test("a silent first node: the hedge answers, and the first attempt is cancelled at its server and marked superseded",
           arguments: [true, false])
     func hedgeWins(onLoop: Bool) async throws {
-        let (silentCalls, silentCancelled, echoCalls, unused) = (Counter(), Counter(), Counter(), Counter())
+        let (silentCalls, silentCancelled, echoCalls) = (Counter(), Counter(), Counter())
+        // The hedge's node answers only once the first attempt reached the silent node, so that the first attempt
+        // is surely under way at its server when the hedge wins (whatever the machine's speed).
+        let gates = Mutex<[Gate]>([])
         let silent = try await Self.server(calls: silentCalls, cancelled: silentCancelled, silent: true)
-        let echo = try await Self.server(calls: echoCalls, cancelled: unused, silent: false)
+        let echo = try await RunningServer.start { server in
+            server.handle("Echo.Call") { r, _ in
+                echoCalls.add()
+                await gates.withLock { $0[echoCalls.count - 1] }.wait()
+                return Response(body: r.body)
+            }
+        }
         let selector = OrderedSelector([silent.address, echo.address])
         let c = RunningClient.start(selector: selector)
         let client = c.client
         let options = CallOptions(timeout: .seconds(30), idempotent: true, hedging: HedgingPolicy(delay: .fixed(.milliseconds(2))))
         let executor = onLoop ? c.transport.preferredExecutor(for: silent.address) : nil
         for round in 1...3 {
-            let response = try await Task(executorPreference: executor) {
+            let gate = Gate()
+            gates.withLock { $0.append(gate) }
+            let call = Task(executorPreference: executor) {
                 try await client.call(Request(service: "svc", endpoint: "Echo.Call", body: [UInt8(round)]), options: options)
-            }.value
+            }
+            try await eventually(30, "the first attempt reached the silent node") { silentCalls.count == round }
+            gate.open()
+            let response = try await call.value
             #expect(response.body == [UInt8(round)])
             try await eventually(30, "the silent node's handler was cancelled") { silentCancelled.count == round }
         }

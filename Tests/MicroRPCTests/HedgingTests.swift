@@ -37,11 +37,17 @@ struct HedgingTests {
     func hedgeWinsLoserCancelled() async throws {
         let (silentCalls, silentCancelled, echoCalls) = (Counter(), Counter(), Counter())
         let silent = try await Self.silentServer(calls: silentCalls, cancelled: silentCancelled)
-        let echo = try await Self.echoServer(calls: echoCalls)
+        // The hedge's node answers once the first attempt reached the silent node (whatever the machine's speed).
+        let gate = Gate()
+        let echo = try await Self.gatedServer(calls: echoCalls, gate: gate)
         let selector = OrderedSelector([silent.address, echo.address])
         let c = RunningClient.start(selector: selector)
         let options = CallOptions(timeout: .seconds(30), idempotent: true, hedging: HedgingPolicy(delay: .fixed(.milliseconds(5))))
-        let response = try await c.client.call(Request(service: "svc", endpoint: "Echo.Call", body: [7]), options: options)
+        let client = c.client
+        let call = Task { try await client.call(Request(service: "svc", endpoint: "Echo.Call", body: [7]), options: options) }
+        try await eventually(30, "the first attempt arrived") { silentCalls.count == 1 }
+        gate.open()
+        let response = try await call.value
         #expect(response.body == [7])
         #expect(echoCalls.count == 1)
         #expect(silentCalls.count == 1)
