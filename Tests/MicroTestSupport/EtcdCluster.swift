@@ -68,7 +68,7 @@ public final class EtcdCluster: @unchecked Sendable {
         members[i].process = nil
     }
 
-    public func waitHealthy(_ i: Int, seconds: Double = 20) async throws {
+    public func waitHealthy(_ i: Int, seconds: Double = 60) async throws {
         let client = HTTPClient(loop: loop)
         let address = try SocketAddress(host: "127.0.0.1", port: members[i].clientPort)
         let ok = await eventually(seconds) {
