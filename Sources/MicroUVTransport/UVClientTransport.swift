@@ -192,18 +192,12 @@ public final class UVClientTransport: ClientTransport {
     ) async throws(TransportError) -> UnaryResponse {
         let loop = pool.loop
         let handle = PendingUnaryHandle()
-        let cancel: @Sendable () -> Void = {
-            loop.execute {
-                handle.cancelled = true
-                let error = TransportError(.cancelled, "the call was cancelled")
-                if let w = handle.waiter { pool.cancel(w, error: error) }
-                if let (connection, id) = handle.call { connection.cancelUnary(id, error: error) }
-            }
-        }
         let result = await withTaskCancellationHandler {
             await withUnsafeContinuation { (c: UnsafeContinuation<Result<UnaryResponse, TransportError>, Never>) in
                 // Cancelled already: the cancel runs on the loop before the work below, which then ends at once.
-                if let cancellation, !cancellation.arm(cancel) { cancel() }
+                if let cancellation, !cancellation.arm({ Self.cancelAcquiring(handle, pool: pool) }) {
+                    Self.cancelAcquiring(handle, pool: pool)
+                }
                 let work: @Sendable () -> Void = {
                     if handle.cancelled {
                         c.resume(returning: .failure(TransportError(.cancelled, "the caller's task was cancelled")))
@@ -233,9 +227,19 @@ public final class UVClientTransport: ClientTransport {
                 if !loop.execute(work) { c.resume(returning: .failure(TransportError(.shutdown, "the event loop is shut down"))) }
             }
         } onCancel: {
-            cancel()
+            Self.cancelAcquiring(handle, pool: pool)
         }
         return try result.get()
+    }
+
+    /// Cancels a call of ``unaryAcquiring``, on its pool's loop: out of the pool's queue, or on the wire.
+    private static func cancelAcquiring(_ handle: PendingUnaryHandle, pool: ConnectionPool) {
+        pool.loop.execute {
+            handle.cancelled = true
+            let error = TransportError(.cancelled, "the call was cancelled")
+            if let w = handle.waiter { pool.cancel(w, error: error) }
+            if let (connection, id) = handle.call { connection.cancelUnary(id, error: error) }
+        }
     }
 
     /// Milliseconds from now until `deadline`, rounded up (0 when it passed), at most about 3,000 years.
