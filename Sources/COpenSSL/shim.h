@@ -17,6 +17,7 @@ static inline long micro_ssl_ctx_set_session_cache_mode(SSL_CTX *ctx, long m) { 
 static inline int micro_tls1_2_version(void) { return TLS1_2_VERSION; }
 static inline int micro_tls1_3_version(void) { return TLS1_3_VERSION; }
 static inline long micro_mode_release_buffers(void) { return SSL_MODE_RELEASE_BUFFERS; }
+static inline long micro_mode_no_auto_chain(void) { return SSL_MODE_NO_AUTO_CHAIN; }
 static inline long micro_mode_partial_write(void) { return SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER; }
 static inline uint64_t micro_default_options(void) {
     return SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE;

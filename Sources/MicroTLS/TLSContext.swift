@@ -6,7 +6,8 @@ import Synchronization
 /// shared by every connection of a server or client; sessions are made from it with ``TLSSession``.
 ///
 /// `SSL_MODE_RELEASE_BUFFERS` is on, so that idle connections give their record buffers back; compression and
-/// renegotiation are off.
+/// renegotiation are off. The certificate chain sent is the configured one (`SSL_MODE_NO_AUTO_CHAIN`): put the
+/// intermediates after the leaf in the PEM; the trust store is not searched to complete it.
 public final class TLSContext: @unchecked Sendable {
     public enum Role: Sendable { case client, server }
 
@@ -79,7 +80,11 @@ public final class TLSContext: @unchecked Sendable {
         let c = configuration
         _ = micro_ssl_ctx_set_min_proto(ctx, c.minimumVersion == .tls13 ? micro_tls1_3_version() : micro_tls1_2_version())
         SSL_CTX_set_options(ctx, micro_default_options())
-        _ = micro_ssl_ctx_set_mode(ctx, micro_mode_release_buffers())
+        // No automatic chain: each handshake would otherwise complete our certificate's chain from the trust store,
+        // and with the system store (OpenSSL 3's directory loader) that lists /etc/ssl/certs on every handshake,
+        // a third of a full handshake's server CPU. We send the chain as configured (the leaf and the certificates
+        // after it in the PEM), as nginx and HAProxy do.
+        _ = micro_ssl_ctx_set_mode(ctx, micro_mode_release_buffers() | micro_mode_no_auto_chain())
         // TLS 1.2 only with forward secrecy and AEAD: ECDHE key exchange, AES-GCM or ChaCha20-Poly1305 (no RSA key
         // exchange, no CBC, no CAMELLIA/ARIA, no SHA-1). TLS 1.3's suites are all AEAD and stay as OpenSSL has them.
         _ = SSL_CTX_set_cipher_list(ctx, TLSConfiguration.tls12Ciphers)
