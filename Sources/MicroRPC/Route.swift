@@ -87,8 +87,19 @@ final class Route: UnaryHandler, @unchecked Sendable {
     nonisolated(nonsending) private func invoke(_ body: UnaryRequestHandler, _ call: Request, _ context: RPCContext) async throws -> Response {
         if server.hasMiddleware {
             guard server.synchronousMiddleware else { return try await throughMiddleware(body, call, context) }
-            // Synchronous middleware: its hooks around the handler, in this function (no async level of its own).
-            return try await server.middleware!.withHooks(call, context: context, around: body)
+            // Synchronous middleware: its hooks around the handler, in this function (no async level of its own),
+            // called on the middleware stored by its type (``ServerHooks``: no copy of the chain per call).
+            let hooks = server.hooks.unsafelyUnwrapped
+            try hooks.willHandle(call, context: context)
+            let response: Response
+            do {
+                response = try await body(call, context)
+            } catch {
+                hooks.didHandle(call, context: context, outcome: .failure(error))
+                throw error
+            }
+            hooks.didHandle(call, context: context, outcome: .success(response))
+            return response
         }
         return try await body(call, context)
     }

@@ -13,6 +13,8 @@ final class ServerCore: Sendable {
     let hasMiddleware: Bool
     /// Whether all of it is synchronous: its hooks then run around unary handlers, with no `async` level.
     let synchronousMiddleware: Bool
+    /// The middleware's synchronous hooks, held by its concrete type (nil without middleware).
+    let hooks: ServerHooks?
     /// Set when a graceful stop began: health reports NOT_SERVING.
     let draining = Atomic<Bool>(false)
 
@@ -22,11 +24,40 @@ final class ServerCore: Sendable {
         middleware = configuration.middleware
         hasMiddleware = configuration.middleware != nil
         synchronousMiddleware = configuration.middleware?.handlesSynchronously ?? false
+        hooks = configuration.middleware.map { Self.hooks(of: $0) }
+    }
+
+    private static func hooks(of middleware: some ServerMiddleware) -> ServerHooks {
+        TypedServerHooks(middleware)
     }
 
     /// The answer to a call refused at the concurrency limit.
     var overloadStatus: Status {
         .nack(restartable: true, .resourceExhausted,
               "server \(configuration.name) is at its limit of \(configuration.maxConcurrentCalls) concurrent calls")
+    }
+}
+
+/// The synchronous hooks of a server's middleware (``ServerMiddleware/willHandle(_:context:)`` and
+/// ``ServerMiddleware/didHandle(_:context:outcome:)``), with the middleware stored by its concrete type, so that a
+/// call borrows it in place. A call through the stored existential copied the whole chain out first: a retain and a
+/// release for every reference the chain holds, twice per call.
+class ServerHooks: @unchecked Sendable {
+    func willHandle(_ request: Request, context: RPCContext) throws {}
+    func didHandle(_ request: Request, context: RPCContext, outcome: Result<Response, any Error>) {}
+}
+
+/// ``ServerHooks`` of one middleware type. Immutable.
+final class TypedServerHooks<Middleware: ServerMiddleware>: ServerHooks, @unchecked Sendable {
+    let middleware: Middleware
+
+    init(_ middleware: Middleware) { self.middleware = middleware }
+
+    override func willHandle(_ request: Request, context: RPCContext) throws {
+        try middleware.willHandle(request, context: context)
+    }
+
+    override func didHandle(_ request: Request, context: RPCContext, outcome: Result<Response, any Error>) {
+        middleware.didHandle(request, context: context, outcome: outcome)
     }
 }

@@ -20,7 +20,8 @@ import Synchronization
 /// Elsewhere: `micro_circuit_breaker_state` (``CircuitBreakerMiddleware``), `micro_selector_ejections_total`
 /// (the registry selector), `micro_pool_connections` and `micro_pool_waiters` (the libuv transport).
 ///
-/// The handles of an endpoint are made once and kept (one lock and one lookup per call). Not promised: bounded
+/// The handles of an endpoint are made once and kept (no lock and no hashing when a call names the endpoint the
+/// previous one named). Not promised: bounded
 /// memory when callers name unboundedly many endpoints (a server only counts endpoints it serves).
 public struct MetricsMiddleware: ClientMiddleware, ServerMiddleware {
     let client: HandleCache
@@ -38,27 +39,33 @@ public struct MetricsMiddleware: ClientMiddleware, ServerMiddleware {
     public var callsSynchronously: Bool { true }
 
     public func willCall(_ call: ClientCall) throws {
-        client.handles(call.service, call.endpoint).inFlight.increment(by: 1)
+        client.withHandles(call.service, call.endpoint) { $0.inFlight.increment(by: 1) }
     }
 
     public func didCall(_ call: ClientCall, outcome: Result<ClientOutput, any Error>) {
-        let h = client.handles(call.service, call.endpoint)
-        h.inFlight.decrement(by: 1)
-        h.calls.increment(by: 1)
-        h.duration.recordNanoseconds(call.startedAt.nanoseconds(to: .now))
-        if case .failure(let error) = outcome { h.error(Self.code(error)).increment(by: 1) }
+        client.withHandles(call.service, call.endpoint) { h in
+            h.inFlight.decrement(by: 1)
+            h.calls.increment(by: 1)
+            h.duration.recordNanoseconds(call.startedAt.nanoseconds(to: .now))
+            if case .failure(let error) = outcome { h.error(Self.code(error)).increment(by: 1) }
+        }
     }
 
     public func willAttempt(_ attempt: ClientAttempt) throws {
-        let h = client.handles(attempt.service, attempt.endpoint)
-        if attempt.isHedge { h.hedges.increment(by: 1) } else if attempt.number > 1 { h.retries.increment(by: 1) }
+        // A first attempt counts nothing here: no lookup for it.
+        if attempt.isHedge {
+            client.withHandles(attempt.service, attempt.endpoint) { $0.hedges.increment(by: 1) }
+        } else if attempt.number > 1 {
+            client.withHandles(attempt.service, attempt.endpoint) { $0.retries.increment(by: 1) }
+        }
     }
 
     public func didAttempt(_ attempt: ClientAttempt, outcome: Result<ClientOutput, any Error>) {
-        let h = client.handles(attempt.service, attempt.endpoint)
-        h.attemptDuration!.recordNanoseconds(attempt.startedAt.nanoseconds(to: .now))
-        // A NACK the server sent (not one made here, which has a cause).
-        if case .failure(let e as RPCError) = outcome, e.workNotStarted && e.cause == nil { h.nacks.increment(by: 1) }
+        client.withHandles(attempt.service, attempt.endpoint) { h in
+            h.attemptDuration!.recordNanoseconds(attempt.startedAt.nanoseconds(to: .now))
+            // A NACK the server sent (not one made here, which has a cause).
+            if case .failure(let e as RPCError) = outcome, e.workNotStarted && e.cause == nil { h.nacks.increment(by: 1) }
+        }
     }
 
     // MARK: server
@@ -67,25 +74,27 @@ public struct MetricsMiddleware: ClientMiddleware, ServerMiddleware {
     public var handlesSynchronously: Bool { true }
 
     public func willHandle(_ request: Request, context: RPCContext) throws {
-        server.handles(context.service, context.endpoint).inFlight.increment(by: 1)
+        server.withHandles(context.service, context.endpoint) { $0.inFlight.increment(by: 1) }
     }
 
     public func didHandle(_ request: Request, context: RPCContext, outcome: Result<Response, any Error>) {
-        let h = server.handles(context.service, context.endpoint)
-        h.inFlight.decrement(by: 1)
-        switch outcome {
-        case .success:
-            h.calls.increment(by: 1)
-            h.duration.recordNanoseconds(context.receivedAt.nanoseconds(to: .now))
-        case .failure(let error):
-            served(h, start: context.receivedAt, error: error)
+        let start = context.receivedAt
+        let failure: (any Error)? = if case .failure(let error) = outcome { error } else { nil }
+        server.withHandles(context.service, context.endpoint) { h in
+            h.inFlight.decrement(by: 1)
+            if let failure {
+                served(h, start: start, error: failure)
+            } else {
+                h.calls.increment(by: 1)
+                h.duration.recordNanoseconds(start.nanoseconds(to: .now))
+            }
         }
     }
 
     public nonisolated(nonsending) func interceptStream(
         _ call: ServerCallStream, next: nonisolated(nonsending) (ServerCallStream) async throws -> Void
     ) async throws {
-        let h = server.handles(call.context.service, call.context.endpoint)
+        let h = server.withHandles(call.context.service, call.context.endpoint) { $0 }
         let start = call.context.receivedAt
         h.inFlight.increment(by: 1)
         defer { h.inFlight.decrement(by: 1) }
@@ -160,42 +169,20 @@ extension MetricsMiddleware {
         }
     }
 
-    /// Handles by service and endpoint, made once.
+    /// Handles by service and endpoint, made once (``EndpointTable``: the endpoint of the previous call is found
+    /// without a lock).
     final class HandleCache: Sendable {
-        struct Key: Hashable, Sendable {
-            var service: String
-            var endpoint: String
-        }
-
-        let side: String
-        let factory: any MetricsFactory
-        /// The handles by key, and the last ones handed out (most calls name the endpoint the previous call
-        /// named: comparing its strings, usually the same interned storage, is cheaper than hashing them). Guarded
-        /// by its mutex.
-        private let table = Mutex<(all: [Key: Handles], last: Handles?)>((all: [:], last: nil))
+        private let table: EndpointTable<Handles>
 
         init(side: String, factory: any MetricsFactory) {
-            self.side = side
-            self.factory = factory
+            table = EndpointTable { service, endpoint in
+                Handles(side: side, service: service, endpoint: endpoint, factory: factory)
+            }
         }
 
-        func handles(_ service: String, _ endpoint: String) -> Handles {
-            let found = table.withLock { table -> Handles? in
-                if let last = table.last, last.endpoint == endpoint, last.service == service { return last }
-                guard let h = table.all[Key(service: service, endpoint: endpoint)] else { return nil }
-                table.last = h
-                return h
-            }
-            if let found { return found }
-            // Made outside the lock: the factory may take locks of its own.
-            let made = Handles(side: side, service: service, endpoint: endpoint, factory: factory)
-            return table.withLock { table in
-                let key = Key(service: service, endpoint: endpoint)
-                let h = table.all[key] ?? made
-                table.all[key] = h
-                table.last = h
-                return h
-            }
+        @inline(__always)
+        func withHandles<R>(_ service: String, _ endpoint: String, _ body: (Handles) -> R) -> R {
+            table.withValue(service, endpoint, body)
         }
     }
 }

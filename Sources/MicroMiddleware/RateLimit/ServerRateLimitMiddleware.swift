@@ -8,8 +8,9 @@ public import MicroRPC
 /// The caller is its authenticated identity (``RPCContext/identity``, so put this after the auth middleware) or
 /// else its address without the port. Health checks are never limited.
 ///
-/// Thread-safe; a lock per bucket table consulted (per-endpoint rates given up front need none). Not promised: exact
-/// accounting for callers beyond `maxCallers` (see ``KeyedRateLimiter``).
+/// Thread-safe; an endpoint's bucket is one atomic, found without a lock when the call names the endpoint the
+/// previous call named; the per-caller table takes a lock. Not promised: exact accounting for callers beyond
+/// `maxCallers` (see ``KeyedRateLimiter``).
 public struct ServerRateLimitMiddleware: ServerMiddleware {
     public struct Configuration: Sendable {
         /// The rate of each endpoint without its own; nil: endpoints are not limited.
@@ -26,15 +27,28 @@ public struct ServerRateLimitMiddleware: ServerMiddleware {
         }
     }
 
+    /// The bucket of one endpoint and its rate; no bucket when the endpoint is not limited.
+    final class EndpointLimit: Sendable {
+        let limiter: RateLimiter?
+        let rate: Rate?
+
+        init(_ rate: Rate?) {
+            self.rate = rate
+            limiter = rate.map { RateLimiter(ratePerSecond: $0.perSecond, burst: $0.burst) }
+        }
+    }
+
     public let configuration: Configuration
-    private let perEndpoint: KeyedRateLimiter?
-    private let ownEndpoints: [String: RateLimiter]
+    /// The bucket of each endpoint, made on its first call (at full burst). Keyed by endpoint name alone: the
+    /// keys are the endpoints the server serves (a call to another endpoint is answered before any middleware).
+    private let perEndpoint: EndpointTable<EndpointLimit>
     private let perCaller: KeyedRateLimiter?
 
     public init(_ configuration: Configuration) {
         self.configuration = configuration
-        perEndpoint = configuration.endpoint.map { KeyedRateLimiter(ratePerSecond: $0.perSecond, burst: $0.burst, maxKeys: 10_000) }
-        ownEndpoints = configuration.endpoints.mapValues { RateLimiter(ratePerSecond: $0.perSecond, burst: $0.burst) }
+        perEndpoint = EndpointTable { _, endpoint in
+            EndpointLimit(configuration.endpoints[endpoint] ?? configuration.endpoint)
+        }
         perCaller = configuration.caller.map {
             KeyedRateLimiter(ratePerSecond: $0.perSecond, burst: $0.burst, maxKeys: configuration.maxCallers)
         }
@@ -59,16 +73,11 @@ public struct ServerRateLimitMiddleware: ServerMiddleware {
         if context.endpoint == Server.healthEndpoint { return }
         // The first try uses the arrival time (no clock read); a refusal is decided on a fresh clock reading.
         let arrived = context.receivedAt.nanoseconds
-        if let limiter = ownEndpoints[context.endpoint] {
-            guard limiter.tryAcquire(now: arrived) || limiter.tryAcquire(now: Timestamp.now.nanoseconds) else {
-                throw refusal("endpoint \(context.endpoint)", configuration.endpoints[context.endpoint]!)
-            }
-        } else if let perEndpoint, let rate = configuration.endpoint {
-            guard perEndpoint.tryAcquire(context.endpoint, now: arrived)
-                    || perEndpoint.tryAcquire(context.endpoint, now: Timestamp.now.nanoseconds) else {
-                throw refusal("endpoint \(context.endpoint)", rate)
-            }
+        let refused: Rate? = perEndpoint.withValue("", context.endpoint) { limit in
+            guard let limiter = limit.limiter else { return nil }
+            return limiter.tryAcquire(now: arrived) || limiter.tryAcquire(now: Timestamp.now.nanoseconds) ? nil : limit.rate
         }
+        if let refused { throw refusal("endpoint \(context.endpoint)", refused) }
         if let perCaller, let rate = configuration.caller {
             let caller = Self.caller(context)
             guard perCaller.tryAcquire(caller, now: arrived) || perCaller.tryAcquire(caller, now: Timestamp.now.nanoseconds) else {
