@@ -122,6 +122,31 @@ struct RateLimitTests {
         await s.stop()
     }
 
+    @Test("each endpoint has its own bucket: the rate configured for it, else the default; endpoints alternating")
+    func perEndpointBuckets() async throws {
+        let s = try await RunningServer.start(configure: { config in
+            var limits = ServerRateLimitMiddleware.Configuration(endpoint: Rate(perSecond: 0.01, burst: 2))
+            limits.endpoints["Echo.Own"] = Rate(perSecond: 0.01, burst: 4)
+            config.use { ServerRateLimitMiddleware(limits) }
+        }) { server in
+            for endpoint in ["Echo.A", "Echo.B", "Echo.Own"] { server.handle(endpoint) { _, _ in Response(body: []) } }
+        }
+        let c = RunningClient.start()
+        let options = CallOptions(retries: 0, address: s.address)
+        var admitted: [String: Int] = [:]
+        // Alternating endpoints, so that the endpoint of one call is rarely the one the previous call named.
+        for _ in 0..<6 {
+            for endpoint in ["Echo.A", "Echo.Own", "Echo.B"] {
+                let failure = await outcome(c.client, Request(service: "svc", endpoint: endpoint, body: []), options).rpcError
+                if failure == nil { admitted[endpoint, default: 0] += 1 } else { #expect(failure?.code == .resourceExhausted) }
+            }
+        }
+        // One token per 100 s: none comes back during the test.
+        #expect(admitted == ["Echo.A": 2, "Echo.B": 2, "Echo.Own": 4])
+        await c.stop()
+        await s.stop()
+    }
+
     @Test("the client limiter fails calls beyond its burst locally with resourceExhausted, nothing sent, not retried")
     func clientLimiter() async throws {
         let handled = Hits()
