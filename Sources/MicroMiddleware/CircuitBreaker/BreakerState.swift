@@ -97,6 +97,12 @@ public struct BreakerState: Sendable {
         windowSums(now: now).failures
     }
 
+    /// Whether the state says nothing a fresh one would not: closed, no failure in a row or in the window, no probe
+    /// out. Such a state can be forgotten (the middleware keeps none for a node that never failed).
+    func isClean(now: Int64) -> Bool {
+        phase == .closed && consecutiveFailures == 0 && probesInFlight == 0 && failuresInWindow(now: now) == 0
+    }
+
     /// Whether a call may go out now. Moves open -> half-open once the open time has passed.
     public mutating func admit(now: Int64) -> Decision {
         switch phase {

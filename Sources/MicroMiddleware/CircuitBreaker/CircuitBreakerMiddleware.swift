@@ -20,8 +20,10 @@ import Synchronization
 /// Changes of state are logged (warning when a breaker opens) and reported as the gauge
 /// `micro_circuit_breaker_state` (0 closed, 1 half-open, 2 open) labelled by service and node.
 ///
-/// Thread-safe: the states are guarded by one mutex, taken twice per attempt (admit, record). Not promised: that a
-/// node's breaker outlives the node: above `maxNodes` breakers, closed ones are forgotten.
+/// Thread-safe: the states are guarded by one mutex, taken twice per attempt (admit, record) while any breaker has
+/// state; while none has (no node failed within the window), an attempt takes no lock and reads no clock. A breaker
+/// that closed again and whose failures left the window is forgotten. Not promised: that a node's breaker outlives
+/// the node: above `maxNodes` breakers, closed ones are forgotten.
 public struct CircuitBreakerMiddleware: ClientMiddleware {
     /// What a breaker is for.
     public enum Scope: Sendable, Hashable {
@@ -121,6 +123,11 @@ extension CircuitBreakerMiddleware {
         let logger: Logger
         /// Guarded by its mutex.
         private let states = Mutex<[Key: BreakerState]>([:])
+        /// How many states `states` holds, written under its mutex. While it is 0 (every node healthy, the usual
+        /// case), admitting and recording a success need neither the mutex nor a clock reading. Read relaxed: an
+        /// attempt admitted just as another one's failure creates the first state is one that began a moment
+        /// earlier.
+        private let tracked = Atomic<Int>(0)
 
         init(configuration: Configuration, logger: Logger) {
             self.configuration = configuration
@@ -131,12 +138,15 @@ extension CircuitBreakerMiddleware {
 
         func phase(_ key: Key) -> BreakerState.Phase { states.withLock { $0[key]?.phase ?? .closed } }
 
+        /// The number of breakers with state (the others are closed and clean).
+        var count: Int { states.withLock { $0.count } }
+
         func admit(_ key: Key, scope: Scope) -> BreakerState.Decision {
-            let now = Timestamp.now.nanoseconds
+            if tracked.load(ordering: .relaxed) == 0 { return .allow }
             let (decision, began) = states.withLock { states -> (BreakerState.Decision, Bool) in
                 guard var state = states[key] else { return (.allow, false) }
                 let before = state.phase
-                let d = state.admit(now: now)
+                let d = state.admit(now: Timestamp.now.nanoseconds)
                 let began = before == .open && d == .probe
                 states[key] = state
                 return (d, began)
@@ -146,15 +156,22 @@ extension CircuitBreakerMiddleware {
         }
 
         func record(_ key: Key, scope: Scope, success: Bool, probe: Bool) {
-            let now = Timestamp.now.nanoseconds
+            // Healthy and never failed (or no longer failing): no state kept.
+            if success && !probe && tracked.load(ordering: .relaxed) == 0 { return }
             let transition = states.withLock { states -> BreakerState.Transition? in
-                if success && !probe && states[key] == nil { return nil }  // healthy and never failed: no state kept
+                if success && !probe && states[key] == nil { return nil }
+                let now = Timestamp.now.nanoseconds
+                defer { tracked.store(states.count, ordering: .relaxed) }
                 if states[key] == nil {
                     if states.count >= configuration.maxNodes { states = states.filter { $0.value.phase != .closed } }
                     guard let c = scope == .node ? configuration.node : configuration.service else { return nil }
                     states[key] = BreakerState(configuration: c)
                 }
-                return states[key]!.record(success: success, probe: probe, now: now)
+                let transition = states[key]!.record(success: success, probe: probe, now: now)
+                // A breaker back to closed whose failures have left the window is forgotten, so that a healthy
+                // client goes back to the path without the mutex.
+                if success && transition == nil && states[key]!.isClean(now: now) { states[key] = nil }
+                return transition
             }
             if let transition { report(key, transition) }
         }
