@@ -38,7 +38,8 @@ struct Bench: AsyncParsableCommand {
 
     @OptionGroup var flags: ServiceFlags
     @Option(help: "Connections to the server.") var connections = 1
-    @Option(help: "Calls in flight (streams in --mode stream).") var concurrency = 64
+    @Option(help: "Calls in flight (streams in --mode stream); with --rate, the workers that call on schedule.") var concurrency = 64
+    @Option(help: "Open loop: this many calls per second in all, each worker calling on a schedule and each latency counted from the scheduled time (as wrk2 and ghz --rps do). Default: closed loop, each worker calls again when its answer comes.") var rate: Double?
     @Option(help: "Bytes per request.") var size = 64
     @Option(help: "Send this JSON body (checked) instead of --size bytes; answers are then not compared with it.") var body: String?
     @Option(help: "Measured time: 5, 10s, 500ms.") var duration = DurationArgument(.seconds(5), text: "5s")
@@ -84,6 +85,10 @@ struct Bench: AsyncParsableCommand {
             if serverPid <= 0 || access("/proc/\(serverPid)/stat", R_OK) != 0 { throw ValidationError("--server-pid: no process \(serverPid)") }
         }
         if layer == .transport && (mode == .stream || body != nil) { throw ValidationError("--layer transport measures unary raw calls") }
+        if let rate {
+            if !(rate > 0 && rate <= 10_000_000) { throw ValidationError("--rate needs more than 0 and at most 10,000,000 calls/s, not \(rate)") }
+            if mode == .stream { throw ValidationError("--rate paces unary calls; --mode stream runs closed loop") }
+        }
     }
 
     func run() async throws {
@@ -203,9 +208,9 @@ struct Bench: AsyncParsableCommand {
         let clientLoop = try clientTransport.loop(for: bound)
         let what = layer == .rpc ? "RPC" : "transport"
         let chain = middleware == .none ? "" : " (middleware: \(middleware.rawValue))"
-        say("micro bench: \(what)\(chain) \(mode.rawValue) echo, \(payload.count) B, \(connections) connection(s) x \(concurrency) in flight, \(duration) (+\(warmup) warm-up), server \(serverThreads) loop(s), client \(clientThreads) loop(s), \(bound)\(serverTransportConfiguration.tls != nil ? ", TLS" : "")")
+        say("micro bench: \(what)\(chain) \(mode.rawValue) echo, \(payload.count) B, \(connections) connection(s) x \(concurrency) \(rate.map { "worker(s) at \(Int($0)) calls/s" } ?? "in flight"), \(duration) (+\(warmup) warm-up), server \(serverThreads) loop(s), client \(clientThreads) loop(s), \(bound)\(serverTransportConfiguration.tls != nil ? ", TLS" : "")")
         let run = LoadRun(payload: payload, echoed: true, concurrency: concurrency, warmup: warmup.duration, duration: duration.duration,
-                          progress: !quiet, json: json, workerLoop: { _ in clientLoop }, clientLoops: clientGroup.loops,
+                          progress: !quiet, json: json, rate: rate, workerLoop: { _ in clientLoop }, clientLoops: clientGroup.loops,
                           serverLoops: serverGroup.loops, serverProcess: nil)
         let ok: Bool
         do {
@@ -261,7 +266,7 @@ struct Bench: AsyncParsableCommand {
         let outcome: Result<Bool, any Error>
         do {
             if let service, address == nil { try await requireService(service, in: micro) }
-            say("micro bench: \(mode.rawValue) \(endpointName), \(body.map { "\($0.utf8.count) B of JSON" } ?? "\(payload.count) B"), \(connections) connection(s) x \(concurrency) in flight, \(duration) (+\(warmup) warm-up), \(address ?? "service \(serviceName) (discovery)")\(options.tls != nil ? ", TLS" : "")")
+            say("micro bench: \(mode.rawValue) \(endpointName), \(body.map { "\($0.utf8.count) B of JSON" } ?? "\(payload.count) B"), \(connections) connection(s) x \(concurrency) \(rate.map { "worker(s) at \(Int($0)) calls/s" } ?? "in flight"), \(duration) (+\(warmup) warm-up), \(address ?? "service \(serviceName) (discovery)")\(options.tls != nil ? ", TLS" : "")")
             let request = Request(service: serviceName, endpoint: endpointName, contentType: contentType, body: payload)
             if mode == .unary {
                 // The first call dials; a target that cannot answer fails here, with its error.
@@ -273,7 +278,7 @@ struct Bench: AsyncParsableCommand {
             let loops = micro.group.loops
             let addressLoop = address.flatMap { try? (micro.client.transport as? UVClientTransport)?.loop(for: $0) }
             let run = LoadRun(payload: payload, echoed: body == nil, concurrency: concurrency, warmup: warmup.duration, duration: duration.duration,
-                              progress: !quiet, json: json, workerLoop: { addressLoop ?? loops[$0 % loops.count] }, clientLoops: loops,
+                              progress: !quiet, json: json, rate: rate, workerLoop: { addressLoop ?? loops[$0 % loops.count] }, clientLoops: loops,
                               serverLoops: [], serverProcess: serverPid)
             let client = micro.client
             if mode == .unary {

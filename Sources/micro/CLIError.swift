@@ -1,3 +1,4 @@
+import Glibc
 import Foundation
 import MicroCore
 import MicroRPC
@@ -51,9 +52,17 @@ struct CLIError: Error, CustomStringConvertible {
     """
 }
 
-/// Writes one line to standard output (unbuffered: a test or a pipe sees each line as it is written).
+/// Writes one line to standard output (unbuffered: a test or a pipe sees each line as it is written). A reader that
+/// went away (`micro bench | head`) loses the rest of the output; the command itself goes on to its end.
 func say(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    var text = line + "\n"
+    text.withUTF8 { bytes in
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(1, bytes.baseAddress! + done, bytes.count - done)
+            if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { return }
+        }
+    }
 }
 
 /// The body of a command as bytes: valid JSON (checked here, not by the server), or any bytes with `raw`.

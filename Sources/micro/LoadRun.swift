@@ -10,6 +10,13 @@ import Synchronization
 /// call), completed calls to one relaxed atomic. A progress line a second reads the atomics and, on each loop,
 /// every 8th latency of that second. The report: calls/s, percentiles, CPU per call of the client's and the
 /// server's loop threads, allocations per call (when the malloc counter is preloaded), the host's steal time.
+///
+/// Closed loop by default: each worker calls again as soon as its answer comes, so `concurrency` calls are always in
+/// flight and the rate is whatever the system gives. With `rate` (calls per second in all), open loop: each worker
+/// calls on a schedule of its own (`concurrency / rate` apart, the workers' schedules staggered, rounded up to a
+/// 200 µs tick), waiting on a loop alarm (no thread hop), and a call's latency counts from its scheduled time, so a
+/// stall that delays the calls behind it shows in their latency (no coordinated omission). A worker that falls
+/// behind calls at once.
 
 final class LoadRun: Sendable {
     let payload: [UInt8]
@@ -19,6 +26,8 @@ final class LoadRun: Sendable {
     let duration: Duration
     let progress: Bool
     let json: Bool
+    /// Calls per second in all (open loop); nil: closed loop.
+    let rate: Double?
     let workerLoop: @Sendable (Int) -> EventLoop
     let clientLoops: [EventLoop]
     let serverLoops: [EventLoop]
@@ -31,7 +40,7 @@ final class LoadRun: Sendable {
     private let firstError = Mutex<String?>(nil)
 
     init(payload: [UInt8], echoed: Bool, concurrency: Int, warmup: Duration, duration: Duration, progress: Bool, json: Bool,
-         workerLoop: @escaping @Sendable (Int) -> EventLoop, clientLoops: [EventLoop], serverLoops: [EventLoop], serverProcess: Int32?) {
+         rate: Double? = nil, workerLoop: @escaping @Sendable (Int) -> EventLoop, clientLoops: [EventLoop], serverLoops: [EventLoop], serverProcess: Int32?) {
         self.payload = payload
         self.echoed = echoed
         self.concurrency = concurrency
@@ -39,6 +48,7 @@ final class LoadRun: Sendable {
         self.duration = duration
         self.progress = progress
         self.json = json
+        self.rate = rate
         self.workerLoop = workerLoop
         self.clientLoops = clientLoops
         self.serverLoops = serverLoops
@@ -59,12 +69,27 @@ final class LoadRun: Sendable {
         let measureFrom = start.advanced(by: warmup)
         let stopAt = measureFrom.advanced(by: duration)
         let expected = echoed ? payload.count : -1
+        // Open loop: each worker's calls `interval` apart, the workers' first calls spread over one interval.
+        let interval = rate.map { max(1, Int64((Double(concurrency) / $0 * 1e9).rounded())) }
         let workers = (0..<concurrency).map { i in
             let loop = workerLoop(i)
             let buffer = samples[ObjectIdentifier(loop)]!
+            let concurrency = self.concurrency
             return Task(executorPreference: loop) {
+                var scheduled = interval.map { start.advanced(byNanoseconds: $0 / Int64(concurrency) * Int64(i)) }
                 while true {
-                    let t0 = Timestamp.now
+                    // Open loop: the call is due at its scheduled time rounded up to the pacing tick, so that
+                    // the calls of one tick go out together (one wake-up per tick, not per call); its latency
+                    // counts from then (a late call's wait is part of it).
+                    var due: Timestamp?
+                    if let s = scheduled {
+                        let d = Timestamp(nanoseconds: (s.nanoseconds + Self.pacingTick - 1) / Self.pacingTick * Self.pacingTick)
+                        if d >= stopAt { break }
+                        if Timestamp.now < d { await Self.wait(until: d, on: loop) }
+                        scheduled = s.advanced(byNanoseconds: interval!)
+                        due = d
+                    }
+                    let t0 = due ?? Timestamp.now
                     if t0 >= stopAt { break }
                     do {
                         let n = try await call()
@@ -78,6 +103,20 @@ final class LoadRun: Sendable {
             }
         }
         return await report(workers: workers, measureFrom: measureFrom, stopAt: stopAt)
+    }
+
+    /// The open loop's pacing granularity: 200 µs, at most 5,000 wake-ups a second for the schedule.
+    static let pacingTick: Int64 = 200_000
+
+    /// Suspends until `due`: on a loop alarm when the task runs on `loop` (resumed there, no thread hop), else a sleep.
+    private static func wait(until due: Timestamp, on loop: EventLoop) async {
+        guard loop.inEventLoop else {
+            try? await Task.sleep(until: due.instant)
+            return
+        }
+        await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+            _ = loop.scheduleAlarm(atBoottimeNanoseconds: due.nanoseconds) { c.resume() }
+        }
     }
 
     /// One stream per worker: a message out, its echo back, again until the end.
@@ -180,7 +219,10 @@ final class LoadRun: Sendable {
         }
         func hundredths(_ x: Double) -> String { String(format: "%.2f", x) }
         say("calls: \(calls) ok, \(errors) errors in \(seconds) s")
-        say("throughput: \(Int(Double(calls) / seconds)) calls/s")
+        say("throughput: \(Int(Double(calls) / seconds)) calls/s" + (rate.map { " (open loop at \(Int($0)) calls/s)" } ?? ""))
+        if let rate, Double(calls + errors) / seconds < 0.95 * rate {
+            say("note: the calls fell behind the schedule of \(Int(rate)) calls/s; their latencies include the wait")
+        }
         say("latency: p50 \(pct(0.50))  p90 \(pct(0.90))  p99 \(pct(0.99))  p99.9 \(pct(0.999))  max \(sorted.last.map { "\($0) µs" } ?? "-")")
         var serverCPUPerCall: Double?
         var clientCPUPerCall: Double?

@@ -108,6 +108,8 @@ import Testing
             (["chaos", "--scenario", "flood"], 64, "flood"),
             (["chaos", "--callers", "0"], 64, "--callers"),
             (["bench", "--size", "-1"], 64, "size"),
+            (["bench", "--rate", "0"], 64, "--rate"),
+            (["bench", "--rate", "100", "--mode", "stream"], 64, "--rate"),
             (["bench", "--layer", "transport", "--service", "greeter"], 64, "--layer"),
             (["sidecar", "--address", "nowhere"], 64, "--address"),
             (["serve", "example", "--admin_address", "x"], 64, "--admin_address"),
@@ -159,6 +161,15 @@ import Testing
         #expect(transport.status == 0 && transport.output.contains("server CPU per call"), "\(transport.output)")
         let stock = try await runAsync(Self.path, ["bench", "--middleware", "stock", "--duration", "0.5", "--warmup", "0.1", "--quiet"], seconds: 60)
         #expect(stock.status == 0 && stock.output.contains("middleware: stock"), "\(stock.output)")
+        // Open loop: every scheduled call of the measured second is made (late ones at once), so the count is the
+        // rate's, within a call per worker at the edges, however busy the machine.
+        let paced = try await runAsync(Self.path, ["bench", "--rate", "400", "--concurrency", "8", "--connections", "4", "--duration", "1",
+                                                   "--warmup", "0.2", "--json", "--quiet"], seconds: 60)
+        #expect(paced.status == 0 && paced.output.contains("open loop at 400 calls/s"), "\(paced.output)")
+        let pacedLine = try #require(paced.output.split(separator: "\n").last { $0.hasPrefix("{") }, "\(paced.output)")
+        let pacedFigures = try #require(try JSONSerialization.jsonObject(with: Data(pacedLine.utf8)) as? [String: Any])
+        let pacedCalls = pacedFigures["calls"] as? Int ?? 0
+        #expect((392...408).contains(pacedCalls) && pacedFigures["errors"] as? Int == 0, "\(pacedLine)")
         let picks = try await runAsync(Self.path, ["selector-bench", "--calls", "2000", "--nodes", "3"], seconds: 60)
         #expect(picks.status == 0 && picks.output.contains("lookups in 10,000 calls: 0"), "\(picks.output)")
         let example = try await Example()
