@@ -3,8 +3,8 @@ import MicroInMemory
 import MicroSelector
 import Testing
 
-/// `Outcome.superseded(after:)`: a hedge's loser. The call stays counted against its node for as long again as it
-/// ran, so least-outstanding keeps sending the slow node fewer calls (as it would if the call were still running);
+/// `Outcome.superseded(after:)`: a hedge's loser. The call stays counted against its node for eight times as long
+/// as it ran, so least-outstanding keeps sending the slow node fewer calls (as it would if the call were still running);
 /// peak EWMA takes the time as a latency sample. Neither a success nor a failure.
 @Suite struct SupersededTests {
     func selector(nodes count: Int, strategy: Strategy) async throws -> RegistrySelector {
@@ -58,7 +58,7 @@ import Testing
         s.close()
     }
 
-    @Test("the superseded call's slot ends after as long again as it ran: the node is picked again")
+    @Test("the superseded call's slot ends (eight times as long as it ran): the node is picked again")
     func lingeringEnds() async throws {
         let s = try await selector(nodes: 2, strategy: .leastOutstanding)
         let slow = try await pick(s, "n0")

@@ -8,8 +8,9 @@ public enum Outcome: Sendable, Hashable {
     case ignored
     /// Another attempt of the same call answered first, and this one was cancelled after running `after` without
     /// an answer (a hedge's loser): the node was at least that slow this time. Neither a success nor a failure;
-    /// the selector keeps the call counted outstanding for another `after` (as if it were still running: its end
-    /// was not seen) and peak EWMA takes `after` as a latency sample. Marking it ``ignored`` instead would free the
+    /// the registry selector keeps the call counted outstanding for eight times `after` (as if it were still
+    /// running: its end was not seen, and a call in the tail has long to go) and peak EWMA takes `after` as a
+    /// latency sample. Marking it ``ignored`` instead would free the
     /// slow node's slot at once, and least-outstanding would send it more calls than it would get without hedging.
     case superseded(after: Duration)
     /// Nothing was sent: the caller's own circuit breaker for this node is open. The selector skips the node for

@@ -139,14 +139,15 @@ extension PoolState {
     /// ``mark(_:outcome:)`` for the node at index `i`.
     mutating func mark(at i: Int, outcome: Outcome) {
         if case .superseded(let after) = outcome {
-            // Still counted outstanding, for as long again as it ran; the slot ends with the node's other lingering ones.
+            // Still counted outstanding, for `supersededLinger` times as long as it ran; the slot ends with the node's
+            // other lingering ones.
             let now = monotonicNanoseconds()
             observe(i, latency: after, now: now)
             nodes[i].health.probing = false
             if nodes[i].outstanding == 0 { return }
             nodes[i].lingering += 1
             lingering += 1
-            nodes[i].lingerUntil = max(nodes[i].lingerUntil, now &+ after.nanoseconds)
+            nodes[i].lingerUntil = max(nodes[i].lingerUntil, now &+ after.nanoseconds &* Self.supersededLinger)
             return
         }
         if nodes[i].outstanding > 0 { nodes[i].outstanding -= 1 }
@@ -173,6 +174,14 @@ extension PoolState {
             break  // handled above
         }
     }
+
+    /// How many times as long as it ran a superseded call stays counted against its node. It lost to a hedge sent
+    /// after the observed p95 without answering, so it is in the tail that hedging is for, and a tail call's time
+    /// left is not small against the time it ran (a node that answers 50 ms late is 49 ms from answering when it
+    /// loses at 1 ms). With 1 (as long again as it ran), a 50 ms slow node on three nodes got 22% of the first
+    /// attempts while hedging against 2.6% without, and the hedged p99 was 1.5-2.4x the healthy one; with 8 it got
+    /// 5-6% and 1.3-1.8x (`micro bench --hedging`, docs/MIDDLEWARE.md).
+    static let supersededLinger: UInt64 = 8
 
     /// Peak EWMA: a latency above the average replaces it; a lower one moves it by the decay weight.
     private mutating func observe(_ i: Int, latency: Duration, now: UInt64) {
