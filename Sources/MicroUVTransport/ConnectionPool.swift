@@ -27,7 +27,8 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
     }
 
     let address: SocketAddress
-    unowned let loop: EventLoop
+    /// Strong: read on every call, and an unowned reference's read is a compare-and-swap loop on its count.
+    let loop: EventLoop
     let config: UVTransportConfiguration
     /// Connections that finished the SETTINGS exchange and are not closed.
     @exclusivity(unchecked) private(set) var ready: [MuxConnection] = [] { didSet { connectionsMeter.set(ready.count) } }
@@ -61,7 +62,14 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
     }
 
     /// Callers waiting now (timed-out and cancelled ones are not counted, though they may still sit in `waiters`).
-    private(set) var waitingCount = 0 { didSet { waitersMeter.set(waitingCount) } }
+    private(set) var waitingCount = 0 {
+        didSet {
+            waitersMeter.set(waitingCount)
+            demand.callersWaiting = waitingCount > 0
+        }
+    }
+    /// Whether callers wait, for the connections (they tell the pool of a stream's end only then, or when full).
+    let demand = PoolDemand()
     /// `micro_pool_connections{address}` and `micro_pool_waiters{address}` (swift-metrics; no-ops without a backend).
     private let connectionsMeter: Meter
     private let waitersMeter: Meter
@@ -211,6 +219,7 @@ final class ConnectionPool: MuxConnectionOwner, @unchecked Sendable {
                 let c = MuxConnection(role: .client, tcp: tcp, settings: config.settings)
                 c.logger = config.logger
                 c.owner = self
+                c.poolDemand = demand
                 handshaking.append(c)
                 c.start()
             case .failure(let error):
@@ -367,4 +376,10 @@ public struct PoolStats: Sendable, Equatable {
     public var streams: Int
     /// Dials since the pool was created.
     public var dials: Int
+}
+
+/// Whether callers wait for a stream of a pool: a flag the pool sets and its connections read. Loop-confined (the
+/// pool's loop).
+final class PoolDemand: @unchecked Sendable {
+    var callersWaiting = false
 }

@@ -198,7 +198,10 @@ extension MuxConnection {
         if let timer = deadlineTimer {
             timer.restart(timeout: wait)
         } else {
-            deadlineTimer = LoopTimer(loop: loop, timeout: wait) { [weak self] _ in self?.deadlinesDue() }
+            // Unowned, not weak: a weak reference would give the connection a side table, and every retain and
+            // release of it (several per call) would take the slow path. The timer is cancelled when the connection
+            // ends (`endUnaryCalls`) and when the loop shuts down, so it never fires after the connection is gone.
+            deadlineTimer = LoopTimer(loop: loop, timeout: wait) { [unowned self] _ in self.deadlinesDue() }
         }
     }
 

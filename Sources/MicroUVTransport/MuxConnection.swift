@@ -54,6 +54,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     var retireAt: UInt64 = .max
     /// Pool: where this connection sits in the pool's set of connections that may have room (-1: not in it).
     var poolRoomIndex = -1
+    /// Pool: whether callers wait for a stream (the pool's flag, shared by its connections; nil: not in a pool).
+    var poolDemand: PoolDemand?
 
     @exclusivity(unchecked) private var accumulator: FrameAccumulator
     /// Server: preface bytes still expected.
@@ -313,9 +315,14 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
             idleSince = loop.nowMilliseconds
             if isDraining { closeDrained() }
         }
-        // A server's owner only acts on stream ends while draining (every connection drains with it): no weak
-        // load per call otherwise.
-        if role == .client || isDraining { owner?.muxConnectionStreamClosed(self) }
+        // The owner acts on a stream's end only when this connection was full (out of the pool's room) or callers
+        // wait, and a server's only while draining (every connection drains with it): no weak load per call
+        // otherwise (a weak load takes the owner's side table, a strong retain and release more).
+        if role == .client {
+            if poolRoomIndex < 0 || poolDemand?.callersWaiting != false { owner?.muxConnectionStreamClosed(self) }
+        } else if isDraining {
+            owner?.muxConnectionStreamClosed(self)
+        }
     }
 
     // MARK: reading

@@ -52,6 +52,27 @@ public final class UVClientTransport: ClientTransport {
         return created
     }
 
+    /// The pool of `address`, unretained: pools live as long as the transport, so a call may use it without
+    /// retaining it (a retain and a release per call saved).
+    @inline(__always)
+    private func unretainedPool(for address: String) throws(TransportError) -> Unmanaged<ConnectionPool> {
+        let bits = lastPool.load(ordering: .acquiring)
+        if bits != 0, let raw = UnsafeRawPointer(bitPattern: bits) {
+            let last = Unmanaged<ConnectionPool>.fromOpaque(raw)
+            if last._withUnsafeGuaranteedRef({ $0.name == address }) { return last }
+        }
+        return Unmanaged.passUnretained(try pool(for: address))
+    }
+
+    /// The pool's loop and, when the caller runs on it, a connection with room now: the unary fast path's way in.
+    @inline(__always)
+    private static func fastPath(_ pool: Unmanaged<ConnectionPool>) -> (EventLoop, MuxConnection?) {
+        pool._withUnsafeGuaranteedRef { pool in
+            let loop = pool.loop
+            return (loop, loop.inEventLoop ? pool.readyConnection() : nil)
+        }
+    }
+
     private func remember(_ pool: ConnectionPool) {
         lastPool.store(UInt(bitPattern: Unmanaged.passUnretained(pool).toOpaque()), ordering: .releasing)
     }
@@ -124,9 +145,9 @@ public final class UVClientTransport: ClientTransport {
         deadline: Timestamp?
     ) async throws(TransportError) -> UnaryResponse {
         if isShutdown.load(ordering: .relaxed) { throw TransportError(.shutdown, "the client transport is shut down") }
-        let pool = try pool(for: address)
-        let loop = pool.loop
-        if loop.inEventLoop, let connection = pool.readyConnection() {
+        let pool = try unretainedPool(for: address)
+        let (loop, ready) = Self.fastPath(pool)
+        if let connection = ready {
             var deadlineAt: UInt64?
             if let deadline { deadlineAt = Self.loopTime(loop, plus: Self.milliseconds(until: deadline)) }
             let id = try connection.reserveUnaryStream(head: head, messageCount: message.count)
@@ -144,7 +165,7 @@ public final class UVClientTransport: ClientTransport {
             }
             return try result.get()
         }
-        return try await unaryAcquiring(pool: pool, head: head, message: message, deadline: deadline)
+        return try await unaryAcquiring(pool: pool.takeUnretainedValue(), head: head, message: message, deadline: deadline)
     }
 
     /// ``unary(to:head:message:deadline:)`` that `cancellation` can cancel too (a hedged call's first attempt, run
@@ -158,9 +179,9 @@ public final class UVClientTransport: ClientTransport {
         cancellation: CallCancellation
     ) async throws(TransportError) -> UnaryResponse {
         if isShutdown.load(ordering: .relaxed) { throw TransportError(.shutdown, "the client transport is shut down") }
-        let pool = try pool(for: address)
-        let loop = pool.loop
-        if loop.inEventLoop, let connection = pool.readyConnection() {
+        let pool = try unretainedPool(for: address)
+        let (loop, ready) = Self.fastPath(pool)
+        if let connection = ready {
             var deadlineAt: UInt64?
             if let deadline { deadlineAt = Self.loopTime(loop, plus: Self.milliseconds(until: deadline)) }
             let id = try connection.reserveUnaryStream(head: head, messageCount: message.count)
@@ -183,7 +204,8 @@ public final class UVClientTransport: ClientTransport {
             return try result.get()
         }
         defer { cancellation.disarm() }
-        return try await unaryAcquiring(pool: pool, head: head, message: message, deadline: deadline, cancellation: cancellation)
+        return try await unaryAcquiring(pool: pool.takeUnretainedValue(), head: head, message: message, deadline: deadline,
+                                        cancellation: cancellation)
     }
 
     /// The unary call's way through the pool's queue: from another thread, or when no connection has room yet.
