@@ -86,7 +86,7 @@ struct Bench: AsyncParsableCommand {
         }
         if layer == .transport && (mode == .stream || body != nil) { throw ValidationError("--layer transport measures unary raw calls") }
         if let rate {
-            if !(rate > 0 && rate <= 10_000_000) { throw ValidationError("--rate needs more than 0 and at most 10,000,000 calls/s, not \(rate)") }
+            if !(rate >= 0.01 && rate <= 10_000_000) { throw ValidationError("--rate needs 0.01 to 10,000,000 calls/s, not \(rate)") }
             if mode == .stream { throw ValidationError("--rate paces unary calls; --mode stream runs closed loop") }
         }
     }
