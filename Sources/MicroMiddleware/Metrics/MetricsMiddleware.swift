@@ -21,8 +21,8 @@ import Synchronization
 /// (the registry selector), `micro_pool_connections` and `micro_pool_waiters` (the libuv transport).
 ///
 /// The handles of an endpoint are made once and kept (no lock and no hashing when a call names the endpoint the
-/// previous one named). Not promised: bounded
-/// memory when callers name unboundedly many endpoints (a server only counts endpoints it serves).
+/// previous one named). Not promised: bounded memory when callers name unboundedly many endpoints (a server only
+/// counts endpoints it serves).
 public struct MetricsMiddleware: ClientMiddleware, ServerMiddleware {
     let client: HandleCache
     let server: HandleCache
