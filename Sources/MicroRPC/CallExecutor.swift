@@ -18,7 +18,9 @@ extension Client {
     /// and it is where the middleware chain attaches: around the logical call, and around each attempt. The
     /// attempt (a unary call, opening a stream) is a non-escaping closure that captures nothing: what it needs
     /// comes borrowed as `context` (the request), so a call costs no allocation and no copy of the request for it.
-    nonisolated(nonsending) func execute<Context, Output: ClientOutputConvertible>(
+    /// Inlined into its two callers, with the attempt closure: each async level a call returns through costs an
+    /// executor check, which under an executor preference takes the task's status-record lock (docs/RPC.md).
+    @inline(__always) nonisolated(nonsending) func execute<Context, Output: ClientOutputConvertible>(
         service: String, endpoint: String, contentType: String, metadata: Metadata, options: CallOptions, kind: ClientCall.Kind,
         context: borrowing Context,
         _ attempt: nonisolated(nonsending) (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>

@@ -151,7 +151,10 @@ public final class UVClientTransport: ClientTransport {
             var deadlineAt: UInt64?
             if let deadline { deadlineAt = Self.loopTime(loop, plus: Self.milliseconds(until: deadline)) }
             let id = try connection.reserveUnaryStream(head: head, messageCount: message.count)
-            let result = await withTaskCancellationHandler {
+            // The variant that inherits the caller's executor: `withTaskCancellationHandler` hops to its `isolation`
+            // on entry and on return, two executor checks per call that each take the task's status-record lock
+            // under an executor preference (docs/RPC.md, "A hidden cost"). Same handler semantics otherwise.
+            let result = await _unsafeInheritExecutor_withTaskCancellationHandler {
                 await withUnsafeContinuation { (c: UnsafeContinuation<Result<UnaryResponse, TransportError>, Never>) in
                     if Task.isCancelled {
                         connection.abandonUnary(id)
@@ -188,7 +191,7 @@ public final class UVClientTransport: ClientTransport {
             let cancel: @Sendable () -> Void = {
                 loop.execute { connection.cancelUnary(id, error: TransportError(.cancelled, "the call was cancelled")) }
             }
-            let result = await withTaskCancellationHandler {
+            let result = await _unsafeInheritExecutor_withTaskCancellationHandler {
                 await withUnsafeContinuation { (c: UnsafeContinuation<Result<UnaryResponse, TransportError>, Never>) in
                     if Task.isCancelled || !cancellation.arm(cancel) {
                         connection.abandonUnary(id)

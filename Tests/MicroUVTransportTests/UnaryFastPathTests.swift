@@ -127,6 +127,30 @@ struct UnaryFastPathTests {
         await h.stop()
     }
 
+    @Test("cancelling a task that calls on the client's loop (the fast path) cancels the call at both ends")
+    func cancellationOnTheLoop() async throws {
+        let probe = ProbeHandler(.sleep(.seconds(10)))
+        let h = try await Harness.start(serverHandler: probe)
+        let client = h.client, address = h.address, head = self.head
+        let loop = try client.loop(for: address)
+        // A first call (then cancelled) makes the connection ready, so the next call from the loop takes the fast path.
+        let warm = Task(executorPreference: loop) { try await client.unary(to: address, head: head, message: [1]) }
+        try await eventually(5, "first call started") { probe.calls.load(ordering: .relaxed) == 1 }
+        warm.cancel()
+        _ = await warm.result
+        let call = Task(executorPreference: loop) { try await client.unary(to: address, head: head, message: [9]) }
+        try await eventually(5, "handler started") { probe.calls.load(ordering: .relaxed) == 2 }
+        call.cancel()
+        do {
+            _ = try await withTimeout(5) { try await call.value }
+            Issue.record("the call should have been cancelled")
+        } catch let e as TransportError {
+            #expect(e.code == .cancelled)
+        }
+        try await eventually(5, "both handlers cancelled") { probe.cancelledSeen.load(ordering: .relaxed) == 2 }
+        await h.stop()
+    }
+
     @Test("the client holds calls above the server's MAX_CONCURRENT_STREAMS back instead of overrunning it")
     func honoursPeerLimit() async throws {
         var server = UVTransportConfiguration()
