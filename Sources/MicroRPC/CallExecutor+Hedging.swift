@@ -5,7 +5,7 @@ extension Client {
     nonisolated(nonsending) func executeHedged(_ request: Request, options: CallOptions, policy: HedgingPolicy) async throws -> Response {
         let now = Timestamp.now
         let deadline = deadline(timeout: options.timeout, now: now)
-        guard let middleware = configuration.middleware else {
+        guard let middleware else {
             return try await hedgedAttempts(request, options: options, policy: policy, deadline: deadline, middleware: nil, summary: nil)
         }
         let call = ClientCall(service: request.service, endpoint: request.endpoint, contentType: request.contentType,
@@ -27,7 +27,7 @@ extension Client {
     /// cancels the hedges' tasks (the transport sends CANCEL). Each attempt marks its own node, a loser as
     /// superseded. When the first attempt and its hedges all failed, ``hedgedRetries`` retries by the usual rule.
     nonisolated(nonsending) private func hedgedAttempts(_ request: Request, options: CallOptions, policy: HedgingPolicy, deadline: Timestamp,
-                                                        middleware: (any ClientMiddleware)?, summary: CallSummary?) async throws -> Response {
+                                                        middleware: SpecializedClientMiddleware?, summary: CallSummary?) async throws -> Response {
         guard let selector else { throw RPCUsageError("hedging needs a selector") }
         let call = HedgedCall(request: request, policy: policy, deadline: deadline, middleware: middleware, summary: summary,
                               selector: selector, window: latencyWindow(request.service, request.endpoint),
@@ -282,7 +282,7 @@ struct HedgedCall: Sendable {
     let request: Request
     let policy: HedgingPolicy
     let deadline: Timestamp
-    let middleware: (any ClientMiddleware)?
+    let middleware: SpecializedClientMiddleware?
     let summary: CallSummary?
     let selector: any Selector
     let window: LatencyWindow

@@ -27,7 +27,7 @@ extension Client {
     ) async throws -> Output {
         var now = Timestamp.now
         let deadline = deadline(timeout: options.timeout, now: now)
-        if hasMiddleware, let middleware = configuration.middleware {
+        if hasMiddleware, let middleware {
             return Output.unwrap(try await intercept(
                 ClientCall(service: service, endpoint: endpoint, contentType: contentType, metadata: metadata, options: options,
                            deadline: deadline, kind: kind, startedAt: now),
@@ -87,7 +87,7 @@ extension Client {
     /// was). `context` is an ordinary parameter (not `borrowing`) so that the closure can capture it without a copy.
     @inline(never)
     nonisolated(nonsending) private func intercept<Context, Output: ClientOutputConvertible>(
-        _ call: ClientCall, _ middleware: any ClientMiddleware, context: Context,
+        _ call: ClientCall, _ middleware: SpecializedClientMiddleware, context: Context,
         _ attempt: nonisolated(nonsending) (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
     ) async throws -> ClientOutput {
         try await middleware.intercept(call) { call in
@@ -101,7 +101,7 @@ extension Client {
     /// the loop of ``execute``, plus nodes skipped while their breaker is open.
     nonisolated(nonsending) private func attemptsThroughMiddleware<Context, Output: ClientOutputConvertible>(
         service: String, endpoint: String, contentType: String, metadata: Metadata, options: CallOptions,
-        now start: Timestamp, deadline: Timestamp, middleware: any ClientMiddleware, summary: CallSummary?, context: borrowing Context,
+        now start: Timestamp, deadline: Timestamp, middleware: SpecializedClientMiddleware, summary: CallSummary?, context: borrowing Context,
         _ attempt: nonisolated(nonsending) (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
     ) async throws -> Output {
         var now = start
@@ -212,7 +212,7 @@ extension Client {
     /// middleware stays as small as it was.
     @inline(never)
     nonisolated(nonsending) static func attempt<Context, Output: ClientOutputConvertible>(
-        through middleware: any ClientMiddleware, service: String, endpoint: String, address: String, node: Node?, number: UInt16,
+        through middleware: SpecializedClientMiddleware, service: String, endpoint: String, address: String, node: Node?, number: UInt16,
         metadata: Metadata, deadline: Timestamp, startedAt: Timestamp, summary: CallSummary?, contentType: String, context: Context,
         _ attempt: nonisolated(nonsending) (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
     ) async -> AttemptResult<Output> {
@@ -225,7 +225,7 @@ extension Client {
     /// One attempt through the attempt middleware: errors thrown by the chain become results (a transport error
     /// keeps its kind, an open breaker is `notSent`).
     nonisolated(nonsending) static func attempt<Context, Output: ClientOutputConvertible>(
-        through middleware: any ClientMiddleware, _ info: ClientAttempt, contentType: String, context: Context,
+        through middleware: SpecializedClientMiddleware, _ info: ClientAttempt, contentType: String, context: Context,
         _ attempt: nonisolated(nonsending) (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
     ) async -> AttemptResult<Output> {
         do {

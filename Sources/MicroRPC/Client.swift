@@ -28,6 +28,7 @@ public final class Client: Sendable {
         self.configuration = configuration
         self.logger = logger
         hasMiddleware = configuration.middleware != nil
+        middleware = configuration.specializedMiddleware ?? configuration.middleware.map { SpecializedClientMiddleware($0) }
         retryBudget = RetryBudget(configuration.retryBudget)
         defaultTimeoutNanoseconds = Timestamp.nanoseconds(configuration.defaultTimeout)
     }
@@ -35,6 +36,9 @@ public final class Client: Sendable {
     private let defaultTimeoutNanoseconds: Int64
     /// Whether the configuration has middleware: tested per call instead of copying the optional existential out.
     let hasMiddleware: Bool
+    /// The configuration's middleware, specialized for its type when ``ClientConfiguration/use(_:)`` set it
+    /// (else its generic code behind the same closures).
+    let middleware: SpecializedClientMiddleware?
 
     /// Recent attempt latencies by service and endpoint, for hedging delays. Guarded by its mutex.
     let latencies = Mutex<[LatencyKey: LatencyWindow]>([:])

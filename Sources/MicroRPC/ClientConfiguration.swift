@@ -23,7 +23,12 @@ public struct ClientConfiguration: Sendable {
     /// Hedging of idempotent unary calls (nil: none). ``CallOptions/hedging`` overrides it per call.
     public var hedging: HedgingPolicy? = nil
     /// The middleware around every call and every attempt (nil: none, and no cost). Add with ``use(_:)``.
-    public var middleware: (any ClientMiddleware)? = nil
+    public var middleware: (any ClientMiddleware)? = nil {
+        didSet { specializedMiddleware = nil }
+    }
+    /// ``middleware`` behind closures specialized for its type, when ``use(_:)`` set it last
+    /// (``SpecializedClientMiddleware``).
+    @usableFromInline var specializedMiddleware: SpecializedClientMiddleware?
 
     public init() {}
 
@@ -35,14 +40,20 @@ public struct ClientConfiguration: Sendable {
     ///     CircuitBreakerMiddleware()
     /// }
     /// ```
+    ///
+    /// Inlined into the caller, where the chain's type is known (see ``SpecializedClientMiddleware``).
+    @inlinable
     public mutating func use<M: ClientMiddleware>(@ClientMiddlewareBuilder _ build: () -> M) {
         // An empty chain is no chain: the call path without middleware.
         if M.self == PassThroughClientMiddleware.self { return }
         let added = build()
         if let existing = middleware {
-            middleware = ClientMiddlewareChain(AnyClientMiddleware(existing), added)
+            let chain = ClientMiddlewareChain(AnyClientMiddleware(existing), added)
+            middleware = chain
+            specializedMiddleware = SpecializedClientMiddleware(chain)
         } else {
             middleware = added
+            specializedMiddleware = SpecializedClientMiddleware(added)
         }
     }
 }

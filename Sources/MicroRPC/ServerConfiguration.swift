@@ -27,19 +27,29 @@ public struct ServerConfiguration: Sendable {
     public var broker: (any Broker)? = nil
     /// The middleware around every handler, stream handler and subscriber (nil: none, and no cost). Add with
     /// ``use(_:)``.
-    public var middleware: (any ServerMiddleware)? = nil
+    public var middleware: (any ServerMiddleware)? = nil {
+        didSet { hooks = nil }
+    }
+    /// ``middleware``'s synchronous hooks when ``use(_:)`` set it last: made where the chain's type is known, so
+    /// they run code specialized for it (``ServerHooks``).
+    @usableFromInline var hooks: ServerHooks?
 
     public init(name: String) { self.name = name }
 
-    /// Adds middleware inside what is there: the first listed runs outermost of those added.
+    /// Adds middleware inside what is there: the first listed runs outermost of those added. Inlined into the
+    /// caller, where the chain's type is known (see ``ServerHooks``).
+    @inlinable
     public mutating func use<M: ServerMiddleware>(@ServerMiddlewareBuilder _ build: () -> M) {
         // An empty chain is no chain: the path without middleware.
         if M.self == PassThroughServerMiddleware.self { return }
         let added = build()
         if let existing = middleware {
-            middleware = ServerMiddlewareChain(AnyServerMiddleware(existing), added)
+            let chain = ServerMiddlewareChain(AnyServerMiddleware(existing), added)
+            middleware = chain
+            hooks = ServerHooks(chain)
         } else {
             middleware = added
+            hooks = ServerHooks(added)
         }
     }
 }

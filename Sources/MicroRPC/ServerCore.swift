@@ -13,7 +13,8 @@ final class ServerCore: Sendable {
     let hasMiddleware: Bool
     /// Whether all of it is synchronous: its hooks then run around unary handlers, with no `async` level.
     let synchronousMiddleware: Bool
-    /// The middleware's synchronous hooks, held by its concrete type (nil without middleware).
+    /// The middleware's synchronous hooks, held by its concrete type (nil without middleware): the ones
+    /// ``ServerConfiguration/use(_:)`` made, specialized for the chain, else made here.
     let hooks: ServerHooks?
     /// Set when a graceful stop began: health reports NOT_SERVING.
     let draining = Atomic<Bool>(false)
@@ -24,11 +25,11 @@ final class ServerCore: Sendable {
         middleware = configuration.middleware
         hasMiddleware = configuration.middleware != nil
         synchronousMiddleware = configuration.middleware?.handlesSynchronously ?? false
-        hooks = configuration.middleware.map { Self.hooks(of: $0) }
+        hooks = configuration.hooks ?? configuration.middleware.map { Self.hooks(of: $0) }
     }
 
     private static func hooks(of middleware: some ServerMiddleware) -> ServerHooks {
-        TypedServerHooks(middleware)
+        ServerHooks(middleware)
     }
 
     /// The answer to a call refused at the concurrency limit.

@@ -455,4 +455,24 @@ struct ChainOrderTests {
         await c.stop()
         await s.stop()
     }
+
+    @Test("middleware set directly replaces a chain added with use {}: only the new one runs (client and server)")
+    func directAssignmentReplacesUse() async throws {
+        // `use` keeps the chain behind closures specialized for its type; assigning `middleware` must drop them.
+        let serverLog = Recorder<String>()
+        let s = try await Self.echoServer(configure: { config in
+            config.use { SynchronousRecordingServerMiddleware(name: "old", log: serverLog) }
+            config.middleware = SynchronousRecordingServerMiddleware(name: "new", log: serverLog)
+        }, log: serverLog)
+        let clientLog = Recorder<String>()
+        let c = RunningClient.start { config in
+            config.use { RecordingClientMiddleware(name: "old", log: clientLog) }
+            config.middleware = RecordingClientMiddleware(name: "new", log: clientLog)
+        }
+        _ = try await c.client.call(Request(service: "svc", endpoint: "Echo.Call", body: [1]), options: CallOptions(address: s.address))
+        #expect(serverLog.all == ["new>", "handler", "new<"])
+        #expect(clientLog.all == ["new>call", "new>attempt1", "new<attempt1", "new<call"])
+        await c.stop()
+        await s.stop()
+    }
 }

@@ -11,7 +11,7 @@ public struct ClientMiddlewareChain<First: ClientMiddleware, Second: ClientMiddl
         self.second = second
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     public nonisolated(nonsending) func intercept(
         _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
     ) async throws -> ClientOutput {
@@ -26,7 +26,7 @@ public struct ClientMiddlewareChain<First: ClientMiddleware, Second: ClientMiddl
         return try await first.intercept(call) { call in try await second.intercept(call, next: next) }
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     public nonisolated(nonsending) func interceptAttempt(
         _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
     ) async throws -> ClientOutput {
