@@ -13,10 +13,10 @@ final class Router: Sendable {
     private let routes = Mutex<[String: Route]>([:])
     /// The handlers as ``freeze()`` found them, read without a lock on every request. Written once, before the
     /// transport serves (so before any reader exists); readers load `frozen` (acquiring) first.
-    private nonisolated(unsafe) var frozenRoutes: [String: Route] = [:]
+    @exclusivity(unchecked) private nonisolated(unsafe) var frozenRoutes: [String: Route] = [:]
     /// The same, as a list when it is short: comparing a few names (the transport hands out the same interned
     /// String for a repeated name, which compares at once) costs less than hashing one.
-    private nonisolated(unsafe) var frozenList: [(name: String, route: Route)] = []
+    @exclusivity(unchecked) private nonisolated(unsafe) var frozenList: [(name: String, route: Route)] = []
     private let frozen = Atomic<Bool>(false)
     let health: Route
     private let unknownEndpoint: Route

@@ -30,15 +30,15 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     weak var owner: (any MuxConnectionOwner)?
     let localSettings: Settings
     /// The peer's limits: the protocol's defaults until its SETTINGS arrive.
-    private(set) var peerSettings = Settings()
+    @exclusivity(unchecked) private(set) var peerSettings = Settings()
     /// The protocol state: which streams are open, and what each frame received means. The I/O below performs
     /// its verdicts.
     @exclusivity(unchecked) var state: MuxStateMachine
     var peerSettingsReceived: Bool { state.settingsReceived }
     /// Server: what serves new streams.
-    var handler: (any ServerHandler)?
+    @exclusivity(unchecked) var handler: (any ServerHandler)?
     /// Server: the loop's workers for unary calls (the server's, shared by its connections on this loop).
-    var workers: UnaryWorkerPool?
+    @exclusivity(unchecked) var workers: UnaryWorkerPool?
     /// Client: unary calls waiting for their response, by stream id.
     @exclusivity(unchecked) var clientUnary = StreamTable<PendingUnary>()
     /// Client: deadlines of unary calls; one timer serves the earliest.
@@ -85,7 +85,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// Server: the client address this connection counts against in the connection limits.
     var admittedAddress: String?
     let createdAt: UInt64
-    var idleSince: UInt64
+    @exclusivity(unchecked) var idleSince: UInt64
     private var pingSentAt: UInt64?
     private var pingCounter: UInt64 = 0
     /// The last measured round trip of a PING, in milliseconds.
@@ -94,7 +94,7 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     @exclusivity(unchecked) private var blocked: [MuxStream] = []
     let peerDescription: String
     /// Server over TLS: the subject of the client's verified certificate, taken once when the handshake ends.
-    private var peerCertificateSubject: String?
+    @exclusivity(unchecked) private var peerCertificateSubject: String?
     /// Connection-level events (TLS refusals, protocol errors).
     var logger: Logger?
 
