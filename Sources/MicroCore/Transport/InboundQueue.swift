@@ -99,7 +99,10 @@ public final class InboundQueue<Part: Sendable>: Sendable {
     @_specialize(exported: true, where Part == ServerInboundPart)
     public func next() async throws -> Part? {
         if let ready = try takeReady() { return ready }
-        return try await withTaskCancellationHandler {
+        // The variant that inherits the caller's executor: `withTaskCancellationHandler` hops to its `isolation`
+        // on entry and on return (two executor checks per wait, each taking the task's status-record lock under an
+        // executor preference). Same handler semantics otherwise.
+        return try await _unsafeInheritExecutor_withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Part?, any Error>) in
                 let outcome: Outcome = state.withLock { s in
                     if let p = Self.popHead(&s) { return .part(p) }
