@@ -53,4 +53,36 @@ struct BreakersTests {
         #expect(b.phase(key) == .open)
         #expect(b.count == 1)
     }
+
+    @Test("a probe is known again by its start time: a straggler from before the opening is not one, a cancelled probe frees its slot")
+    func probesByStartTime() async throws {
+        var configuration = CircuitBreakerMiddleware.Configuration()
+        configuration.node = CircuitBreakerConfiguration(minimumCalls: 1_000, consecutiveFailures: 3,
+                                                         openDuration: .milliseconds(1), halfOpenProbes: 1)
+        let b = CircuitBreakerMiddleware.Breakers(configuration: configuration, logger: Logger(label: "test"))
+        let key = CircuitBreakerMiddleware.Breakers.key("svc", "n1")
+        #expect(b.admit(key, scope: .node, startedAt: 1) == .allow, "the straggler, admitted while closed")
+        for _ in 0..<3 { b.record(key, scope: .node, success: false, probe: false) }
+        #expect(b.phase(key) == .open)
+        // Once the open time passed, the next attempt is the probe (bounded wait: the open time is 1 ms).
+        let clock = ContinuousClock()
+        let limit = clock.now + .seconds(20)
+        var decision = b.admit(key, scope: .node, startedAt: 2)
+        while decision != .probe && clock.now < limit {
+            try await Task.sleep(for: .milliseconds(2))
+            decision = b.admit(key, scope: .node, startedAt: 2)
+        }
+        #expect(decision == .probe)
+        guard case .reject = b.admit(key, scope: .node, startedAt: 3) else {
+            Issue.record("a second attempt got in while the only probe is out")
+            return
+        }
+        b.finish(key, scope: .node, startedAt: 1, success: true)
+        #expect(b.phase(key) == .halfOpen, "the straggler's success is not the probe's")
+        b.finish(key, scope: .node, startedAt: 2, success: nil)
+        #expect(b.phase(key) == .halfOpen)
+        #expect(b.admit(key, scope: .node, startedAt: 4) == .probe, "the cancelled probe gave its slot back")
+        b.finish(key, scope: .node, startedAt: 4, success: true)
+        #expect(b.phase(key) == .closed, "the probe's success closes it")
+    }
 }

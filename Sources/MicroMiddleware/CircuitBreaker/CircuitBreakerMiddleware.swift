@@ -20,6 +20,8 @@ import Synchronization
 /// Changes of state are logged (warning when a breaker opens) and reported as the gauge
 /// `micro_circuit_breaker_state` (0 closed, 1 half-open, 2 open) labelled by service and node.
 ///
+/// Synchronous (``ClientMiddleware/callsSynchronously``): its hooks run before and after, with no async level.
+///
 /// Thread-safe: the states are guarded by one mutex, taken twice per attempt (admit, record) while any breaker has
 /// state; while none has (no node failed within the window), an attempt takes no lock and reads no clock. A breaker
 /// that closed again and whose failures left the window is forgotten. Not promised: that a node's breaker outlives
@@ -54,60 +56,59 @@ public struct CircuitBreakerMiddleware: ClientMiddleware {
         breakers.phase(Breakers.key(service, node))
     }
 
-    public nonisolated(nonsending) func intercept(
-        _ call: ClientCall, next: nonisolated(nonsending) (ClientCall) async throws -> ClientOutput
-    ) async throws -> ClientOutput {
-        guard breakers.configuration.service != nil else { return try await next(call) }
+    /// Synchronous: admitted before, recorded after, with no async level of its own. Whether an attempt went
+    /// through as a half-open probe is found again after it by its start time (``ClientAttempt/startedAt``).
+    public var callsSynchronously: Bool { true }
+
+    public func willCall(_ call: ClientCall) throws {
+        guard breakers.configuration.service != nil else { return }
         let key = Breakers.key(call.service, nil)
-        let decision = breakers.admit(key, scope: .service)
-        if case .reject(let after) = decision {
+        if case .reject(let after) = breakers.admit(key, scope: .service, startedAt: call.startedAt.nanoseconds) {
             throw CircuitOpenError(service: call.service, node: nil, retryAfter: .nanoseconds(after)).rpcError
-        }
-        let probe = decision == .probe
-        do {
-            let output = try await next(call)
-            breakers.record(key, scope: .service, success: true, probe: probe)
-            return output
-        } catch let e as RPCError {
-            if e.cause is CircuitOpenError || (e.cause as? TransportError)?.code == .cancelled || e.code == .cancelled {
-                if probe { breakers.cancelProbe(key) }
-            } else {
-                breakers.record(key, scope: .service, success: !(e.countsAgainstNode || e.code == .deadlineExceeded), probe: probe)
-            }
-            throw e
-        } catch {
-            if probe { breakers.cancelProbe(key) }
-            throw error
         }
     }
 
-    public nonisolated(nonsending) func interceptAttempt(
-        _ attempt: ClientAttempt, next: nonisolated(nonsending) (ClientAttempt) async throws -> ClientOutput
-    ) async throws -> ClientOutput {
-        guard breakers.configuration.node != nil else { return try await next(attempt) }
+    public func didCall(_ call: ClientCall, outcome: Result<ClientOutput, any Error>) {
+        guard breakers.configuration.service != nil else { return }
+        let success: Bool?  // nil: no outcome (cancelled, or refused by an open breaker)
+        switch outcome {
+        case .success: success = true
+        case .failure(let e as RPCError):
+            if e.cause is CircuitOpenError || (e.cause as? TransportError)?.code == .cancelled || e.code == .cancelled {
+                success = nil
+            } else {
+                success = !(e.countsAgainstNode || e.code == .deadlineExceeded)
+            }
+        case .failure: success = nil
+        }
+        breakers.finish(Breakers.key(call.service, nil), scope: .service, startedAt: call.startedAt.nanoseconds, success: success)
+    }
+
+    public func willAttempt(_ attempt: ClientAttempt) throws {
+        guard breakers.configuration.node != nil else { return }
         let key = Breakers.key(attempt.service, attempt.nodeName)
-        let decision = breakers.admit(key, scope: .node)
-        if case .reject(let after) = decision {
+        if case .reject(let after) = breakers.admit(key, scope: .node, startedAt: attempt.startedAt.nanoseconds) {
             // Held at least a little while: a half-open breaker whose probes are out says "no estimate" (0).
             throw CircuitOpenError(service: attempt.service, node: attempt.nodeName,
                                    retryAfter: .nanoseconds(max(after, 10_000_000))).rpcError
         }
-        let probe = decision == .probe
-        do {
-            let output = try await next(attempt)
-            breakers.record(key, scope: .node, success: true, probe: probe)
-            return output
-        } catch let e as RPCError {
+    }
+
+    public func didAttempt(_ attempt: ClientAttempt, outcome: Result<ClientOutput, any Error>) {
+        guard breakers.configuration.node != nil else { return }
+        let success: Bool?  // nil: no outcome (cancelled)
+        switch outcome {
+        case .success: success = true
+        case .failure(let e as RPCError):
             if e.code == .cancelled || (e.cause as? TransportError)?.code == .cancelled {
-                if probe { breakers.cancelProbe(key) }
+                success = nil
             } else {
-                breakers.record(key, scope: .node, success: !e.countsAgainstNode, probe: probe)
+                success = !e.countsAgainstNode
             }
-            throw e
-        } catch {
-            if probe { breakers.cancelProbe(key) }
-            throw error
+        case .failure: success = nil
         }
+        breakers.finish(Breakers.key(attempt.service, attempt.nodeName), scope: .node,
+                        startedAt: attempt.startedAt.nanoseconds, success: success)
     }
 }
 
@@ -128,6 +129,12 @@ extension CircuitBreakerMiddleware {
         /// attempt admitted just as another one's failure creates the first state is one that began a moment
         /// earlier.
         private let tracked = Atomic<Int>(0)
+        /// The start times of the attempts (or calls) admitted as probes and not finished, by key. Guarded by its
+        /// mutex, which is taken only while a breaker is half-open or a probe is out.
+        private let probeStarts = Mutex<[Key: [Int64]]>([:])
+        /// How many start times `probeStarts` holds, written under its mutex. Read relaxed: a call's own probe was
+        /// counted before the call began (same task), others do not matter to it.
+        private let probesOut = Atomic<Int>(0)
 
         init(configuration: Configuration, logger: Logger) {
             self.configuration = configuration
@@ -174,6 +181,40 @@ extension CircuitBreakerMiddleware {
                 return transition
             }
             if let transition { report(key, transition) }
+        }
+
+        /// ``admit(_:scope:)`` for a call or attempt that began at `startedAt`; a probe is remembered by it.
+        func admit(_ key: Key, scope: Scope, startedAt: Int64) -> BreakerState.Decision {
+            let decision = admit(key, scope: scope)
+            if decision == .probe {
+                probeStarts.withLock { starts in
+                    starts[key, default: []].append(startedAt)
+                    probesOut.add(1, ordering: .relaxed)
+                }
+            }
+            return decision
+        }
+
+        /// The end of a call or attempt admitted with ``admit(_:scope:startedAt:)``: records its outcome (nil: it
+        /// had none, e.g. it was cancelled), as a probe when it was admitted as one.
+        func finish(_ key: Key, scope: Scope, startedAt: Int64, success: Bool?) {
+            let probe = takeProbe(key, startedAt: startedAt)
+            if let success {
+                record(key, scope: scope, success: success, probe: probe)
+            } else if probe {
+                cancelProbe(key)
+            }
+        }
+
+        private func takeProbe(_ key: Key, startedAt: Int64) -> Bool {
+            if probesOut.load(ordering: .relaxed) == 0 { return false }
+            return probeStarts.withLock { starts in
+                guard var list = starts[key], let i = list.firstIndex(of: startedAt) else { return false }
+                list.remove(at: i)
+                starts[key] = list.isEmpty ? nil : list
+                probesOut.subtract(1, ordering: .relaxed)
+                return true
+            }
         }
 
         func cancelProbe(_ key: Key) {
