@@ -90,7 +90,15 @@ extension Client {
         _ call: ClientCall, _ middleware: SpecializedClientMiddleware, context: Context,
         _ attempt: nonisolated(nonsending) (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
     ) async throws -> ClientOutput {
-        try await middleware.intercept(call) { call in
+        // A chain of synchronous middleware: its hooks around the attempts, in this function (no level of its own).
+        if middleware.callsSynchronously {
+            return try await middleware.withCallHooks(call) { call in
+                try await attemptsThroughMiddleware(service: call.service, endpoint: call.endpoint, contentType: call.contentType, metadata: call.metadata,
+                                   options: call.options, now: call.startedAt, deadline: call.deadline, middleware: middleware,
+                                   summary: call.summary, context: context, attempt).clientOutput
+            }
+        }
+        return try await middleware.intercept(call) { call in
             try await attemptsThroughMiddleware(service: call.service, endpoint: call.endpoint, contentType: call.contentType, metadata: call.metadata,
                                options: call.options, now: call.startedAt, deadline: call.deadline, middleware: middleware,
                                summary: call.summary, context: context, attempt).clientOutput
@@ -229,17 +237,18 @@ extension Client {
         _ attempt: nonisolated(nonsending) (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
     ) async -> AttemptResult<Output> {
         do {
-            return .success(Output.unwrap(try await middleware.interceptAttempt(info) { info in
-                let head = RequestHead(service: info.service, endpoint: info.endpoint, contentType: contentType,
-                                       timeoutMicroseconds: microseconds(nanoseconds: Timestamp.now.nanoseconds(to: info.deadline)),
-                                       attempt: info.number, metadata: info.metadata)
-                switch await attempt(context, info.address, head, info.deadline) {
-                case .success(let output): return output.clientOutput
-                case .status(let e): throw e
-                case .transport(let t): throw RPCError(t)
-                case .notSent(let e): throw e
+            let output: ClientOutput
+            if middleware.callsSynchronously {
+                // Synchronous middleware: its hooks around the attempt, in this function (no level of its own).
+                output = try await middleware.withAttemptHooks(info) { info in
+                    try await send(info, contentType: contentType, context: context, attempt)
                 }
-            }))
+            } else {
+                output = try await middleware.interceptAttempt(info) { info in
+                    try await send(info, contentType: contentType, context: context, attempt)
+                }
+            }
+            return .success(Output.unwrap(output))
         } catch let e as RPCError {
             if e.cause is CircuitOpenError { return .notSent(e) }
             if let t = e.cause as? TransportError { return .transport(t) }
@@ -248,6 +257,24 @@ extension Client {
             return .transport(TransportError(.cancelled, "the attempt was cancelled"))
         } catch {
             return .status(RPCError(.unknown, "a client middleware failed the attempt: \(error)", cause: error))
+        }
+    }
+
+    /// An attempt's send, inside the attempt middleware: its head (the budget left now), then the transport;
+    /// a failure is thrown for the middleware to see.
+    @inline(__always)
+    nonisolated(nonsending) private static func send<Context, Output: ClientOutputConvertible>(
+        _ info: ClientAttempt, contentType: String, context: Context,
+        _ attempt: nonisolated(nonsending) (borrowing Context, String, RequestHead, Timestamp) async -> AttemptResult<Output>
+    ) async throws -> ClientOutput {
+        let head = RequestHead(service: info.service, endpoint: info.endpoint, contentType: contentType,
+                               timeoutMicroseconds: microseconds(nanoseconds: Timestamp.now.nanoseconds(to: info.deadline)),
+                               attempt: info.number, metadata: info.metadata)
+        switch await attempt(context, info.address, head, info.deadline) {
+        case .success(let output): return output.clientOutput
+        case .status(let e): throw e
+        case .transport(let t): throw RPCError(t)
+        case .notSent(let e): throw e
         }
     }
 
