@@ -109,37 +109,25 @@ struct UnaryFastPathTests {
         await h.stop()
     }
 
-    @Test("cancelling the calling task cancels the call at both ends")
-    func cancellation() async throws {
-        let probe = ProbeHandler(.sleep(.seconds(10)))
-        let h = try await Harness.start(serverHandler: probe)
-        let client = h.client, address = h.address, head = self.head
-        let call = Task { try await client.unary(to: address, head: head, message: [9]) }
-        try await eventually(5, "handler started") { probe.calls.load(ordering: .relaxed) == 1 }
-        call.cancel()
-        do {
-            _ = try await withTimeout(5) { try await call.value }
-            Issue.record("the call should have been cancelled")
-        } catch let e as TransportError {
-            #expect(e.code == .cancelled)
-        }
-        try await eventually(5, "handler cancelled") { probe.cancelledSeen.load(ordering: .relaxed) == 1 }
-        await h.stop()
-    }
-
-    @Test("cancelling a task that calls on the client's loop (the fast path) cancels the call at both ends")
-    func cancellationOnTheLoop() async throws {
+    /// Off the loop the call takes the queued way; on the client's loop, with a ready connection, the fast path.
+    @Test("cancelling the calling task cancels the call at both ends (from another thread, and on the client's loop)",
+          arguments: [false, true])
+    func cancellation(onLoop: Bool) async throws {
         let probe = ProbeHandler(.sleep(.seconds(10)))
         let h = try await Harness.start(serverHandler: probe)
         let client = h.client, address = h.address, head = self.head
         let loop = try client.loop(for: address)
-        // A first call (then cancelled) makes the connection ready, so the next call from the loop takes the fast path.
-        let warm = Task(executorPreference: loop) { try await client.unary(to: address, head: head, message: [1]) }
-        try await eventually(5, "first call started") { probe.calls.load(ordering: .relaxed) == 1 }
-        warm.cancel()
-        _ = await warm.result
-        let call = Task(executorPreference: loop) { try await client.unary(to: address, head: head, message: [9]) }
-        try await eventually(5, "handler started") { probe.calls.load(ordering: .relaxed) == 2 }
+        let calls = onLoop ? 2 : 1
+        if onLoop {
+            // A first call (then cancelled) makes the connection ready, so the next call from the loop takes the fast path.
+            let warm = Task(executorPreference: loop) { try await client.unary(to: address, head: head, message: [1]) }
+            try await eventually(5, "first call started") { probe.calls.load(ordering: .relaxed) == 1 }
+            warm.cancel()
+            _ = await warm.result
+        }
+        let call = onLoop ? Task(executorPreference: loop) { try await client.unary(to: address, head: head, message: [9]) }
+                          : Task { try await client.unary(to: address, head: head, message: [9]) }
+        try await eventually(5, "handler started") { probe.calls.load(ordering: .relaxed) == calls }
         call.cancel()
         do {
             _ = try await withTimeout(5) { try await call.value }
@@ -147,7 +135,7 @@ struct UnaryFastPathTests {
         } catch let e as TransportError {
             #expect(e.code == .cancelled)
         }
-        try await eventually(5, "both handlers cancelled") { probe.cancelledSeen.load(ordering: .relaxed) == 2 }
+        try await eventually(5, "handlers cancelled") { probe.cancelledSeen.load(ordering: .relaxed) == calls }
         await h.stop()
     }
 
