@@ -25,11 +25,31 @@ public struct RPCContext: Sendable {
         set { credentials = Credentials(peerCertificateSubject: peerCertificateSubject, identity: newValue) }
     }
     /// The two above, by reference: most calls have neither, and the context is made and passed on every call.
-    private var credentials: Credentials?
+    /// Internal (not private) so that the memberwise initializer is too: the server builds every context with it
+    /// (see ``init(service:endpoint:deadline:metadata:peer:attempt:peerCertificateSubject:identity:receivedAt:)``).
+    var credentials: Credentials?
     /// When the transport received the request (what the deadline counts from): a middleware's clock reading for
     /// free, e.g. the start of a latency measurement.
     public var receivedAt: Timestamp
 
+    /// The deadline of the call the current task serves, if any: what a ``Client`` call made from it inherits.
+    public static var inheritedDeadline: Timestamp? { CallScope.current?.deadline }
+
+    /// The budget left, or nil without a deadline.
+    public var remaining: Duration? { deadline.map { Timestamp.now.duration(to: $0) } }
+
+    /// The server-side deadline of a request that arrived at `receivedAt` with `head`'s budget, or nil without one.
+    static func deadline(of head: RequestHead, receivedAt: Timestamp) -> Timestamp? {
+        guard head.timeoutMicroseconds > 0 else { return nil }
+        let budget = head.timeoutMicroseconds >= UInt64(Int64.max / 1000) ? Int64.max : Int64(head.timeoutMicroseconds) * 1000
+        return receivedAt.advanced(byNanoseconds: budget)
+    }
+}
+
+extension RPCContext {
+    /// In an extension, so that the struct keeps its memberwise initializer. That one builds the value at once;
+    /// an initializer that assigns field by field builds it in a `self` variable, and the optimizer keeps a copy
+    /// of it on return (a retain and a release of each reference, per call: counted on the server's path).
     public init(service: String, endpoint: String, deadline: Timestamp? = nil, metadata: Metadata = [:],
                 peer: String = "", attempt: UInt16 = 1, peerCertificateSubject: String? = nil, identity: PeerIdentity? = nil,
                 receivedAt: Timestamp? = nil) {
@@ -43,19 +63,6 @@ public struct RPCContext: Sendable {
         if peerCertificateSubject != nil || identity != nil {
             credentials = Credentials(peerCertificateSubject: peerCertificateSubject, identity: identity)
         }
-    }
-
-    /// The deadline of the call the current task serves, if any: what a ``Client`` call made from it inherits.
-    public static var inheritedDeadline: Timestamp? { CallScope.current?.deadline }
-
-    /// The budget left, or nil without a deadline.
-    public var remaining: Duration? { deadline.map { Timestamp.now.duration(to: $0) } }
-
-    /// The server-side deadline of a request that arrived at `receivedAt` with `head`'s budget, or nil without one.
-    static func deadline(of head: RequestHead, receivedAt: Timestamp) -> Timestamp? {
-        guard head.timeoutMicroseconds > 0 else { return nil }
-        let budget = head.timeoutMicroseconds >= UInt64(Int64.max / 1000) ? Int64.max : Int64(head.timeoutMicroseconds) * 1000
-        return receivedAt.advanced(byNanoseconds: budget)
     }
 }
 

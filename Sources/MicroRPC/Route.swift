@@ -45,9 +45,11 @@ final class Route: UnaryHandler, @unchecked Sendable {
         }
         let codecs = server.configuration.codecs
         if !codecs.knows(head.contentType) { return Self.reply(codecs.unsupported(head.contentType)) }
+        // The memberwise initializer: no copy of the context on its way out (see RPCContext's initializer).
         let context = RPCContext(service: head.service, endpoint: head.endpoint, deadline: deadline,
                                  metadata: head.metadata, peer: request.peer, attempt: head.attempt,
-                                 peerCertificateSubject: request.peerCertificateSubject, receivedAt: request.receivedAt)
+                                 credentials: request.peerCertificateSubject.map { RPCContext.Credentials(peerCertificateSubject: $0, identity: nil) },
+                                 receivedAt: request.receivedAt)
         let call = Request(service: head.service, endpoint: head.endpoint, contentType: head.contentType,
                            body: request.message, metadata: head.metadata)
         let result: Result<Response, any Error>
