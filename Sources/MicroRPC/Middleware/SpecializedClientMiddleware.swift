@@ -15,8 +15,6 @@ final class SpecializedClientMiddleware: ClientMiddleware {
     @usableFromInline typealias InterceptAttemptHook =
         nonisolated(nonsending) @Sendable (ClientAttempt, AttemptNext) async throws -> ClientOutput
 
-    /// The chain as it was listed, for inspection.
-    let base: any ClientMiddleware
     let interceptHook: InterceptHook
     let interceptAttemptHook: InterceptAttemptHook
     let willCallHook: @Sendable (ClientCall) throws -> Void
@@ -28,7 +26,6 @@ final class SpecializedClientMiddleware: ClientMiddleware {
     @inlinable
     convenience init<Middleware: ClientMiddleware>(_ middleware: Middleware) {
         self.init(
-            base: middleware,
             intercept: { call, next in try await middleware.intercept(call, next: next) },
             interceptAttempt: { attempt, next in try await middleware.interceptAttempt(attempt, next: next) },
             willCall: { call in try middleware.willCall(call) },
@@ -39,15 +36,13 @@ final class SpecializedClientMiddleware: ClientMiddleware {
     }
 
     @usableFromInline
-    init(base: any ClientMiddleware,
-         intercept: @escaping InterceptHook,
+    init(intercept: @escaping InterceptHook,
          interceptAttempt: @escaping InterceptAttemptHook,
          willCall: @escaping @Sendable (ClientCall) throws -> Void,
          didCall: @escaping @Sendable (ClientCall, Result<ClientOutput, any Error>) -> Void,
          willAttempt: @escaping @Sendable (ClientAttempt) throws -> Void,
          didAttempt: @escaping @Sendable (ClientAttempt, Result<ClientOutput, any Error>) -> Void,
          callsSynchronously: Bool) {
-        self.base = base
         interceptHook = intercept
         interceptAttemptHook = interceptAttempt
         willCallHook = willCall
