@@ -11,7 +11,6 @@ internal import MicroUVTransport
 internal import ArgumentParser
 internal import MicroHTTPServer
 internal import MicroMiddleware
-public import Prometheus
 import Foundation
 import Synchronization
 
@@ -44,7 +43,7 @@ public final class MicroService: Sendable {
     /// Where the service's metrics are kept for `/metrics`: with an admin address, the server's and client's
     /// calls (MicroMiddleware's `MetricsMiddleware`); whatever else is counted into it (the `micro` command
     /// bootstraps swift-metrics with it).
-    public let metrics: PrometheusCollectorRegistry
+    public let metrics: MetricsRegistry
     private let clientTransport: any ClientTransport
     /// The admin endpoint once started. Guarded by its mutex.
     private let adminServer = Mutex<HTTPServer?>(nil)
@@ -55,7 +54,7 @@ public final class MicroService: Sendable {
     /// Throws ``ServiceOptionsError`` for an option that cannot be used (an unreadable TLS file, a bad address).
     public init(name: String, options: ServiceOptions, server: ServerConfiguration? = nil,
                 client: ClientConfiguration = ClientConfiguration(), network: InMemoryNetwork? = nil,
-                metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) throws(ServiceOptionsError) {
+                metrics: MetricsRegistry = MetricsRegistry()) throws(ServiceOptionsError) {
         self.metrics = metrics
         let serviceName = options.serverName ?? name
         self.name = serviceName
@@ -129,7 +128,7 @@ public final class MicroService: Sendable {
         serverConfiguration.nodeMetadata.merge(options.serverMetadata) { _, flag in flag }
         serverConfiguration.broker = broker
         if options.adminAddress != nil {
-            let factory = PrometheusMetricsFactory(registry: metrics)
+            let factory = metrics.factory
             serverConfiguration.use { MetricsMiddleware(factory: factory) }
         }
         serverConfiguration.registerTTL = options.registerTTL
@@ -141,7 +140,7 @@ public final class MicroService: Sendable {
         var clientConfiguration = client
         clientConfiguration.broker = broker
         if options.adminAddress != nil {
-            let factory = PrometheusMetricsFactory(registry: metrics)
+            let factory = metrics.factory
             clientConfiguration.use { MetricsMiddleware(factory: factory) }
         }
         self.client = Client(transport: clientTransport, selector: selector, configuration: clientConfiguration,

@@ -10,7 +10,6 @@ import MicroMiddleware
 import MicroRPC
 import MicroTLS
 import MicroUVTransport
-import Prometheus
 
 /// `micro bench`: a bounded load run of echo calls against an embedded server on loopback (the default, and the
 /// README's main job through `./scripts/bench`) or a running service, with live progress, latency percentiles, CPU
@@ -161,7 +160,7 @@ struct Bench: AsyncParsableCommand {
         }
         let serverTransport = UVServerTransport(group: serverGroup, address: try SocketAddress(host: "127.0.0.1", port: 0),
                                                 configuration: serverTransportConfiguration)
-        let metricsFactory = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())
+        let metricsFactory = MetricsRegistry().factory
         let unlimited = Rate(perSecond: 1e9, burst: 1_000_000)
         var serverConfiguration = ServerConfiguration(name: "bench")
         var clientConfiguration = ClientConfiguration()

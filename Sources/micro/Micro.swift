@@ -5,7 +5,6 @@ import MicroCore
 import MicroRPC
 import Logging
 import Metrics
-import Prometheus
 
 /// `micro`: calls, streams, publishes, discovers and load-tests services from the command line, and runs the
 /// example service. Global flags (`--registry`, `--tls_ca`, ...) go after the subcommand; each has a `MICRO_*`
@@ -52,7 +51,7 @@ extension ServiceFlags {
     /// Commands log warnings and errors only (their output is for people and pipes) unless `--log_level` or
     /// `MICRO_LOG_LEVEL` says otherwise; a server (`micro serve`) logs from `info`.
     func makeService(name: String = "micro", defaultLogLevel: Logger.Level = .warning, client: ClientConfiguration? = nil,
-                     metrics: PrometheusCollectorRegistry? = nil) throws -> MicroService {
+                     metrics: MetricsRegistry? = nil) throws -> MicroService {
         var options: ServiceOptions
         do {
             options = try resolve(environment: ProcessInfo.processInfo.environment)
@@ -65,7 +64,7 @@ extension ServiceFlags {
         // A command reports a service without nodes at once rather than waiting for one to appear.
         client.waitForNode = false
         do {
-            return try MicroService(name: name, options: options, client: client, metrics: metrics ?? PrometheusCollectorRegistry())
+            return try MicroService(name: name, options: options, client: client, metrics: metrics ?? MetricsRegistry())
         } catch {
             throw CLIError(error.description, .usage)
         }
@@ -85,10 +84,10 @@ func withService<T>(_ flags: ServiceFlags, name: String = "micro", _ body: (Micr
     }
 }
 
-/// The process's metrics, for `/metrics`: swift-metrics bootstrapped once with a Prometheus registry (the
+/// The process's metrics, for `/metrics`: swift-metrics bootstrapped once with a metrics registry (the
 /// selector's, pool's and middleware's metrics all land in it).
-func bootstrapMetrics() -> PrometheusCollectorRegistry {
-    let registry = PrometheusCollectorRegistry()
-    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+func bootstrapMetrics() -> MetricsRegistry {
+    let registry = MetricsRegistry()
+    MetricsSystem.bootstrap(registry.factory)
     return registry
 }

@@ -3,7 +3,6 @@ import Foundation
 import Micro
 import MicroMiddleware
 import MicroRPC
-import Prometheus
 
 /// `micro sidecar`: the HTTP way in (see ``Sidecar``).
 struct SidecarCommand: AsyncParsableCommand {
@@ -35,7 +34,7 @@ struct SidecarCommand: AsyncParsableCommand {
         let signals = AsyncSignals.install()
         let metrics = bootstrapMetrics()
         var client = ClientConfiguration()
-        let factory = PrometheusMetricsFactory(registry: metrics)
+        let factory = metrics.factory
         client.use { MetricsMiddleware(factory: factory) }
         let micro = try flags.makeService(name: "micro-sidecar", defaultLogLevel: .info, client: client, metrics: metrics)
         var configuration = SidecarConfiguration()

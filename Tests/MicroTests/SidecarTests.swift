@@ -33,9 +33,9 @@ import Testing
             }
             backend.server.handle("Deny.Call") { _, _ in throw RPCError(.permissionDenied, "no") }
             try await backend.start()
-            let metrics = PrometheusCollectorRegistry()
+            let metrics = MetricsRegistry()
             var client = ClientConfiguration()
-            client.use { MetricsMiddleware(factory: PrometheusMetricsFactory(registry: metrics)) }
+            client.use { MetricsMiddleware(factory: metrics.factory) }
             front = try MicroService(name: "sidecar", options: options, client: client, metrics: metrics)
             var configuration = SidecarConfiguration()
             configuration.address = "127.0.0.1:0"
@@ -131,9 +131,12 @@ import Testing
             samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
         print("hello", samples.get('micro_client_calls_total{service="greeter",endpoint="Greeter.Hello"}'))
         print("denied", samples.get('micro_client_errors_total{service="greeter",endpoint="Deny.Call",code="permissionDenied"}'))
+        print("timed", samples.get('micro_client_call_duration_count{service="greeter",endpoint="Greeter.Hello"}'),
+              samples.get('micro_client_call_duration_bucket{service="greeter",endpoint="Greeter.Hello",le="+Inf"}'))
         """)
         #expect(out.contains("hello 7.0"), "\(out)")
         #expect(out.contains("denied 1.0"), "\(out)")
+        #expect(out.contains("timed 7.0 7.0"), "\(out)")
         await f.stop()
     }
 

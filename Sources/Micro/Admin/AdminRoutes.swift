@@ -1,15 +1,14 @@
 internal import HTTPTypes
 public import MicroHTTPServer
-public import Prometheus
 
 /// The admin routes of a process: `GET /health` (200 `{"status":"SERVING"}`, or 503 `NOT_SERVING` while it stops)
 /// and `GET /metrics` (the Prometheus text format of `metrics`). Served by the sidecar and, on its admin address,
 /// by a ``MicroService``.
 public struct AdminRoutes: Sendable {
-    public let metrics: PrometheusCollectorRegistry
+    public let metrics: MetricsRegistry
     public let isServing: @Sendable () -> Bool
 
-    public init(metrics: PrometheusCollectorRegistry, isServing: @escaping @Sendable () -> Bool) {
+    public init(metrics: MetricsRegistry, isServing: @escaping @Sendable () -> Bool) {
         self.metrics = metrics
         self.isServing = isServing
     }

@@ -5,6 +5,7 @@ import MicroEventLoop
 import MicroMiddleware
 import MicroRPC
 import MicroUVTransport
+import Micro
 import Prometheus
 import CoreMetrics
 
@@ -25,7 +26,7 @@ enum ChainCost {
         func shutdown() async {}
     }
 
-    static func serverConfiguration(_ chain: String, _ factory: PrometheusMetricsFactory) -> ServerConfiguration {
+    static func serverConfiguration(_ chain: String, _ factory: any MetricsFactory) -> ServerConfiguration {
         var c = ServerConfiguration(name: "bench")
         switch chain {
         case "empty": c.use {}
@@ -37,7 +38,7 @@ enum ChainCost {
             }
         case "limit": c.use { ServerRateLimitMiddleware(.init(endpoint: Rate(perSecond: 1e9, burst: 1_000_000))) }
         case "metrics": c.use { MetricsMiddleware(factory: factory) }
-        case "stock":
+        case "stock", "stock-prometheus":
             c.use {
                 ServerRateLimitMiddleware(.init(endpoint: Rate(perSecond: 1e9, burst: 1_000_000)))
                 MetricsMiddleware(factory: factory)
@@ -47,7 +48,7 @@ enum ChainCost {
         return c
     }
 
-    static func clientConfiguration(_ chain: String, _ factory: PrometheusMetricsFactory) -> ClientConfiguration {
+    static func clientConfiguration(_ chain: String, _ factory: any MetricsFactory) -> ClientConfiguration {
         var c = ClientConfiguration()
         switch chain {
         case "empty": c.use {}
@@ -60,7 +61,7 @@ enum ChainCost {
             }
         case "limit": c.use { ClientRateLimitMiddleware(rate: Rate(perSecond: 1e9, burst: 1_000_000)) }
         case "metrics": c.use { MetricsMiddleware(factory: factory) }
-        case "stock":
+        case "stock", "stock-prometheus":
             c.use {
                 CircuitBreakerMiddleware()
                 ClientRateLimitMiddleware(rate: Rate(perSecond: 1e9, burst: 1_000_000))
@@ -72,21 +73,23 @@ enum ChainCost {
     }
 
     static func run(rounds: Int = 15, calls: Int = 100_000) async throws {
-        let chains = ["none", "empty", "pass", "limit", "metrics", "stock", "stock-noop"]
+        let chains = ["none", "empty", "pass", "limit", "metrics", "stock", "stock-noop", "stock-prometheus"]
         let group = EventLoopGroup(threads: 1)
-        let factory = PrometheusMetricsFactory()
+        let factory = MetricsRegistry().factory
+        // swift-prometheus's own timers (a locked histogram), for comparison.
+        let prometheusFactory = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())
         var handlers: [String: any UnaryHandler] = [:]
         var servers: [Server] = []
         var clients: [String: Client] = [:]
         let head = RequestHead(service: "bench", endpoint: "echo", timeoutMicroseconds: 30_000_000)
         for chain in chains {
-            let server = Server(configuration: serverConfiguration(chain, factory),
+            let server = Server(configuration: serverConfiguration(chain, chain == "stock-prometheus" ? prometheusFactory : factory),
                                 transport: UVServerTransport(group: group, address: try SocketAddress(host: "127.0.0.1", port: 0)))
             server.handle("echo") { request, _ in Response(body: request.body) }
             try await server.start()
             servers.append(server)
             handlers[chain] = server.unaryHandler(for: head)!
-            clients[chain] = Client(transport: InstantTransport(), configuration: clientConfiguration(chain, factory))
+            clients[chain] = Client(transport: InstantTransport(), configuration: clientConfiguration(chain, chain == "stock-prometheus" ? prometheusFactory : factory))
         }
         let payload = [UInt8](repeating: 0x5A, count: 64)
         let request = Request(service: "bench", endpoint: "echo", body: payload)
