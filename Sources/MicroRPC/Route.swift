@@ -52,6 +52,16 @@ final class Route: UnaryHandler, @unchecked Sendable {
                                  receivedAt: request.receivedAt)
         let call = Request(service: head.service, endpoint: head.endpoint, contentType: head.contentType,
                            body: request.message, metadata: head.metadata)
+        // Synchronous middleware: its hooks before and after the handler's async part, not around it inside,
+        // where the compiler added an executor check per call. Called on the middleware stored by its type
+        // (``ServerHooks``: no copy of the chain per call).
+        if server.synchronousMiddleware {
+            do {
+                try server.hooks.unsafelyUnwrapped.willHandle(call, context: context)
+            } catch {
+                return Self.reply(error)
+            }
+        }
         let result: Result<Response, any Error>
         do {
             if let scope = request.scope {
@@ -69,40 +79,36 @@ final class Route: UnaryHandler, @unchecked Sendable {
         } catch {
             result = .failure(error)
         }
+        if server.synchronousMiddleware {
+            server.hooks.unsafelyUnwrapped.didHandle(call, context: context, outcome: result)
+        }
         switch result {
         case .success(let response):
             return UnaryReply(head: ResponseHead(metadata: response.metadata), message: response.body)
-        case .failure(let e as RPCError):
-            return Self.reply(e)
-        case .failure(let refusal as ServerRefusal):
-            return UnaryReply(head: ResponseHead(status: refusal.status), message: nil)
-        case .failure(is CancellationError):
-            return Self.reply(RPCError(.cancelled, "the handler was cancelled"))
-        case .failure(let e):
-            return Self.reply(RPCError(.internalError, "\(e)"))
+        case .failure(let error):
+            return Self.reply(error)
         }
     }
 
-    /// The handler, through the middleware when there is some. The middleware call is kept out of line, so that
-    /// the path without middleware stays as small as it was.
+    /// The answer to a call that ended with `error`.
+    static func reply(_ error: any Error) -> UnaryReply {
+        switch error {
+        case let e as RPCError:
+            return Self.reply(e)
+        case let refusal as ServerRefusal:
+            return UnaryReply(head: ResponseHead(status: refusal.status), message: nil)
+        case is CancellationError:
+            return Self.reply(RPCError(.cancelled, "the handler was cancelled"))
+        default:
+            return Self.reply(RPCError(.internalError, "\(error)"))
+        }
+    }
+
+    /// The handler, through asynchronous middleware when there is some (synchronous middleware runs in
+    /// ``handle(_:)``). The middleware call is kept out of line, so that the path without it stays small.
     @inline(__always)
     nonisolated(nonsending) private func invoke(_ body: UnaryRequestHandler, _ call: Request, _ context: RPCContext) async throws -> Response {
-        if server.hasMiddleware {
-            guard server.synchronousMiddleware else { return try await throughMiddleware(body, call, context) }
-            // Synchronous middleware: its hooks around the handler, in this function (no async level of its own),
-            // called on the middleware stored by its type (``ServerHooks``: no copy of the chain per call).
-            let hooks = server.hooks.unsafelyUnwrapped
-            try hooks.willHandle(call, context: context)
-            let response: Response
-            do {
-                response = try await body(call, context)
-            } catch {
-                hooks.didHandle(call, context: context, outcome: .failure(error))
-                throw error
-            }
-            hooks.didHandle(call, context: context, outcome: .success(response))
-            return response
-        }
+        if server.hasMiddleware && !server.synchronousMiddleware { return try await throughMiddleware(body, call, context) }
         return try await body(call, context)
     }
 
