@@ -104,11 +104,11 @@ struct RateLimitTests {
         await s.stop()
     }
 
-    @Test("health checks are never rate limited")
+    @Test("health checks are never rate limited, neither per endpoint nor per caller")
     func healthNotLimited() async throws {
         let handled = Hits()
         let s = try await Self.countingServer(configure: { config in
-            config.use { ServerRateLimitMiddleware(.init(endpoint: Rate(perSecond: 0.01, burst: 1))) }
+            config.use { ServerRateLimitMiddleware(.init(endpoint: Rate(perSecond: 0.01, burst: 1), caller: Rate(perSecond: 0.01, burst: 1))) }
         }, handled: handled)
         let c = RunningClient.start()
         let options = CallOptions(retries: 0, address: s.address)

@@ -27,14 +27,21 @@ public struct ServerRateLimitMiddleware: ServerMiddleware {
         }
     }
 
-    /// The bucket of one endpoint and its rate; no bucket when the endpoint is not limited.
+    /// The bucket of one endpoint and its rate (nil: the endpoint is not limited), and whether the endpoint is
+    /// the health check's, which is limited neither per endpoint nor per caller. Decided once per endpoint, so a
+    /// call compares no names.
     final class EndpointLimit: Sendable {
-        let limiter: RateLimiter?
+        let limiter: RateLimiter
         let rate: Rate?
+        let isHealth: Bool
 
-        init(_ rate: Rate?) {
-            self.rate = rate
-            limiter = rate.map { RateLimiter(ratePerSecond: $0.perSecond, burst: $0.burst) }
+        init(_ rate: Rate?, isHealth: Bool) {
+            self.rate = isHealth ? nil : rate
+            self.isHealth = isHealth
+            // An unlimited endpoint keeps a bucket it never consults: a stored reference that is never nil is
+            // read without a retain.
+            let r = self.rate ?? Rate(perSecond: 1, burst: 1)
+            limiter = RateLimiter(ratePerSecond: r.perSecond, burst: r.burst)
         }
     }
 
@@ -47,7 +54,7 @@ public struct ServerRateLimitMiddleware: ServerMiddleware {
     public init(_ configuration: Configuration) {
         self.configuration = configuration
         perEndpoint = EndpointTable { _, endpoint in
-            EndpointLimit(configuration.endpoints[endpoint] ?? configuration.endpoint)
+            EndpointLimit(configuration.endpoints[endpoint] ?? configuration.endpoint, isHealth: endpoint == Server.healthEndpoint)
         }
         perCaller = configuration.caller.map {
             KeyedRateLimiter(ratePerSecond: $0.perSecond, burst: $0.burst, maxKeys: configuration.maxCallers)
@@ -70,20 +77,30 @@ public struct ServerRateLimitMiddleware: ServerMiddleware {
 
     /// Throws the refusal when a bucket is empty; the endpoint's first, so a caller refused by it spends nothing.
     func admit(_ context: RPCContext) throws(ServerRefusal) {
-        if context.endpoint == Server.healthEndpoint { return }
         // The first try uses the arrival time (no clock read); a refusal is decided on a fresh clock reading.
         let arrived = context.receivedAt.nanoseconds
-        let refused: Rate? = perEndpoint.withValue("", context.endpoint) { limit in
-            guard let limiter = limit.limiter else { return nil }
-            return limiter.tryAcquire(now: arrived) || limiter.tryAcquire(now: Timestamp.now.nanoseconds) ? nil : limit.rate
+        let verdict: Verdict = perEndpoint.withValue("", context.endpoint) { limit in
+            if limit.isHealth { return .exempt }
+            guard let rate = limit.rate else { return .admitted }
+            let limiter = limit.limiter
+            return limiter.tryAcquire(now: arrived) || limiter.tryAcquire(now: Timestamp.now.nanoseconds) ? .admitted : .refused(rate)
         }
-        if let refused { throw refusal("endpoint \(context.endpoint)", refused) }
+        switch verdict {
+        case .exempt: return
+        case .refused(let rate): throw refusal("endpoint \(context.endpoint)", rate)
+        case .admitted: break
+        }
         if let perCaller, let rate = configuration.caller {
             let caller = Self.caller(context)
             guard perCaller.tryAcquire(caller, now: arrived) || perCaller.tryAcquire(caller, now: Timestamp.now.nanoseconds) else {
                 throw refusal("caller \(caller)", rate)
             }
         }
+    }
+
+    private enum Verdict {
+        case exempt, admitted
+        case refused(Rate)
     }
 
     private func refusal(_ what: String, _ rate: Rate) -> ServerRefusal {
