@@ -193,6 +193,10 @@ extension Client {
 
     /// Returns after the backoff when the failed attempt `attempt` may be retried (retries left, retry-safe, not
     /// cancelled, budget), else throws `failure`. The backoff never runs past the deadline or the task.
+    ///
+    /// Out of line: inlined, its `ContinuousClock` values (a resilient type, of a size known only at run time)
+    /// made every call allocate five slots in its task's allocator and look up their metadata on entry, retry or not.
+    @inline(never)
     func backOffForRetry(after failure: RPCError, attempt: UInt16, maxRetries: Int, idempotent: Bool, deadline: Timestamp,
                          service: String, endpoint: String, node: String) async throws {
         guard Int(attempt) <= maxRetries, Self.isRetryable(failure, idempotent: idempotent), !Task.isCancelled,
