@@ -56,6 +56,10 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "The process id of the server behind --address/--service: its CPU time per call is reported too (from /proc).") var serverPid: Int32?
     @Flag(help: "End with one JSON line of the figures (calls, calls_per_s, p50_us, p99_us, p999_us, errors, server and client CPU per call, steal), for scripts such as Benchmarks/compare.") var json = false
     @Flag(help: "Lab: CPU per call of middleware chains, server and client paths without the network.") var chainCost = false
+    @Option(help: "With --chain-cost: the chains to run, comma-separated (default: all of none, empty, pass, limit, metrics, stock, stock-noop, stock-prometheus).") var chains: String?
+    @Option(help: "With --chain-cost: calls per chain and round.") var calls = 100_000
+    @Option(help: "With --chain-cost: alternating rounds (the least CPU per call is kept).") var rounds = 15
+    @Option(help: "With --chain-cost: server, client or both (one side alone, e.g. to count its instructions under valgrind).") var side: ChainCost.Side = .both
     @Flag(help: "Lab: p99 with one of three nodes 50 ms late for 10% of calls, with and without hedging.") var hedging = false
     @Option(help: "Lab: this many full and resumed TLS handshakes, per second.") var tlsHandshakes: Int?
     @Option(help: "Lab: this many publishes through the embedded broker, to a subscriber of the same broker, then of a second one over loopback (--concurrency tasks).") var publishes: Int?
@@ -74,6 +78,11 @@ struct Bench: AsyncParsableCommand {
             if value <= 0 || value > limit { throw ValidationError("\(name) needs 1 to \(limit), not \(value)") }
         }
         if size < 0 || size > 16 << 20 { throw ValidationError("--size needs 0 to 16 MiB, not \(size)") }
+        if calls <= 0 || calls > 100_000_000 { throw ValidationError("--calls needs 1 to 100,000,000, not \(calls)") }
+        if rounds <= 0 || rounds > 1000 { throw ValidationError("--rounds needs 1 to 1000, not \(rounds)") }
+        if let chains, let unknown = chains.split(separator: ",").map(String.init).first(where: { !ChainCost.chains.contains($0) }) {
+            throw ValidationError("--chains: unknown chain \(unknown) (known: \(ChainCost.chains.joined(separator: ", ")))")
+        }
         if let publishes, publishes <= 0 { throw ValidationError("--publishes needs a positive integer, not \(publishes)") }
         if let tlsHandshakes, tlsHandshakes <= 0 { throw ValidationError("--tls-handshakes needs a positive integer, not \(tlsHandshakes)") }
         if duration.seconds > 3600 || warmup.seconds > 600 { throw ValidationError("--duration at most 1 h, --warmup at most 10 min") }
@@ -92,7 +101,10 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         if let tlsHandshakes { return try await HandshakeBench.run(count: tlsHandshakes) }
-        if chainCost { return try await ChainCost.run() }
+        if chainCost {
+            return try await ChainCost.run(chains: chains.map { $0.split(separator: ",").map(String.init) } ?? ChainCost.chains,
+                                           rounds: rounds, calls: calls, side: side)
+        }
         if hedging {
             let strategy: Strategy
             do { strategy = try flags.resolve(environment: ProcessInfo.processInfo.environment).selector.strategy } catch {

@@ -14,6 +14,8 @@ func runAsync<C: AsyncParsableCommand>(_ command: C) async throws {
     try await command.run()
 }
 
+/// Parses and runs the command; every way out ends the process.
+func runCommand() async {
 do {
     var command = try MicroCommand.parseAsRoot()
     if let async = command as? any AsyncParsableCommand {
@@ -39,3 +41,14 @@ do {
     }
     fail(message, code == .validationFailure ? CLIError.ExitStatus.usage.rawValue : code.rawValue)
 }
+}
+
+// A synchronous entry point: the command runs in a detached task while the main thread waits. (Under an async
+// `main`, libdispatch parks the main thread in a way valgrind cannot follow, and `valgrind --tool=callgrind`,
+// which Benchmarks/count-instructions uses, crashed on the first thread the process made.)
+let finished = DispatchSemaphore(value: 0)
+Task.detached {
+    await runCommand()
+    finished.signal()
+}
+finished.wait()

@@ -109,6 +109,9 @@ import Testing
             (["chaos", "--callers", "0"], 64, "--callers"),
             (["bench", "--size", "-1"], 64, "size"),
             (["bench", "--rate", "0"], 64, "--rate"),
+            (["bench", "--chain-cost", "--chains", "none,bogus"], 64, "unknown chain bogus"),
+            (["bench", "--chain-cost", "--calls", "0"], 64, "--calls"),
+            (["bench", "--chain-cost", "--side", "up"], 64, "up"),
             (["bench", "--rate", "100", "--mode", "stream"], 64, "--rate"),
             (["bench", "--layer", "transport", "--service", "greeter"], 64, "--layer"),
             (["sidecar", "--address", "nowhere"], 64, "--address"),
@@ -172,6 +175,11 @@ import Testing
         let pacedCalls = pacedFigures["calls"] as? Int ?? 0
         let pacedSkipped = pacedFigures["skipped"] as? Int ?? -1000
         #expect(pacedCalls > 0 && (340...460).contains(pacedCalls + pacedSkipped) && pacedFigures["errors"] as? Int == 0, "\(pacedLine)")
+        // The chain-cost lab, one side and two chains (what Benchmarks/count-instructions runs under valgrind).
+        let lab = try await runAsync(Self.path, ["bench", "--chain-cost", "--chains", "none,stock", "--calls", "200", "--rounds", "1",
+                                                 "--side", "server"], seconds: 60)
+        #expect(lab.status == 0 && lab.output.contains("stock: server ") && lab.output.contains("(+"), "\(lab.output)")
+        #expect(!lab.output.contains("client"), "\(lab.output)")
         let picks = try await runAsync(Self.path, ["selector-bench", "--calls", "2000", "--nodes", "3"], seconds: 60)
         #expect(picks.status == 0 && picks.output.contains("lookups in 10,000 calls: 0"), "\(picks.output)")
         let example = try await Example()

@@ -1,3 +1,4 @@
+import ArgumentParser
 import CLibUV
 import Glibc
 import MicroCore
@@ -72,8 +73,11 @@ enum ChainCost {
         return c
     }
 
-    static func run(rounds: Int = 15, calls: Int = 100_000) async throws {
-        let chains = ["none", "empty", "pass", "limit", "metrics", "stock", "stock-noop", "stock-prometheus"]
+    static let chains = ["none", "empty", "pass", "limit", "metrics", "stock", "stock-noop", "stock-prometheus"]
+
+    enum Side: String, ExpressibleByArgument, CaseIterable, Sendable { case both, server, client }
+
+    static func run(chains: [String], rounds: Int, calls: Int, side: Side) async throws {
         let group = EventLoopGroup(threads: 1)
         let factory = MetricsRegistry().factory
         // swift-prometheus's own timers (a locked histogram), for comparison.
@@ -101,7 +105,7 @@ enum ChainCost {
             for chain in chains {
                 let handler = handlers[chain]!
                 var t0 = threadCPUMicros()
-                for _ in 0..<calls {
+                for _ in 0..<(side == .client ? 0 : calls) {
                     let reply = await handler.handle(UnaryRequest(head: head, message: payload, peer: "127.0.0.1:9", receivedAt: .now))
                     precondition(reply.message?.count == payload.count)
                 }
@@ -109,7 +113,7 @@ enum ChainCost {
                 serverBest[chain] = min(serverBest[chain] ?? .infinity, (t1 - t0) * 1000 / Double(calls))
                 let client = clients[chain]!
                 t0 = threadCPUMicros()
-                for _ in 0..<calls {
+                for _ in 0..<(side == .server ? 0 : calls) {
                     let response = try await client.call(request, options: options)
                     precondition(response.body.count == payload.count)
                 }
@@ -118,8 +122,12 @@ enum ChainCost {
             }
         }
         for chain in chains {
-            let s = serverBest[chain]!, c = clientBest[chain]!
-            say("\(chain): server \(Int(s)) ns/call (+\(Int(s - serverBest["none"]!))), client \(Int(c)) ns/call (+\(Int(c - clientBest["none"]!)))")
+            var parts: [String] = []
+            for (name, best, shown) in [("server", serverBest, side != .client), ("client", clientBest, side != .server)] where shown {
+                let ns = best[chain]!
+                parts.append("\(name) \(Int(ns)) ns/call" + (best["none"].map { " (+\(Int(ns - $0)))" } ?? ""))
+            }
+            say("\(chain): " + parts.joined(separator: ", "))
         }
         for s in servers { await s.shutdown(gracePeriod: .milliseconds(100)) }
         _ = group.shutdownGracefully()
