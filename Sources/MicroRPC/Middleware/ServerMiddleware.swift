@@ -37,7 +37,8 @@ public protocol ServerMiddleware: Sendable {
 
     /// Whether the middleware does all its unary work in ``willHandle(_:context:)`` and
     /// ``didHandle(_:context:outcome:)`` (its ``intercept(_:context:next:)`` must then be the two around `next`,
-    /// which is what the default does for a synchronous middleware). False by default.
+    /// which is what the default does for a synchronous middleware). False by default. Not promised: that the
+    /// hooks run inside the call's deadline scope (`CallScope.current`); the context carries the deadline.
     var handlesSynchronously: Bool { get }
 
     /// Before a unary handler: throw to refuse the call (``ServerRefusal``, ``RPCError``); the handler does not
