@@ -5,7 +5,8 @@ public import Prometheus
 /// else goes to swift-prometheus's factory over the registry's ``MetricsRegistry/prometheus``.
 public struct MicroMetricsFactory: MetricsFactory {
     public let registry: MetricsRegistry
-    /// Counters, meters, recorders; its name and label sanitizer applies to timers too.
+    /// Counters, meters, recorders. Its name and label sanitizer applies to timers too; its duration buckets do
+    /// not (timers take the registry's ``MetricsRegistry/timerBuckets``).
     public var prometheus: PrometheusMetricsFactory
 
     public init(registry: MetricsRegistry) {

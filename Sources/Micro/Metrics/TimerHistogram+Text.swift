@@ -6,9 +6,9 @@ extension TimerHistogram {
     public func emit(into buffer: inout [UInt8]) {
         let (cumulative, sum) = snapshot()
         for (i, bound) in bounds.enumerated() {
-            line(&buffer, "_bucket", le: Duration.nanoseconds(bound).bucketRepresentation, cumulative[i])
+            bucket(&buffer, le: Duration.nanoseconds(bound).bucketRepresentation, cumulative[i])
         }
-        line(&buffer, "_bucket", le: "+Inf", cumulative[bounds.count])
+        bucket(&buffer, le: "+Inf", cumulative[bounds.count])
         buffer.append(contentsOf: name.utf8)
         buffer.append(contentsOf: "_sum".utf8)
         labelBlock(&buffer, le: nil)
@@ -21,9 +21,9 @@ extension TimerHistogram {
         buffer.append(UInt8(ascii: "\n"))
     }
 
-    private func line(_ buffer: inout [UInt8], _ suffix: String, le: String, _ count: Int) {
+    private func bucket(_ buffer: inout [UInt8], le: String, _ count: Int) {
         buffer.append(contentsOf: name.utf8)
-        buffer.append(contentsOf: suffix.utf8)
+        buffer.append(contentsOf: "_bucket".utf8)
         labelBlock(&buffer, le: le)
         buffer.append(contentsOf: String(count).utf8)
         buffer.append(UInt8(ascii: "\n"))
