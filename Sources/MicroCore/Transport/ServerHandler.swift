@@ -12,15 +12,16 @@ public struct UnaryRequest: Sendable {
     /// The scope the transport bound for the task that runs the handler (see ``CallScope``), when it binds one
     /// per worker rather than per call: the handler sets the call's deadline there. Nil: the handler binds one.
     public var scope: CallScope?
+}
 
-    public init(head: RequestHead, message: [UInt8], peer: String, receivedAt: Timestamp, scope: CallScope? = nil,
-                peerCertificateSubject: String? = nil) {
-        self.head = head
-        self.message = message
-        self.peer = peer
-        self.peerCertificateSubject = peerCertificateSubject
-        self.receivedAt = receivedAt
-        self.scope = scope
+extension UnaryRequest {
+    // In an extension, so that the struct keeps its memberwise initializer: built through it, the value is made at
+    // once; assigned field by field, it was built twice on the stack, copied (a retain per reference) and one
+    // copy destroyed, on every call.
+    public init(head: consuming RequestHead, message: consuming [UInt8], peer: String, receivedAt: Timestamp,
+                scope: CallScope? = nil, peerCertificateSubject: String? = nil) {
+        self.init(head: head, message: message, peer: peer, peerCertificateSubject: peerCertificateSubject,
+                  receivedAt: receivedAt, scope: scope)
     }
 }
 
@@ -94,7 +95,8 @@ extension UnaryHandler {
         } catch {
             return
         }
-        let reply = await handle(UnaryRequest(head: stream.head, message: message, peer: stream.peer, receivedAt: receivedAt))
+        let reply = await handle(UnaryRequest(head: stream.head, message: message, peer: stream.peer, receivedAt: receivedAt,
+                                              peerCertificateSubject: stream.peerCertificateSubject))
         try? await stream.sendHead(reply.head)
         if let m = reply.message {
             do {
