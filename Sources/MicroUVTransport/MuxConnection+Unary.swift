@@ -3,6 +3,13 @@ internal import MicroCore
 internal import MicroFraming
 
 /// A unary call a client waits for: the continuation of the calling task and what arrived so far.
+/// A unary call's stream id and the size of its REQUEST frame, as ``MuxConnection/reserveUnaryStream(head:messageCount:)``
+/// checked it (the send reserves that much without encoding the head's size again).
+struct UnaryReservation {
+    let id: UInt32
+    let frameSize: Int
+}
+
 struct PendingUnary {
     let continuation: UnsafeContinuation<Result<UnaryResponse, TransportError>, Never>
     var head: ResponseHead?
@@ -22,7 +29,7 @@ extension MuxConnection {
     /// Takes the id for a unary call after checking that the connection can carry it. The caller sends it with
     /// ``sendUnary(_:head:message:deadlineAt:continuation:)`` without suspending in between, so ids go out in
     /// order.
-    func reserveUnaryStream(head: RequestHead, messageCount: Int) throws(TransportError) -> UInt32 {
+    func reserveUnaryStream(head: RequestHead, messageCount: Int) throws(TransportError) -> UnaryReservation {
         precondition(role == .client)
         guard acceptsNewStreams else {
             throw TransportError(.notProcessed, "connection to \(peerDescription) is draining or closed")
@@ -31,18 +38,22 @@ extension MuxConnection {
         guard size - FrameHeader.size <= Int(peerSettings.maxFrameSize) else {
             throw TransportError(.messageTooLarge, "request of \(size - FrameHeader.size) bytes exceeds the peer's maximum frame size of \(peerSettings.maxFrameSize)")
         }
-        guard head.isEncodable else {
+        // A head encoded in fewer bytes than one cut name takes (65,535 less at most 3 bytes backed over to a
+        // character's start) or than 65,536 metadata pairs need has nothing cut: the field by field check only
+        // for the others.
+        guard size - FrameHeader.size - messageCount < 65_532 || head.isEncodable else {
             throw TransportError(.invalidState, "request head too large to encode (a name, the content type or metadata is above 65,535 bytes)")
         }
-        return state.openClientStream(unary: true)
+        return UnaryReservation(id: state.openClientStream(unary: true), frameSize: size)
     }
 
     /// Sends a unary call reserved with ``reserveUnaryStream(head:messageCount:)``; `continuation` is resumed
     /// exactly once, on this loop.
     func sendUnary(
-        _ id: UInt32, head: RequestHead, message: [UInt8], deadlineAt: UInt64?,
+        _ reservation: UnaryReservation, head: RequestHead, message: [UInt8], deadlineAt: UInt64?,
         continuation: UnsafeContinuation<Result<UnaryResponse, TransportError>, Never>
     ) {
+        let id = reservation.id
         if isClosed || id != lastStreamID {
             state.streamClosed(id)
             continuation.resume(returning: .failure(closeReason ?? TransportError(.notProcessed, "the connection to \(peerDescription) closed before the call was sent")))
@@ -55,7 +66,7 @@ extension MuxConnection {
         }
         clientUnary[id] = PendingUnary(continuation: continuation)
         idleSince = 0
-        tcp.withOutbound(reserving: FrameEncoder.requestSize(head, messageCount: message.count)) { p in
+        tcp.withOutbound(reserving: reservation.frameSize) { p in
             message.withUnsafeBytes { FrameEncoder.encodeRequest(stream: id, head, message: $0, endStream: true, into: p) }
         }
         if let at = deadlineAt { addDeadline(at, id) }

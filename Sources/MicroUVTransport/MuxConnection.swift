@@ -35,8 +35,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// its verdicts.
     @exclusivity(unchecked) var state: MuxStateMachine
     var peerSettingsReceived: Bool { state.settingsReceived }
-    /// Server: what serves new streams.
-    @exclusivity(unchecked) var handler: (any ServerHandler)?
+    /// Server: what serves new streams, opened once per server (see ``ServerHandlerRef``).
+    let handler: ServerHandlerRef?
     /// Server: the loop's workers for unary calls (the server's, shared by its connections on this loop).
     @exclusivity(unchecked) var workers: UnaryWorkerPool?
     /// Client: unary calls waiting for their response, by stream id.
@@ -98,8 +98,9 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// Connection-level events (TLS refusals, protocol errors).
     var logger: Logger?
 
-    init(role: Role, tcp: TCPConnection, settings: Settings) {
+    init(role: Role, tcp: TCPConnection, settings: Settings, handler: ServerHandlerRef? = nil) {
         self.role = role
+        self.handler = handler
         self.tcp = tcp
         self.loop = tcp.loop
         self.localSettings = settings
@@ -604,8 +605,8 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         case .error(let code, let reason):
             return failed(code, reason)
         }
-        guard handler != nil else { return true }
-        if endStream, let message, let workers, let unary = handler?.unaryHandler(for: head) {
+        guard let handler else { return true }
+        if endStream, let message, let workers, let unary = handler.unaryHandler(for: head) {
             // Unary fast path: no stream object, no queue, no new task.
             let arrived: Timestamp
             if let t = burstStartedAt { arrived = t } else { arrived = .now; burstStartedAt = arrived }
@@ -616,6 +617,15 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
                                                   peerCertificateSubject: peerCertificateSubject))
             return true
         }
+        openServerStream(id, head, message, endStream)
+        return true
+    }
+
+    /// A request served as a stream: its stream, queue and handler task. Out of line: the task's creation
+    /// (a resilient optional priority, sized at run time) cost the unary path a metadata lookup, a stack
+    /// allocation and two destroys through value witnesses per call while it was inline.
+    @inline(never)
+    private func openServerStream(_ id: UInt32, _ head: consuming RequestHead, _ message: UnsafeRawBufferPointer?, _ endStream: Bool) {
         let stream = MuxStream(id: id, connection: self, sendWindow: Int(peerSettings.initialWindow),
                                receiveWindow: Int(localSettings.initialWindow))
         let loop = self.loop
@@ -643,12 +653,11 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         }
         let serverStream = ServerStream(head: head, inbound: inbound, outbound: MuxServerOutbound(stream: stream, loop: loop),
                                         peer: peerDescription, peerCertificateSubject: peerCertificateSubject)
-        let handler = self.handler!
+        let handler = self.handler!.handler
         stream.handlerTask = Task(executorPreference: loop) {
             await handler.handleStream(serverStream)
             MuxConnection.onLoop(loop) { stream.connection.handlerReturned(stream) }
         }
-        return true
     }
 
     /// Ends a stream whose handler returned without ending it, so the client never waits forever.
@@ -797,5 +806,30 @@ final class MuxConnection: TCPConnectionDelegate, @unchecked Sendable {
         pingSentAt = now
         let opaque = pingCounter
         tcp.withOutbound(reserving: FrameEncoder.pingSize) { FrameEncoder.encodePing(ack: false, opaque: opaque, into: $0) }
+    }
+}
+
+/// A server's ``ServerHandler``, opened once when the server starts, behind a class reference that its
+/// connections share: the unary path's lookup per request is a call through the class's table. (Read from the
+/// connection as an existential, the handler was copied through its value witnesses twice per request, and each
+/// connection held its 40 bytes.)
+class ServerHandlerRef: @unchecked Sendable {
+    /// The handler itself, for the streams.
+    let handler: any ServerHandler
+
+    static func make(_ handler: some ServerHandler) -> ServerHandlerRef { Typed(handler) }
+
+    fileprivate init(_ handler: any ServerHandler) { self.handler = handler }
+
+    /// ``ServerHandler/unaryHandler(for:)`` of ``handler``.
+    func unaryHandler(for head: RequestHead) -> (any UnaryHandler)? { handler.unaryHandler(for: head) }
+
+    private final class Typed<Handler: ServerHandler>: ServerHandlerRef, @unchecked Sendable {
+        let typed: Handler
+        init(_ handler: Handler) {
+            typed = handler
+            super.init(handler)
+        }
+        override func unaryHandler(for head: RequestHead) -> (any UnaryHandler)? { typed.unaryHandler(for: head) }
     }
 }

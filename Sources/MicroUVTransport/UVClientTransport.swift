@@ -150,7 +150,8 @@ public final class UVClientTransport: ClientTransport {
         if let connection = ready {
             var deadlineAt: UInt64?
             if let deadline { deadlineAt = Self.loopTime(loop, plus: Self.milliseconds(until: deadline)) }
-            let id = try connection.reserveUnaryStream(head: head, messageCount: message.count)
+            let reservation = try connection.reserveUnaryStream(head: head, messageCount: message.count)
+            let id = reservation.id
             // The variant that inherits the caller's executor: `withTaskCancellationHandler` hops to its `isolation`
             // on entry and on return, two executor checks per call that each take the task's status-record lock
             // under an executor preference (docs/RPC.md, "A hidden cost"). Same handler semantics otherwise.
@@ -160,7 +161,7 @@ public final class UVClientTransport: ClientTransport {
                         connection.abandonUnary(id)
                         c.resume(returning: .failure(TransportError(.cancelled, "the caller's task was cancelled")))
                     } else {
-                        connection.sendUnary(id, head: head, message: message, deadlineAt: deadlineAt, continuation: c)
+                        connection.sendUnary(reservation, head: head, message: message, deadlineAt: deadlineAt, continuation: c)
                     }
                 }
             } onCancel: {
@@ -187,7 +188,8 @@ public final class UVClientTransport: ClientTransport {
         if let connection = ready {
             var deadlineAt: UInt64?
             if let deadline { deadlineAt = Self.loopTime(loop, plus: Self.milliseconds(until: deadline)) }
-            let id = try connection.reserveUnaryStream(head: head, messageCount: message.count)
+            let reservation = try connection.reserveUnaryStream(head: head, messageCount: message.count)
+            let id = reservation.id
             let cancel: @Sendable () -> Void = {
                 loop.execute { connection.cancelUnary(id, error: TransportError(.cancelled, "the call was cancelled")) }
             }
@@ -197,7 +199,7 @@ public final class UVClientTransport: ClientTransport {
                         connection.abandonUnary(id)
                         c.resume(returning: .failure(TransportError(.cancelled, "the call was cancelled")))
                     } else {
-                        connection.sendUnary(id, head: head, message: message, deadlineAt: deadlineAt, continuation: c)
+                        connection.sendUnary(reservation, head: head, message: message, deadlineAt: deadlineAt, continuation: c)
                     }
                 }
             } onCancel: {
@@ -237,10 +239,10 @@ public final class UVClientTransport: ClientTransport {
                                 return
                             }
                             do throws(TransportError) {
-                                let id = try connection.reserveUnaryStream(head: head, messageCount: message.count)
+                                let reservation = try connection.reserveUnaryStream(head: head, messageCount: message.count)
                                 let deadlineAt = deadline.map { Self.loopTime(loop, plus: Self.milliseconds(until: $0)) }
-                                handle.call = (connection, id)
-                                connection.sendUnary(id, head: head, message: message, deadlineAt: deadlineAt, continuation: c)
+                                handle.call = (connection, reservation.id)
+                                connection.sendUnary(reservation, head: head, message: message, deadlineAt: deadlineAt, continuation: c)
                             } catch {
                                 c.resume(returning: .failure(error))
                             }

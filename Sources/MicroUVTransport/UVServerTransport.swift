@@ -34,6 +34,7 @@ public final class UVServerTransport: ServerTransport {
 
     public func serve(_ handler: any ServerHandler) async throws {
         let states = perLoop
+        let handler = ServerHandlerRef.make(handler)
         let l = try await TCPListener.bind(loops: group.loops, address: requestedAddress) { tcp in
             let state = states[tcp.loop.index]
             state.accept(tcp, handler: handler)
@@ -109,7 +110,7 @@ final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
 
     var streamCount: Int { connections.values.reduce(0) { $0 + $1.activeStreams } }
 
-    func accept(_ tcp: TCPConnection, handler: any ServerHandler) {
+    func accept(_ tcp: TCPConnection, handler: ServerHandlerRef) {
         if draining {
             tcp.close()
             return
@@ -130,9 +131,8 @@ final class ServerLoopState: MuxConnectionOwner, @unchecked Sendable {
             refusal = limiter.admit(host)
             if refusal == nil { address = host }
         }
-        let c = MuxConnection(role: .server, tcp: tcp, settings: config.settings)
+        let c = MuxConnection(role: .server, tcp: tcp, settings: config.settings, handler: handler)
         c.logger = config.logger
-        c.handler = handler
         if workers == nil { workers = UnaryWorkerPool(loop: loop) }
         c.workers = workers
         c.owner = self

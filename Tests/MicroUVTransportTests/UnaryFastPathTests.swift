@@ -139,6 +139,40 @@ struct UnaryFastPathTests {
         await h.stop()
     }
 
+    /// The send checks a head's fields one by one only when its encoded size could hide a cut: at the edge too.
+    @Test("a head with a name or metadata above 65,535 bytes fails with invalidState on both ways; one just below goes through",
+          arguments: [false, true])
+    func headTooLargeToEncode(onLoop: Bool) async throws {
+        let probe = ProbeHandler(.echo)
+        let h = try await Harness.start(serverHandler: probe)
+        let client = h.client, address = h.address
+        let loop = try client.loop(for: address)
+        func call(_ head: RequestHead) async -> TransportError.Code? {
+            let task = onLoop ? Task(executorPreference: loop) { try await client.unary(to: address, head: head, message: [1]) }
+                              : Task { try await client.unary(to: address, head: head, message: [1]) }
+            do {
+                let r = try await task.value
+                return r.status == .ok ? nil : .protocolError
+            } catch let e as TransportError {
+                return e.code
+            } catch {
+                return .protocolError
+            }
+        }
+        #expect(await call(head) == nil)  // the connection is ready: the next calls from the loop take the fast path
+        let long = String(repeating: "s", count: 65_536)
+        #expect(await call(RequestHead(service: long, endpoint: "E")) == .invalidState)
+        #expect(await call(RequestHead(service: "svc", endpoint: long)) == .invalidState)
+        #expect(await call(RequestHead(service: "svc", endpoint: "E", metadata: ["k": long])) == .invalidState)
+        // Two characters of 3 bytes at the end: cut, 65,536 bytes would back up to 65,533.
+        let cutMultibyte = String(repeating: "s", count: 65_530) + "€€"
+        #expect(await call(RequestHead(service: "svc", endpoint: cutMultibyte)) == .invalidState)
+        #expect(await call(RequestHead(service: "svc", endpoint: String(repeating: "s", count: 65_535))) == nil)
+        #expect(await call(head) == nil)
+        #expect(probe.calls.load(ordering: .relaxed) == 3)
+        await h.stop()
+    }
+
     @Test("the client holds calls above the server's MAX_CONCURRENT_STREAMS back instead of overrunning it")
     func honoursPeerLimit() async throws {
         var server = UVTransportConfiguration()
