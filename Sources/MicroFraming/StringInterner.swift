@@ -48,6 +48,15 @@ public struct StringInterner {
     /// a connection repeats are found at the first comparison.
     public mutating func string(_ bytes: UnsafeRawBufferPointer, kind: Int = 0) -> String? {
         if bytes.isEmpty { return "" }
+        // The name this field had last time, first and alone: a connection repeats its names, and this costs one
+        // comparison of the bytes (no prefix to build, no scan).
+        let last = lastHit(kind)
+        if last < entries.count {
+            let same = entries.withUnsafeBufferPointer { table in
+                table[last].count == bytes.count && table[last].bytes.withUnsafeBytes { equalBytes($0, bytes) }
+            }
+            if same { return entries[last].string }
+        }
         guard capacity > 0, bytes.count <= Self.maxLength else { return Self.decode(bytes) }
         let prefix = Self.prefix(bytes)
         let n = entries.count

@@ -2,7 +2,6 @@ internal import MicroEventLoop
 internal import MicroCore
 internal import MicroFraming
 
-/// A unary call a client waits for: the continuation of the calling task and what arrived so far.
 /// A unary call's stream id and the size of its REQUEST frame, as ``MuxConnection/reserveUnaryStream(head:messageCount:)``
 /// checked it (the send reserves that much without encoding the head's size again).
 struct UnaryReservation {
@@ -10,6 +9,7 @@ struct UnaryReservation {
     let frameSize: Int
 }
 
+/// A unary call a client waits for: the continuation of the calling task and what arrived so far.
 struct PendingUnary {
     let continuation: UnsafeContinuation<Result<UnaryResponse, TransportError>, Never>
     var head: ResponseHead?
