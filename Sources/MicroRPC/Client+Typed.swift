@@ -11,7 +11,7 @@ extension Client {
         request: Req,
         as responseType: Res.Type = Res.self,
         contentType: String? = nil,
-        metadata: Metadata = [:],
+        metadata: Metadata = Metadata(),
         options: CallOptions = CallOptions()
     ) async throws -> Res {
         let type = contentType ?? defaultContentType(for: Req.self)

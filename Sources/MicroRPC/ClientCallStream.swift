@@ -95,7 +95,7 @@ extension Client {
         service: String,
         endpoint: String,
         contentType: String = ContentType.raw,
-        metadata: Metadata = [:],
+        metadata: Metadata = Metadata(),
         options: CallOptions = CallOptions()
     ) async throws -> ClientCallStream {
         guard let codec = configuration.codecs.codec(for: contentType) else {

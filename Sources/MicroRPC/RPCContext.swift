@@ -50,7 +50,7 @@ extension RPCContext {
     /// In an extension, so that the struct keeps its memberwise initializer. That one builds the value at once;
     /// an initializer that assigns field by field builds it in a `self` variable, and the optimizer keeps a copy
     /// of it on return (a retain and a release of each reference, per call: counted on the server's path).
-    public init(service: String, endpoint: String, deadline: Timestamp? = nil, metadata: Metadata = [:],
+    public init(service: String, endpoint: String, deadline: Timestamp? = nil, metadata: Metadata = Metadata(),
                 peer: String = "", attempt: UInt16 = 1, peerCertificateSubject: String? = nil, identity: PeerIdentity? = nil,
                 receivedAt: Timestamp? = nil) {
         self.receivedAt = receivedAt ?? .now

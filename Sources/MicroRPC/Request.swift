@@ -9,7 +9,7 @@ public struct Request: Sendable {
     public var body: [UInt8]
     public var metadata: Metadata
 
-    public init(service: String, endpoint: String, contentType: String = ContentType.raw, body: [UInt8], metadata: Metadata = [:]) {
+    public init(service: String, endpoint: String, contentType: String = ContentType.raw, body: [UInt8], metadata: Metadata = Metadata()) {
         self.service = service
         self.endpoint = endpoint
         self.contentType = contentType
@@ -23,7 +23,7 @@ public struct Response: Sendable {
     public var body: [UInt8]
     public var metadata: Metadata
 
-    public init(body: [UInt8], metadata: Metadata = [:]) {
+    public init(body: [UInt8], metadata: Metadata = Metadata()) {
         self.body = body
         self.metadata = metadata
     }

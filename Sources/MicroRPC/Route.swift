@@ -15,6 +15,9 @@ final class Route: UnaryHandler, @unchecked Sendable {
 
     let endpoint: String
     let kind: Kind
+    /// The handler of a unary route, apart from ``kind``: read from the `let`, it is borrowed (taking it out of the
+    /// enum copied the closure, a retain and a release per call).
+    private let unaryBody: UnaryRequestHandler?
     let server: ServerCore
     /// Whether its calls count against the server's concurrency limit (health checks do not). They are counted in
     /// and out by ``handle(_:)`` itself (``Admission``), so a request that never reaches it was never counted.
@@ -23,6 +26,7 @@ final class Route: UnaryHandler, @unchecked Sendable {
     init(endpoint: String, kind: Kind, server: ServerCore, counted: Bool = true) {
         self.endpoint = endpoint
         self.kind = kind
+        if case .unary(let body) = kind { unaryBody = body } else { unaryBody = nil }
         self.server = server
         self.counted = counted
     }
@@ -30,7 +34,7 @@ final class Route: UnaryHandler, @unchecked Sendable {
     var isStream: Bool { if case .stream = kind { true } else { false } }
 
     nonisolated(nonsending) func handle(_ request: consuming UnaryRequest) async -> UnaryReply {
-        guard case .unary(let body) = kind else { return refusal(request) }
+        guard let body = unaryBody else { return refusal(request) }
         if counted {
             guard server.admission.tryEnter() else { return UnaryReply(head: ResponseHead(status: server.overloadStatus), message: nil) }
         }

@@ -208,8 +208,9 @@ final class UnaryWorkerPool: LoopFlushable, @unchecked Sendable {
 
 /// One worker task of a ``UnaryWorkerPool``. Loop-confined.
 final class UnaryWorker: @unchecked Sendable {
-    /// The call running now (connection and stream), for cancellation.
-    @exclusivity(unchecked) private(set) var connection: MuxConnection?
+    /// The call running now (connection and stream), for cancellation. Unowned: the running call holds its
+    /// connection, and this is nil once it ended (no retain and release per call).
+    @exclusivity(unchecked) private(set) unowned(unsafe) var connection: MuxConnection?
     @exclusivity(unchecked) private(set) var streamID: UInt32 = 0
     @exclusivity(unchecked) private(set) var callCancelled = false
     /// Counts the calls this worker ran: tells a deadline watch whether its call is still the one running.

@@ -12,7 +12,7 @@ public struct RequestHead: Equatable, Sendable {
 
     @inlinable
     public init(service: String, endpoint: String, contentType: String = "application/octet-stream",
-                timeoutMicroseconds: UInt64 = 0, attempt: UInt16 = 1, metadata: Metadata = [:]) {
+                timeoutMicroseconds: UInt64 = 0, attempt: UInt16 = 1, metadata: Metadata = Metadata()) {
         self.service = service
         self.endpoint = endpoint
         self.contentType = contentType

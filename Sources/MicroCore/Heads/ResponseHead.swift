@@ -4,7 +4,7 @@ public struct ResponseHead: Equatable, Sendable {
     public var metadata: Metadata
 
     @inlinable
-    public init(status: Status = .ok, metadata: Metadata = [:]) {
+    public init(status: Status = .ok, metadata: Metadata = Metadata()) {
         self.status = status
         self.metadata = metadata
     }

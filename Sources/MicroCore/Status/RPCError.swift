@@ -19,7 +19,7 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
     /// idempotent.
     public var workNotStarted: Bool
 
-    public init(_ code: Code, _ message: String, metadata: Metadata = [:], cause: (any Error)? = nil, workNotStarted: Bool = false) {
+    public init(_ code: Code, _ message: String, metadata: Metadata = Metadata(), cause: (any Error)? = nil, workNotStarted: Bool = false) {
         self.code = code
         self.message = message
         self.metadata = metadata
