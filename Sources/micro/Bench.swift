@@ -228,15 +228,11 @@ struct Bench: AsyncParsableCommand {
             switch (layer, mode) {
             case (.transport, _):
                 let head = RequestHead(service: "bench", endpoint: "Echo.Call")
-                ok = try await run.unary {
-                    let r = try await clientTransport.unary(to: bound, head: head, message: payload)
-                    guard r.status == .ok else { throw TransportError(.protocolError, "bad echo \(r.status)") }
-                    return r.message?.count ?? -1
-                }
+                ok = try await run.unary(TransportLoadCall(transport: clientTransport, address: bound, head: head, message: payload))
             case (.rpc, .unary):
                 let request = Request(service: "bench", endpoint: "Echo.Call", body: payload)
                 let options = CallOptions(address: bound)
-                ok = try await run.unary { try await client.call(request, options: options).body.count }
+                ok = try await run.unary(ClientLoadCall(client: client, request: request, options: options))
             case (.rpc, .stream):
                 ok = try await run.streams(client, service: "bench", endpoint: "Echo.Stream", contentType: ContentType.raw,
                                            options: CallOptions(address: bound))
@@ -293,7 +289,7 @@ struct Bench: AsyncParsableCommand {
                               serverLoops: [], serverProcess: serverPid)
             let client = micro.client
             if mode == .unary {
-                outcome = .success(try await run.unary { try await client.call(request, options: callOptions).body.count })
+                outcome = .success(try await run.unary(ClientLoadCall(client: client, request: request, options: callOptions)))
             } else {
                 outcome = .success(try await run.streams(client, service: serviceName, endpoint: endpointName, contentType: contentType, options: callOptions))
             }

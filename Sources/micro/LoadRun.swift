@@ -3,6 +3,7 @@ import Glibc
 import MicroCore
 import MicroEventLoop
 import MicroRPC
+import MicroUVTransport
 import Synchronization
 
 /// One bounded load run: `concurrency` workers, each on a client loop (so a call never changes threads), call
@@ -17,6 +18,36 @@ import Synchronization
 /// 200 µs tick), waiting on a loop alarm (no thread hop), and a call's latency counts from its scheduled time, so a
 /// stall that delays the calls behind it shows in their latency (no coordinated omission). A worker that falls
 /// behind calls at once; calls still due when the window ends are not made, and reported.
+
+/// One unary call of a load run; returns the answer's byte count.
+protocol UnaryLoadCall: Sendable {
+    nonisolated(nonsending) func once() async throws -> Int
+}
+
+/// A unary call through the RPC layer's client.
+struct ClientLoadCall: UnaryLoadCall {
+    let client: Client
+    let request: Request
+    let options: CallOptions
+
+    @inline(__always)
+    nonisolated(nonsending) func once() async throws -> Int { try await client.call(request, options: options).body.count }
+}
+
+/// A unary call on the transport alone (`micro bench --layer transport`).
+struct TransportLoadCall: UnaryLoadCall {
+    let transport: UVClientTransport
+    let address: String
+    let head: RequestHead
+    let message: [UInt8]
+
+    @inline(__always)
+    nonisolated(nonsending) func once() async throws -> Int {
+        let r = try await transport.unary(to: address, head: head, message: message)
+        guard r.status == .ok else { throw TransportError(.protocolError, "bad echo \(r.status)") }
+        return r.message?.count ?? -1
+    }
+}
 
 final class LoadRun: Sendable {
     let payload: [UInt8]
@@ -65,8 +96,10 @@ final class LoadRun: Sendable {
         firstError.withLock { if $0 == nil { $0 = "\(error)" } }
     }
 
-    /// Unary calls made by `call`, which returns the answer's byte count.
-    func unary(_ call: nonisolated(nonsending) @escaping @Sendable () async throws -> Int) async throws -> Bool {
+    /// Unary calls made by `call`, which returns the answer's byte count. Generic, so that each worker's call is a
+    /// direct call of the specialized `call` (a closure cost each call a thunk's frame and an executor check: load
+    /// generator work counted as the client's).
+    func unary<Call: UnaryLoadCall>(_ call: Call) async throws -> Bool {
         let start = Timestamp.now
         let measureFrom = start.advanced(by: warmup)
         let stopAt = measureFrom.advanced(by: duration)
@@ -105,7 +138,7 @@ final class LoadRun: Sendable {
                     let measured = sentAt >= measureFrom
                     let t0 = due ?? sentAt
                     do {
-                        let n = try await call()
+                        let n = try await call.once()
                         if expected >= 0 && n != expected { throw RPCError(.dataLoss, "echo of \(expected) B came back as \(n) B") }
                         self.completed.add(1, ordering: .relaxed)
                         if measured { buffer.append(UInt32(clamping: t0.nanoseconds(to: .now) / 1000)) }
