@@ -25,15 +25,19 @@ public enum ServerOutboundPart: Sendable {
 /// The response to a unary call: the head (status, metadata), the message if any, and trailers if sent.
 public struct UnaryResponse: Sendable, Equatable {
     public var head: ResponseHead
-    public var message: [UInt8]?
+    // Declared before `message`, so that the memberwise initializer (`head:trailers:message:`) differs from the
+    // public one, which builds through it (see ``init(head:message:trailers:)``).
     public var trailers: ResponseHead?
-
-    public init(head: ResponseHead, message: [UInt8]?, trailers: ResponseHead? = nil) {
-        self.head = head
-        self.message = message
-        self.trailers = trailers
-    }
+    public var message: [UInt8]?
 
     /// The final status: the trailers' when present, else the head's.
     public var status: Status { trailers?.status ?? head.status }
+}
+
+extension UnaryResponse {
+    // Through the memberwise initializer: the value is made at once. Assigned field by field, every response was
+    // built twice on the client, copied (a retain per reference) and one copy destroyed.
+    public init(head: ResponseHead, message: [UInt8]?, trailers: ResponseHead? = nil) {
+        self.init(head: head, trailers: trailers, message: message)
+    }
 }
