@@ -20,11 +20,14 @@ public struct Request: Sendable {
 
 /// A call's successful response: the body and the metadata the server sent.
 public struct Response: Sendable {
-    public var body: [UInt8]
     public var metadata: Metadata
+    public var body: [UInt8]
+}
 
+extension Response {
+    // Through the memberwise initializer (the stored properties' order makes its labels differ from these): the
+    // value is made at once. Assigned field by field, a value was built twice, copied and one copy destroyed.
     public init(body: [UInt8], metadata: Metadata = Metadata()) {
-        self.body = body
-        self.metadata = metadata
+        self.init(metadata: metadata, body: body)
     }
 }

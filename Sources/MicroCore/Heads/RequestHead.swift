@@ -6,18 +6,17 @@ public struct RequestHead: Equatable, Sendable {
     /// The caller's remaining budget in microseconds when the frame was sent; 0 means no deadline.
     /// Always relative: clocks of the two hosts are never compared.
     public var timeoutMicroseconds: UInt64
+    public var metadata: Metadata
     /// 1 for the first attempt, 2 for the first retry, ...
     public var attempt: UInt16
-    public var metadata: Metadata
+}
 
-    @inlinable
+extension RequestHead {
+    // Through the memberwise initializer (the stored properties' order makes its labels differ from these): the
+    // value is made at once. Assigned field by field, a value was built twice, copied and one copy destroyed.
     public init(service: String, endpoint: String, contentType: String = "application/octet-stream",
                 timeoutMicroseconds: UInt64 = 0, attempt: UInt16 = 1, metadata: Metadata = Metadata()) {
-        self.service = service
-        self.endpoint = endpoint
-        self.contentType = contentType
-        self.timeoutMicroseconds = timeoutMicroseconds
-        self.attempt = attempt
-        self.metadata = metadata
+        self.init(service: service, endpoint: endpoint, contentType: contentType, timeoutMicroseconds: timeoutMicroseconds,
+                  metadata: metadata, attempt: attempt)
     }
 }

@@ -27,12 +27,15 @@ extension UnaryRequest {
 
 /// The answer to a ``UnaryRequest``: status and metadata, and the message (absent for an error).
 public struct UnaryReply: Sendable {
-    public var head: ResponseHead
     public var message: [UInt8]?
+    public var head: ResponseHead
+}
 
+extension UnaryReply {
+    // Through the memberwise initializer (the stored properties' order makes its labels differ from these): the
+    // value is made at once. Assigned field by field, a value was built twice, copied and one copy destroyed.
     public init(head: ResponseHead = ResponseHead(), message: [UInt8]?) {
-        self.head = head
-        self.message = message
+        self.init(message: message, head: head)
     }
 }
 
