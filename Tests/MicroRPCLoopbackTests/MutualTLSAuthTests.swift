@@ -90,6 +90,29 @@ struct MutualTLSAuthTests {
         #expect(serverGroup.shutdownGracefully())
     }
 
+    /// A unary call whose message comes in a DATA frame after its head is served as a stream; the request the
+    /// handler gets must carry the peer's certificate all the same.
+    @Test("a unary call sent as a stream (head, then its message in a DATA frame) names the caller by its certificate too")
+    func certificateIdentityOnTheStreamPath() async throws {
+        let (serverGroup, server) = try await server(requireClientCertificate: true)
+        let (clientGroup, transport, _) = try client(withCertificate: true)
+        let stream = try await transport.openStream(to: server.serviceRecord.nodes[0].address,
+                                                    head: RequestHead(service: "svc", endpoint: "Who.Am"),
+                                                    firstMessage: nil, endOfInput: false,
+                                                    deadline: Timestamp.now.advanced(by: .seconds(20)))
+        try await stream.send([])
+        try await stream.finish()
+        let answer = try await stream.collect()
+        #expect(answer.trailers?.status ?? answer.head.status == .ok, "\(answer)")
+        let who = String(decoding: answer.messages.first ?? [], as: UTF8.self)
+        #expect(who.hasPrefix("micro client|certificate|"), "\(who)")
+        #expect(who.contains("CN=micro client"), "\(who)")
+        await transport.shutdown()
+        await server.shutdown(gracePeriod: .milliseconds(100))
+        #expect(clientGroup.shutdownGracefully())
+        #expect(serverGroup.shutdownGracefully())
+    }
+
     @Test("without a client certificate the caller is unauthenticated, unless its bearer token names it; open endpoints and health need nothing")
     func tokenOrNothing() async throws {
         let (serverGroup, server) = try await server(requireClientCertificate: false)
