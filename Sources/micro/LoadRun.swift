@@ -3,7 +3,6 @@ import Glibc
 import MicroCore
 import MicroEventLoop
 import MicroRPC
-import MicroUVTransport
 import Synchronization
 
 /// One bounded load run: `concurrency` workers, each on a client loop (so a call never changes threads), call
@@ -18,37 +17,6 @@ import Synchronization
 /// 200 µs tick), waiting on a loop alarm (no thread hop), and a call's latency counts from its scheduled time, so a
 /// stall that delays the calls behind it shows in their latency (no coordinated omission). A worker that falls
 /// behind calls at once; calls still due when the window ends are not made, and reported.
-
-/// One unary call of a load run; returns the answer's byte count.
-protocol UnaryLoadCall: Sendable {
-    nonisolated(nonsending) func once() async throws -> Int
-}
-
-/// A unary call through the RPC layer's client.
-struct ClientLoadCall: UnaryLoadCall {
-    let client: Client
-    let request: Request
-    let options: CallOptions
-
-    @inline(__always)
-    nonisolated(nonsending) func once() async throws -> Int { try await client.call(request, options: options).body.count }
-}
-
-/// A unary call on the transport alone (`micro bench --layer transport`).
-struct TransportLoadCall: UnaryLoadCall {
-    let transport: UVClientTransport
-    let address: String
-    let head: RequestHead
-    let message: [UInt8]
-
-    @inline(__always)
-    nonisolated(nonsending) func once() async throws -> Int {
-        let r = try await transport.unary(to: address, head: head, message: message)
-        guard r.status == .ok else { throw TransportError(.protocolError, "bad echo \(r.status)") }
-        return r.message?.count ?? -1
-    }
-}
-
 final class LoadRun: Sendable {
     let payload: [UInt8]
     let echoed: Bool
